@@ -1,0 +1,80 @@
+"""What the lake holds: filter options, the ingest history and the quarantine. Queries only."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from analytics.store import query
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Distinct values for the shared sidebar filters, and the date span of the orders (or quotes)."""
+
+    def distinct(sql: str) -> list[str]:
+        return [r[0] for r in con.execute(sql).fetchall() if r[0] is not None]
+
+    span = con.execute(
+        "SELECT min(ts)::DATE, max(ts)::DATE FROM (SELECT ts FROM orders UNION ALL SELECT ts FROM fills)"
+    ).fetchone()
+    return {
+        "portfolio": distinct(
+            "SELECT portfolio_id FROM portfolios UNION SELECT DISTINCT portfolio_id FROM decisions ORDER BY 1"
+        ),
+        "symbol": distinct("SELECT symbol FROM securities UNION SELECT DISTINCT symbol FROM orders ORDER BY 1"),
+        "broker": distinct("SELECT DISTINCT broker FROM orders WHERE action = 'NEW' ORDER BY 1"),
+        "algo": distinct("SELECT DISTINCT algo FROM orders WHERE action = 'NEW' ORDER BY 1"),
+        "venue": distinct("SELECT DISTINCT venue FROM fills ORDER BY 1"),
+        "start": span[0] if span else None,
+        "end": span[1] if span else None,
+    }
+
+
+def recent_ingests(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pl.DataFrame:
+    """One row per ingest batch, newest first: when, lake version, files and row counts."""
+    return query(
+        con,
+        """SELECT batch_id, max(ingested_at) AS ingested_at, max(version) AS version,
+                  count(DISTINCT file_sha256) AS files, sum(read)::BIGINT AS read, sum(accepted)::BIGINT AS accepted,
+                  sum(duplicate)::BIGINT AS duplicate, sum(quarantined)::BIGINT AS quarantined,
+                  string_agg(DISTINCT "table", ', ' ORDER BY "table") AS tables
+           FROM ingests GROUP BY batch_id ORDER BY ingested_at DESC LIMIT ?""",
+        [limit],
+    )
+
+
+def ingest_files(con: duckdb.DuckDBPyConnection, batch_id: str) -> pl.DataFrame:
+    """The files of one batch with their per-table counts."""
+    return query(
+        con,
+        """SELECT source_file, format, "table", read, accepted, duplicate, quarantined, file_bytes
+           FROM ingests WHERE batch_id = ? ORDER BY source_file, "table\"""",
+        [batch_id],
+    )
+
+
+def quarantine_counts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return query(
+        con,
+        'SELECT "table", reason, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY rows DESC, "table", reason',
+    )
+
+
+def quarantine_rows(
+    con: duckdb.DuckDBPyConnection,
+    reasons: list[str] | None = None,
+    tables: list[str] | None = None,
+    batch_id: str | None = None,
+    limit: int = 1000,
+) -> pl.DataFrame:
+    """Quarantined rows, newest first, optionally by reason, table and batch (all bound parameters)."""
+    return query(
+        con,
+        """SELECT ingested_at, "table", reason, detail, source_file, line, event_id, raw, batch_id
+           FROM quarantine
+           WHERE (? IS NULL OR reason IN (SELECT unnest(?::VARCHAR[])))
+             AND (? IS NULL OR "table" IN (SELECT unnest(?::VARCHAR[])))
+             AND (? IS NULL OR batch_id = ?)
+           ORDER BY ingested_at DESC, source_file, line LIMIT ?""",
+        [reasons or None, reasons or [], tables or None, tables or [], batch_id, batch_id, limit],
+    )

@@ -1,0 +1,42 @@
+"""Post-trade analytics: the Streamlit entry point.
+
+Builds the navigation and the shared sidebar filters; on the very first run against an empty lake it
+builds the demo lake (simulated desk, with faults, through the normal ingest) before opening.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import streamlit as st  # noqa: E402
+
+from analytics.demo import ensure_demo_lake  # noqa: E402
+from ui import filters, state  # noqa: E402
+
+st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="wide")
+
+
+def _first_run() -> None:
+    lake = state.lake()
+    if lake.exists():
+        return
+    st.title("Post-trade analytics")
+    st.info("The lake is empty: building a demo desk (simulated orders, fills and market data) for you.")
+    bar = st.progress(0.0, text="starting")
+    ensure_demo_lake(lake, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    st.cache_data.clear()
+    st.rerun()
+
+
+_first_run()
+
+pages = {
+    "Data": [
+        st.Page("pages/data.py", title="Data", icon="🗄️", url_path="data", default=True),
+    ],
+}
+nav = st.navigation(pages)
+filters.sidebar()
+nav.run()
