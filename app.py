@@ -10,10 +10,10 @@ import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from analytics.demo import ensure_demo_lake  # noqa: E402
-from ui import filters, state  # noqa: E402
+from analytics.demo import ensure_demo_lake
+from ui import filters, state
 
 st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="wide")
 

@@ -170,6 +170,13 @@ class Parsed:
             self.frames.setdefault(table, []).append(df)
 
 
+def _utf8_or_none(b: bytes) -> str | None:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     """JSON Lines: each line one event; ``event_type`` (and ``kind`` for market data) picks the table,
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
@@ -177,13 +184,17 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     data = src.path.read_bytes()
     lines = data.split(b"\n")
     raw = pl.Series("raw", lines, dtype=pl.Binary)
+    try:
+        text = raw.cast(pl.String)
+    except pl.exceptions.ComputeError:  # a line is not UTF-8: the cast raises even with strict=False
+        text = pl.Series([_utf8_or_none(b) for b in lines], dtype=pl.String)
     lf = pl.DataFrame(
         {
             "line": pl.int_range(1, len(lines) + 1, eager=True, dtype=pl.Int64),
             "raw": raw,
+            "text": text,
         }
     )
-    lf = lf.with_columns(pl.col("raw").cast(pl.String, strict=False).alias("text"))
     lf = lf.with_columns(pl.col("text").str.strip_suffix("\r"))
     lf = lf.filter(~(pl.col("text").is_not_null() & (pl.col("text").str.strip_chars() == "")))  # blank lines
     parsed = Parsed()
@@ -295,7 +306,7 @@ def _split_by_event_type(df: pl.DataFrame, parsed: Parsed) -> None:
         parsed.rejects.append(
             bad.select(
                 pl.lit(UNKNOWN).alias("table"),
-                pl.col("_line"),
+                pl.col("_line").alias("line"),
                 pl.lit("unknown_event_type").alias("reason"),
                 pl.concat_str(pl.lit("unknown event_type/kind '"), et.fill_null(""), pl.lit("'")).alias("detail"),
                 _row_json(bad.drop("__tbl", "_line")).alias("raw"),
@@ -652,20 +663,22 @@ class _Batch:
                 df = df.filter(~unknown)
                 if table == "fills":
                     mismatch = (pl.col("symbol") != pl.col("o_symbol")) | (pl.col("side") != pl.col("o_side"))
+                    # The detail needs the order's columns, which must not leak into the raw row.
+                    detail = pl.concat_str(
+                        pl.lit("fill is "),
+                        pl.col("side"),
+                        pl.lit(" "),
+                        pl.col("symbol"),
+                        pl.lit(" but its order is "),
+                        pl.col("o_side"),
+                        pl.lit(" "),
+                        pl.col("o_symbol"),
+                    )
                     self._reject_rows(
                         table,
-                        df.filter(mismatch).drop("o_symbol", "o_side"),
+                        df.filter(mismatch).with_columns(detail.alias("_detail")).drop("o_symbol", "o_side"),
                         "order_mismatch",
-                        pl.concat_str(
-                            pl.lit("fill is "),
-                            pl.col("side"),
-                            pl.lit(" "),
-                            pl.col("symbol"),
-                            pl.lit(" but its order is "),
-                            pl.col("o_side"),
-                            pl.lit(" "),
-                            pl.col("o_symbol"),
-                        ),
+                        pl.col("_detail"),
                     )
                     df = df.filter(~mismatch)
                 df = df.drop("o_symbol", "o_side")

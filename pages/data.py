@@ -86,7 +86,7 @@ with tab_upload:
     )
     table_choice = st.selectbox(
         "Table (when neither the file name nor an event_type column says)",
-        ["from file"] + sorted(TABLES),
+        ["from file", *sorted(TABLES)],
         key="upload_type",
     )
     if st.button("Ingest", type="primary", disabled=not uploads, key="upload_go"):
