@@ -53,6 +53,12 @@ def ingest_files(con: duckdb.DuckDBPyConnection, batch_id: str) -> pl.DataFrame:
     )
 
 
+def quarantine_sources(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Source files with quarantined rows, most recent ingest first."""
+    rows = con.execute("SELECT source_file FROM quarantine GROUP BY 1 ORDER BY max(ingested_at) DESC, 1").fetchall()
+    return [r[0] for r in rows]
+
+
 def quarantine_counts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return query(
         con,
@@ -65,16 +71,29 @@ def quarantine_rows(
     reasons: list[str] | None = None,
     tables: list[str] | None = None,
     batch_id: str | None = None,
+    sources: list[str] | None = None,
     limit: int = 1000,
 ) -> pl.DataFrame:
-    """Quarantined rows, newest first, optionally by reason, table and batch (all bound parameters)."""
+    """Quarantined rows, newest first, optionally by reason, table, source file and batch (all bound
+    parameters)."""
     return query(
         con,
         """SELECT ingested_at, "table", reason, detail, source_file, line, event_id, raw, batch_id
            FROM quarantine
            WHERE (? IS NULL OR reason IN (SELECT unnest(?::VARCHAR[])))
              AND (? IS NULL OR "table" IN (SELECT unnest(?::VARCHAR[])))
+             AND (? IS NULL OR source_file IN (SELECT unnest(?::VARCHAR[])))
              AND (? IS NULL OR batch_id = ?)
            ORDER BY ingested_at DESC, source_file, line LIMIT ?""",
-        [reasons or None, reasons or [], tables or None, tables or [], batch_id, batch_id, limit],
+        [
+            reasons or None,
+            reasons or [],
+            tables or None,
+            tables or [],
+            sources or None,
+            sources or [],
+            batch_id,
+            batch_id,
+            limit,
+        ],
     )

@@ -143,7 +143,9 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[
                 pass
         except OSError as e:
             raise IngestError(f"{f}: cannot be read ({e.strerror})") from e
-        word = f.name.split(".")[0].replace("-", "_").split("_")[0]
+        stem = f.name.split(".")[0].replace("-", "_").lower()
+        # The first word, or a whole table name that has an underscore (benchmark_weights_2026-03.csv).
+        word = next((t for t in TABLES if stem == t or stem.startswith(t + "_")), stem.split("_")[0])
         out.append(Source(f, FORMATS[f.suffix.lower()], type_name, table_for_name(word), i, str(f)))
     return out
 
@@ -313,7 +315,10 @@ def _split_by_event_type(df: pl.DataFrame, parsed: Parsed) -> None:
             )
         )
     for (t,), part in df.filter(pl.col("__tbl").is_not_null()).partition_by("__tbl", as_dict=True).items():
-        parsed.add(t, _with_extra(part.drop("__tbl"), t))
+        part = part.drop("__tbl")
+        # The other event types' columns are null on this table's rows: they are not extra fields.
+        empty = [c for c in part.columns if c not in TABLES[t].columns and part[c].null_count() == part.height]
+        parsed.add(t, _with_extra(part.drop(empty), t))
 
 
 def _row_json(df: pl.DataFrame) -> pl.Expr:
@@ -322,9 +327,18 @@ def _row_json(df: pl.DataFrame) -> pl.Expr:
     return pl.struct([pl.col(c).cast(pl.String) for c in cols]).struct.json_encode()
 
 
-def _raw_expr(df: pl.DataFrame) -> pl.Expr:
-    """The row as received: its JSON line where it came as one, else its fields as a JSON object."""
+def _raw_expr(df: pl.DataFrame, cols_by_src: dict[int, list[str]] | None = None) -> pl.Expr:
+    """The row as received: its JSON line where it came as one, else its fields as a JSON object.
+    ``cols_by_src``: each file's own columns, so that a row concatenated with other files' rows does not
+    pick up their columns as nulls (its raw content, hence its quarantine dedupe, must not depend on which
+    other files share the batch)."""
     as_json = _row_json(df)
+    present = set(df["_src"].unique().to_list()) if cols_by_src else set()
+    for i, cols in (cols_by_src or {}).items():
+        if i not in present:
+            continue
+        own = pl.struct([pl.col(c).cast(pl.String) for c in cols if c in df.columns]).struct.json_encode()
+        as_json = pl.when(pl.col("_src") == i).then(own).otherwise(as_json)
     return pl.coalesce(pl.col("_raw"), as_json) if "_raw" in df.columns else as_json
 
 
@@ -432,6 +446,7 @@ class _Batch:
         self.tally: list[pl.DataFrame] = []  # columns: _src, table, status, n
         self.quarantine: list[pl.DataFrame] = []
         self.accepted: dict[str, list[pl.DataFrame]] = {}  # key columns of rows accepted in this batch
+        self.src_cols: dict[str, dict[int, list[str]]] = {}  # table -> file index -> the file's columns
         self.con = lake.connect(writer.base)
 
     # -- accounting ------------------------------------------------------------------------------
@@ -440,7 +455,7 @@ class _Batch:
             return
         s = pl.lit(src) if isinstance(src, int) else src
         self.tally.append(
-            df.select(s.cast(pl.Int64).alias("_src"))
+            df.with_columns(s.cast(pl.Int64).alias("_src"))  # with_columns: a literal fills every row
             .group_by("_src")
             .len("n")
             .with_columns(pl.lit(table).alias("table"), pl.lit(status).alias("status"))
@@ -513,7 +528,7 @@ class _Batch:
         v = validate(table, df)
         bad = v.filter(pl.col("_reason").is_not_null())
         if bad.height:
-            raw = _raw_expr(bad)
+            raw = _raw_expr(bad, self.src_cols.get(table))
             eid = pl.col("__t_event_id") if "event_id" in TABLES[table].columns else pl.lit(None, pl.String)
             self.reject(
                 bad.select(
@@ -536,7 +551,7 @@ class _Batch:
     def _reject_rows(self, table: str, rows: pl.DataFrame, reason: str, detail: pl.Expr) -> None:
         if rows.height == 0:
             return
-        raw = _raw_expr(rows)
+        raw = _raw_expr(rows, self.src_cols.get(table))
         eid = pl.col("event_id") if "event_id" in rows.columns else pl.lit(None, pl.String)
         self.reject(
             rows.select(
@@ -594,32 +609,6 @@ class _Batch:
 
     def references(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
         """Referential and uniqueness rules against the lake and this batch's accepted rows."""
-        if table in _UNIQUE_IDS:
-            col, where = _UNIQUE_IDS[table]
-            cand = df.filter(pl.col("action") == "NEW") if table == "orders" else df
-            self.con.register("ids", cand.select(col).unique().to_arrow())
-            taken = query(
-                self.con,
-                f"SELECT DISTINCT {quote_ident(col)} FROM {quote_ident(table)} WHERE {where} "
-                f"AND {quote_ident(col)} IN (SELECT {quote_ident(col)} FROM ids)",
-            )
-            self.con.unregister("ids")
-            # Taken in the lake, or by an earlier event of this batch: the later event is the conflict.
-            clash_ords = cand.sort("_ord").filter(
-                pl.col(col).is_in(taken[col].implode()) | (pl.int_range(pl.len()).over(col) > 0)
-            )["_ord"]
-            clash = pl.col("_ord").is_in(clash_ords.implode())
-            self._reject_rows(
-                table,
-                df.filter(clash),
-                "conflict",
-                pl.concat_str(
-                    pl.lit(f"{col} '"),
-                    pl.col(col),
-                    pl.lit("' is already used by another event"),
-                ),
-            )
-            df = df.filter(~clash)
         if table in ("orders", "fills"):
             need = df if table == "fills" else df.filter(pl.col("action") != "NEW")
             if need.height:
@@ -682,6 +671,33 @@ class _Batch:
                     )
                     df = df.filter(~mismatch)
                 df = df.drop("o_symbol", "o_side")
+        # After the order checks: a fill rejected for its order does not take its fill_id from a later fill.
+        if table in _UNIQUE_IDS:
+            col, where = _UNIQUE_IDS[table]
+            cand = df.filter(pl.col("action") == "NEW") if table == "orders" else df
+            self.con.register("ids", cand.select(col).unique().to_arrow())
+            taken = query(
+                self.con,
+                f"SELECT DISTINCT {quote_ident(col)} FROM {quote_ident(table)} WHERE {where} "
+                f"AND {quote_ident(col)} IN (SELECT {quote_ident(col)} FROM ids)",
+            )
+            self.con.unregister("ids")
+            # Taken in the lake, or by an earlier event of this batch: the later event is the conflict.
+            clash_ords = cand.sort("_ord").filter(
+                pl.col(col).is_in(taken[col].implode()) | (pl.int_range(pl.len()).over(col) > 0)
+            )["_ord"]
+            clash = pl.col("_ord").is_in(clash_ords.implode())
+            self._reject_rows(
+                table,
+                df.filter(clash),
+                "conflict",
+                pl.concat_str(
+                    pl.lit(f"{col} '"),
+                    pl.col(col),
+                    pl.lit("' is already used by another event"),
+                ),
+            )
+            df = df.filter(~clash)
         if table == "settlements" and df.height:
             self.con.register("need", df.select("fill_id").unique().to_arrow())
             known = query(self.con, "SELECT DISTINCT fill_id FROM fills WHERE fill_id IN (SELECT fill_id FROM need)")
@@ -837,6 +853,8 @@ def ingest(
                 b.reject_parsed(src, rej)
             for table, frames in parsed.frames.items():
                 for f in frames:
+                    if "_raw" not in f.columns:
+                        b.src_cols.setdefault(table, {})[src.index] = [c for c in f.columns if not c.startswith("_")]
                     pending.setdefault(table, []).append(
                         f.with_columns(
                             pl.lit(src.index, pl.Int64).alias("_src"),

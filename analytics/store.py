@@ -217,8 +217,13 @@ class Lake:
         end: dt.date | None = None,
     ) -> duckdb.DuckDBPyRelation:
         """A relation over only the files of ``table`` that can hold rows in ``start..end``, filtered to
-        that range on the table's time column (half-open on timestamps)."""
-        files = self.files(table, start, end)
+        that range on the table's time column (half-open on timestamps). Reads the snapshot ``con`` was
+        opened on (its ``lake_version``), not whatever version is current now."""
+        try:
+            snap = con.execute("SELECT version FROM lake_version").fetchall()
+        except duckdb.Error:  # not a connection from connect(): the current version
+            snap = []
+        files = self.files(table, start, end, self.manifest(snap[0][0]) if snap else None)
         rel = con.sql(self._select_sql(table, files))
         tcol = TABLES[table].time_col if table in TABLES else None
         if tcol and start is not None:

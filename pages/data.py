@@ -64,7 +64,8 @@ with tab_quarantine:
         with right:
             reasons = st.multiselect("Reason", counts["reason"].unique().sort().to_list(), key="q_reason")
             qtables = st.multiselect("Table", counts["table"].unique().sort().to_list(), key="q_table")
-            rows = catalog.quarantine_rows(con, reasons=reasons, tables=qtables, limit=5000)
+            sources = st.multiselect("Source file", catalog.quarantine_sources(con), key="q_source")
+            rows = catalog.quarantine_rows(con, reasons=reasons, tables=qtables, sources=sources, limit=5000)
             st.caption(f"{rows.height:,} row(s) shown (newest first, at most 5,000)")
         st.dataframe(
             rows,

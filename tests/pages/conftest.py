@@ -1,0 +1,92 @@
+"""Fixtures for the page tests: a small hand-made lake, pointed at through ANALYTICS_LAKE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from analytics.ingest import ingest
+from analytics.store import Lake
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EVENTS = [
+    {
+        "event_type": "OrderEvent",
+        "event_id": "o1",
+        "order_id": "O1",
+        "ts": "2026-03-02T14:30:00Z",
+        "action": "NEW",
+        "symbol": "ABC",
+        "side": "BUY",
+        "quantity": 1000,
+        "broker": "Northbridge",
+        "algo": "VWAP",
+    },
+    {
+        "event_type": "TradeExecutedEvent",
+        "event_id": "f1",
+        "fill_id": "F1",
+        "order_id": "O1",
+        "ts": "2026-03-02T14:31:00Z",
+        "symbol": "ABC",
+        "side": "BUY",
+        "quantity": 400,
+        "price": 50.01,
+        "venue": "XNAS",
+    },
+    {
+        "event_type": "TradeExecutedEvent",
+        "event_id": "f2",
+        "fill_id": "F2",
+        "order_id": "O1",
+        "ts": "2026-03-02T14:32:00",
+        "symbol": "ABC",
+        "side": "BUY",
+        "quantity": 600,
+        "price": 50.02,
+        "venue": "XNAS",
+    },
+    {
+        "event_type": "TradeExecutedEvent",
+        "event_id": "f3",
+        "fill_id": "F3",
+        "order_id": "O7",
+        "ts": "2026-03-02T14:33:00Z",
+        "symbol": "ABC",
+        "side": "BUY",
+        "quantity": 600,
+        "price": 50.02,
+        "venue": "XNAS",
+    },
+    {
+        "event_type": "MarketDataEvent",
+        "kind": "quote",
+        "symbol": "ABC",
+        "ts": "2026-03-02T14:30:00Z",
+        "bid": 50.05,
+        "ask": 50.00,
+        "bid_size": 100,
+        "ask_size": 100,
+    },
+]
+
+
+@pytest.fixture(scope="session")
+def small_lake(tmp_path_factory) -> Lake:
+    """Lake with one order, one good fill and three quarantined rows (naive ts, unknown order, crossed)."""
+    d = tmp_path_factory.mktemp("pages")
+    src = d / "events.jsonl"
+    src.write_text("\n".join(json.dumps(e) for e in EVENTS) + "\n")
+    lake = Lake(d / "lake")
+    res = ingest([src], lake)
+    assert res.tables["fills"].quarantined == 2
+    return lake
+
+
+@pytest.fixture
+def app_env(small_lake, monkeypatch) -> Lake:
+    monkeypatch.setenv("ANALYTICS_LAKE", str(small_lake.root))
+    return small_lake
