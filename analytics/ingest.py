@@ -124,7 +124,14 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS)
+            # Like Hive and Spark, names starting with "_" or "." are metadata, not data (_faults.jsonl).
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in FORMATS
+                and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)
+            )
             if not found:
                 raise IngestError(f"{p}: folder has no .jsonl, .ndjson, .csv or .parquet file")
             files.extend(found)
@@ -327,6 +334,14 @@ def _row_json(df: pl.DataFrame) -> pl.Expr:
     return pl.struct([pl.col(c).cast(pl.String) for c in cols]).struct.json_encode()
 
 
+def _has_identity(table: str) -> pl.Expr:
+    """Whether a row of ``table`` has an identity (for quarantine dedupe): market data only with ``seq``."""
+    key = TABLES[table].key
+    if key is None or "seq" in key:
+        return pl.col("__t_seq").is_not_null() if key else pl.lit(False)
+    return pl.lit(True)
+
+
 def _raw_expr(df: pl.DataFrame, cols_by_src: dict[int, list[str]] | None = None) -> pl.Expr:
     """The row as received: its JSON line where it came as one, else its fields as a JSON object.
     ``cols_by_src``: each file's own columns, so that a row concatenated with other files' rows does not
@@ -476,24 +491,33 @@ class _Batch:
 
     # -- quarantine ------------------------------------------------------------------------------
     def reject(self, q: pl.DataFrame) -> None:
-        """Quarantine rows (columns _src, table, line, reason, detail, raw, event_id). An identical
-        rejected row (same table, reason and raw content) already quarantined, in the lake or earlier in
-        this batch, counts as a duplicate instead."""
+        """Quarantine rows (columns _src, table, line, reason, detail, raw, event_id; optional _dedupe).
+
+        An identical rejected row (same table, reason and raw content) already quarantined, in the lake or
+        earlier in this batch, counts as a duplicate instead: it is the same event sent again. Rows with
+        ``_dedupe`` false are never duplicates: market data without ``seq`` and unparseable lines have no
+        identity, so two equal bad quotes are two bad quotes (as two equal good quotes are two quotes)."""
         if q.height == 0:
             return
-        q = q.with_columns(pl.col("raw").cast(pl.String).fill_null(""), pl.col("line").cast(pl.Int64))
-        self.con.register("q_in", q.select("table", "reason", "raw").to_arrow())
+        q = q.with_columns(
+            pl.col("raw").cast(pl.String).fill_null(""),
+            pl.col("line").cast(pl.Int64),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_qi"),
+        )
+        if "_dedupe" not in q.columns:
+            q = q.with_columns(pl.lit(True).alias("_dedupe"))
+        self.con.register("q_in", q.select("_qi", "table", "reason", "raw").to_arrow())
         flags = query(
             self.con,
-            """SELECT md5(i.raw) AS raw_hash, EXISTS (
+            """SELECT i._qi, md5(i.raw) AS raw_hash, EXISTS (
                    SELECT 1 FROM quarantine z
                    WHERE z."table" = i."table" AND z.reason = i.reason AND z.raw_hash = md5(i.raw)) AS seen
-               FROM q_in i""",
+               FROM q_in i ORDER BY i._qi""",
         )
         self.con.unregister("q_in")
-        q = q.with_columns(flags["raw_hash"], flags["seen"])
+        q = q.join(flags, on="_qi", how="left")
         first = pl.int_range(pl.len()).over("table", "reason", "raw_hash") == 0
-        q = q.with_columns((pl.col("seen") | ~first).alias("seen"))
+        q = q.with_columns((pl.col("_dedupe") & (pl.col("seen") | ~first)).alias("seen"))
         for (table, seen), part in q.partition_by("table", "seen", as_dict=True).items():
             self.count(pl.col("_src"), table, "duplicate" if seen else "quarantined", part)
         new = q.filter(~pl.col("seen"))
@@ -514,10 +538,13 @@ class _Batch:
         )
 
     def reject_parsed(self, src: Source, rej: pl.DataFrame) -> None:
+        """Rows rejected before reaching a table. A line that is not even JSON has no identity: two
+        truncated lines can look alike, so they are never counted as duplicates of each other."""
         self.reject(
             rej.with_columns(
                 pl.lit(src.index).alias("_src"),
                 pl.lit(None, pl.String).alias("event_id"),
+                (pl.col("reason") != "unparseable").alias("_dedupe"),
             )
         )
 
@@ -539,6 +566,7 @@ class _Batch:
                     pl.col("_detail").alias("detail"),
                     raw.alias("raw"),
                     eid.alias("event_id"),
+                    _has_identity(table).alias("_dedupe"),
                 )
             )
         good = v.filter(pl.col("_reason").is_null())

@@ -38,6 +38,7 @@ with tab_tables:
             "start": st.column_config.TextColumn("First date (UTC)"),
             "end": st.column_config.TextColumn("Last date (UTC)"),
         },
+        height=(len(tables) + 1) * 35 + 3,
         key="tables_df",
     )
     st.download_button("Download table summary (CSV)", tables.write_csv(), "lake_tables.csv", "text/csv")
