@@ -42,7 +42,7 @@ from analytics.schema import (
     TABLES,
     table_for_name,
 )
-from analytics.store import Lake, query, quote_ident
+from analytics.store import Lake, query, quote_ident, sql_literal
 from analytics.validate import typed_frame, validate
 
 FORMATS = {
@@ -53,7 +53,7 @@ FORMATS = {
     ".pq": "parquet",
 }
 UNKNOWN = "unknown"
-STREAM_BATCH_ROWS = 4_000_000  # market data without keys is validated and written in chunks of this size
+STREAM_BATCH_ROWS = 2_000_000  # market data without keys is validated and written in chunks of this size
 _ORD_FILE_STRIDE = 1 << 40  # _ord = file index * stride + line: arrival order across the batch's files
 
 
@@ -173,6 +173,7 @@ class Parsed:
 
     frames: dict[str, list[pl.DataFrame]] = field(default_factory=dict)
     rejects: list[pl.DataFrame] = field(default_factory=list)  # columns: table, line, reason, detail, raw
+    lines: pl.DataFrame | None = None  # JSON Lines: (line, text) of every non-blank line
 
     def add(self, table: str, df: pl.DataFrame) -> None:
         if df.height:
@@ -189,26 +190,21 @@ def _utf8_or_none(b: bytes) -> str | None:
 def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     """JSON Lines: each line one event; ``event_type`` (and ``kind`` for market data) picks the table,
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
-    quarantined as ``unparseable``."""
-    data = src.path.read_bytes()
-    lines = data.split(b"\n")
+    quarantined as ``unparseable``. Row frames carry ``_line`` but not the line itself: the text of every
+    line is kept once, in ``Parsed.lines``, for the few rows that end up in the quarantine."""
+    lines = src.path.read_bytes().split(b"\n")
     raw = pl.Series("raw", lines, dtype=pl.Binary)
     try:
         text = raw.cast(pl.String)
+        raw = None  # all UTF-8: the bytes are not needed again
     except pl.exceptions.ComputeError:  # a line is not UTF-8: the cast raises even with strict=False
         text = pl.Series([_utf8_or_none(b) for b in lines], dtype=pl.String)
-    lf = pl.DataFrame(
-        {
-            "line": pl.int_range(1, len(lines) + 1, eager=True, dtype=pl.Int64),
-            "raw": raw,
-            "text": text,
-        }
-    )
-    lf = lf.with_columns(pl.col("text").str.strip_suffix("\r"))
-    lf = lf.filter(~(pl.col("text").is_not_null() & (pl.col("text").str.strip_chars() == "")))  # blank lines
+    del lines
+    lf = pl.DataFrame({"line": pl.int_range(1, len(text) + 1, eager=True, dtype=pl.Int64), "text": text})
+    del text
     parsed = Parsed()
-    bad_enc = lf.filter(pl.col("text").is_null())
-    if bad_enc.height:
+    if raw is not None:
+        bad_enc = lf.with_columns(raw).filter(pl.col("text").is_null())
         parsed.rejects.append(
             bad_enc.select(
                 pl.lit(src.type_name or src.name_hint or UNKNOWN).alias("table"),
@@ -218,14 +214,17 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
                 pl.col("raw").bin.encode("hex").alias("raw"),
             )
         )
-    texts = lf.filter(pl.col("text").is_not_null()).select("line", pl.col("text").alias("raw"))
-    con.register("jl_lines", texts.to_arrow())
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE jl AS SELECT line, raw, "
-        "json_valid(raw) AND starts_with(ltrim(raw), '{') AS ok FROM jl_lines"
+        del raw
+    lf = lf.filter(pl.col("text").is_not_null()).with_columns(pl.col("text").str.strip_suffix("\r"))
+    parsed.lines = lf.filter(pl.col("text").str.strip_chars() != "")  # blank lines are not events
+    del lf
+    con.register("jl", parsed.lines.select("line", pl.col("text").alias("raw")).to_arrow())
+    # Broken lines first (few), so that the JSON parse below only ever sees valid objects.
+    broken = query(
+        con,
+        "SELECT line, raw FROM jl WHERE NOT (json_valid(raw) AND starts_with(ltrim(raw), '{')) ORDER BY line",
     )
-    con.unregister("jl_lines")
-    broken = query(con, "SELECT line, raw FROM jl WHERE NOT ok ORDER BY line")
+    con.register("jbad", broken.select("line").to_arrow())
     if broken.height:
         parsed.rejects.append(
             broken.select(
@@ -236,23 +235,25 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
                 "raw",
             )
         )
-    # Route each valid line to its table: event_type (and kind), else --type, else the file name.
+    # Route each valid line to its table: event_type (and kind), else --type, else the file name. One JSON
+    # parse per line (json_transform) gives the routing fields and, for a file that names its table, that
+    # table's fields; lines of other tables are parsed again for theirs.
     hint = src.type_name or src.name_hint
+    struct = {"event_type": "VARCHAR", "kind": "VARCHAR", **(_json_struct(hint) if hint else {})}
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE jr AS SELECT line, raw, raw->>'$.event_type' AS et, "
-        "lower(raw->>'$.kind') AS kind FROM jl WHERE ok"
+        f"CREATE OR REPLACE TEMP TABLE jr AS SELECT line, json_transform(raw, {sql_literal(json.dumps(struct))}) "
+        "AS s FROM jl ANTI JOIN jbad USING (line)"
     )
-    routes = " ".join(f"WHEN et = '{et}' THEN '{t}'" for et, t in EVENT_TYPES.items())
-    kinds = " ".join(f"WHEN kind = '{k}' THEN '{t}'" for k, t in MARKET_KINDS.items())
+    routes = " ".join(f"WHEN s.event_type = '{et}' THEN '{t}'" for et, t in EVENT_TYPES.items())
+    kinds = " ".join(f"WHEN lower(s.kind) = '{k}' THEN '{t}'" for k, t in MARKET_KINDS.items())
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE jt AS SELECT line, raw, et, CASE {routes}
-            WHEN et = 'MarketDataEvent' THEN (CASE {kinds} ELSE NULL END)
-            WHEN et IS NULL THEN ? ELSE NULL END AS tbl FROM jr""",
-        [hint],
-    )
+        f"""CREATE OR REPLACE TEMP VIEW jt AS SELECT line, s, s.event_type AS et, CASE {routes}
+            WHEN s.event_type = 'MarketDataEvent' THEN (CASE {kinds} ELSE NULL END)
+            WHEN s.event_type IS NULL THEN {sql_literal(hint) if hint else "NULL"} ELSE NULL END AS tbl FROM jr"""
+    )  # a view cannot take parameters; hint is a table name from TABLES, never user text
     unrouted = query(
         con,
-        """SELECT line, raw, et, CASE
+        """SELECT line, NULL::VARCHAR AS raw, et, CASE
              WHEN et = 'MarketDataEvent' THEN 'MarketDataEvent kind must be quote, trade or bar'
              WHEN et IS NULL THEN 'no event_type and the file name names no table'
              ELSE 'unknown event_type ''' || et || '''' END AS detail
@@ -268,23 +269,33 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
                 "raw",
             )
         )
-    for table in con.execute("SELECT DISTINCT tbl FROM jt WHERE tbl IS NOT NULL ORDER BY 1").fetchall():
-        t = TABLES[table[0]]
+    for (table,) in con.execute("SELECT DISTINCT tbl FROM jt WHERE tbl IS NOT NULL ORDER BY 1").fetchall():
+        t = TABLES[table]
         known = [f.name for f in t.fields] + ["event_type", "kind"]
-        patch = json.dumps(dict.fromkeys(known))
-        cols = ", ".join(
-            (f"raw->'$.{f.name}'" if f.kind == "json" else f"raw->>'$.{f.name}'") + f" AS {quote_ident(f.name)}"
-            for f in t.fields
-        )
+        patch = sql_literal(json.dumps(dict.fromkeys(known)))
+        src_struct = "s" if table == hint else f"json_transform(raw, {sql_literal(json.dumps(_json_struct(table)))})"
+        cols = ", ".join(f"v.{quote_ident(f.name)} AS {quote_ident(f.name)}" for f in t.fields)
+        # Fields beyond the contract are kept in `extra` (merge-patching the known keys to null removes
+        # them); json_keys is cheap next to the patch, which runs only on lines that carry such fields.
         df = query(
             con,
-            f"SELECT line AS _line, raw AS _raw, {cols}, nullif(json_merge_patch(raw, ?), '{{}}') AS extra "
-            "FROM jt WHERE tbl = ? ORDER BY line",
-            [patch, t.name],
+            f"""SELECT line AS _line, {cols},
+                       CASE WHEN len(list_filter(json_keys(raw), lambda k: NOT list_contains(?::VARCHAR[], k))) > 0
+                            THEN json_merge_patch(raw, {patch}) END AS extra
+                FROM (SELECT line, raw, {src_struct} AS v FROM jt JOIN jl USING (line) WHERE tbl = ?) ORDER BY line""",
+            [known, t.name],
         )
         parsed.add(t.name, df)
-    con.execute("DROP TABLE IF EXISTS jl; DROP TABLE IF EXISTS jr; DROP TABLE IF EXISTS jt")
+    con.execute("DROP VIEW IF EXISTS jt; DROP TABLE IF EXISTS jr")
+    con.unregister("jl")
+    con.unregister("jbad")
     return parsed
+
+
+def _json_struct(table: str) -> dict[str, str]:
+    """json_transform structure reading every contract field of ``table`` as text (JSON for objects):
+    types come from the contract in validate.py, never from what the producer happened to send."""
+    return {f.name: ("JSON" if f.kind == "json" else "VARCHAR") for f in TABLES[table].fields}
 
 
 def _table_of_frame(src: Source, columns: list[str]) -> str:
@@ -414,16 +425,16 @@ def _read_csv(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
 
 
 def _parquet_batches(src: Source) -> Iterable[pl.DataFrame]:
+    """The file in slices of STREAM_BATCH_ROWS rows (a slice of a Parquet scan reads only its row groups),
+    each with ``_line`` = its 0-based row number in the file."""
     try:
-        pf = pq.ParquetFile(src.path)
+        n = pq.ParquetFile(src.path).metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a broken file
         raise IngestError(f"{src.path}: not a readable Parquet file ({e})") from e
-    offset = 0
-    for batch in pf.iter_batches(batch_size=STREAM_BATCH_ROWS):
-        df = pl.from_arrow(batch)
-        assert isinstance(df, pl.DataFrame)
+    scan = pl.scan_parquet(src.path)
+    for offset in range(0, max(n, 1), STREAM_BATCH_ROWS):
+        df = scan.slice(offset, STREAM_BATCH_ROWS).collect()
         yield df.with_columns(pl.int_range(offset, offset + df.height, dtype=pl.Int64).alias("_line"))
-        offset += df.height
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -462,6 +473,7 @@ class _Batch:
         self.quarantine: list[pl.DataFrame] = []
         self.accepted: dict[str, list[pl.DataFrame]] = {}  # key columns of rows accepted in this batch
         self.src_cols: dict[str, dict[int, list[str]]] = {}  # table -> file index -> the file's columns
+        self.raw_lines: dict[int, pl.DataFrame] = {}  # JSON Lines file index -> (line, text)
         self.con = lake.connect(writer.base)
 
     # -- accounting ------------------------------------------------------------------------------
@@ -506,6 +518,15 @@ class _Batch:
         )
         if "_dedupe" not in q.columns:
             q = q.with_columns(pl.lit(True).alias("_dedupe"))
+        # Rows from JSON Lines files: the raw content is the line itself, exactly as received.
+        for idx, lines in self.raw_lines.items():
+            if q["_src"].eq(idx).any():
+                own = lines.select(pl.lit(idx, pl.Int64).alias("_src"), "line", pl.col("text").alias("_text"))
+                q = (
+                    q.join(own, on=["_src", "line"], how="left")
+                    .with_columns(pl.coalesce("_text", "raw").alias("raw"))
+                    .drop("_text")
+                )
         self.con.register("q_in", q.select("_qi", "table", "reason", "raw").to_arrow())
         flags = query(
             self.con,
@@ -597,19 +618,20 @@ class _Batch:
     def dedupe(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
         """Split rows by key into new / duplicate / conflict; returns the new rows with ``_hash``."""
         t = TABLES[table]
-        self.con.register("inc_raw", df.drop([c for c in ("_raw",) if c in df.columns]).to_arrow())
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE inc AS SELECT *, {_hash_sql(table)} AS _hash FROM inc_raw")
-        self.con.unregister("inc_raw")
+        cols = [*t.columns, "extra", "_ord"]
+        self.con.register("inc_raw", df.select(cols).to_arrow())
         if t.key is None:
-            hashes = query(self.con, "SELECT _hash FROM inc ORDER BY _ord")
+            hashes = query(self.con, f"SELECT {_hash_sql(table)} AS _hash FROM inc_raw ORDER BY _ord")
+            self.con.unregister("inc_raw")
             return df.sort("_ord").with_columns(hashes["_hash"])
         keyed = "seq IS NOT NULL" if "seq" in t.key else "true"
-        k_inc, k_lake = _key_sql(t.key), _key_sql(t.key)
+        k_sql = _key_sql(t.key)
         status = query(
             self.con,
-            f"""WITH i AS (SELECT _ord, _hash, CASE WHEN {keyed} THEN {k_inc} END AS _k FROM inc),
-                 ex AS (SELECT {k_lake} AS _k, list(_hash) AS hs FROM {quote_ident(table)}
-                        WHERE {keyed} AND {k_lake} IN (SELECT _k FROM i WHERE _k IS NOT NULL) GROUP BY 1)
+            f"""WITH i AS MATERIALIZED (
+                   SELECT _ord, {_hash_sql(table)} AS _hash, CASE WHEN {keyed} THEN {k_sql} END AS _k FROM inc_raw),
+                 ex AS (SELECT {k_sql} AS _k, list(_hash) AS hs FROM {quote_ident(table)}
+                        WHERE {keyed} AND {k_sql} IN (SELECT _k FROM i WHERE _k IS NOT NULL) GROUP BY 1)
                SELECT i._ord, i._hash, CASE
                    WHEN i._k IS NULL THEN 'new'
                    WHEN ex.hs IS NOT NULL THEN CASE WHEN list_contains(ex.hs, i._hash) THEN 'duplicate'
@@ -620,6 +642,7 @@ class _Batch:
                FROM i LEFT JOIN ex USING (_k)
                WINDOW w AS (PARTITION BY i._k ORDER BY i._ord)""",
         )
+        self.con.unregister("inc_raw")
         out = df.join(status, on="_ord", how="left")
         self.count(
             pl.col("_src"),
@@ -838,7 +861,9 @@ def ingest(
         pending: dict[str, list[pl.DataFrame]] = {}
         file_status: dict[int, str] = {}
         seen_now: set[str] = set()
-        for i, src in enumerate(sources):
+        # Market data that streams (Parquet quotes/trades without row keys) goes first, while nothing else is
+        # held in memory; the order of processing changes no result.
+        for i, src in enumerate(sorted(sources, key=lambda s: (not _streams(s), s.index))):
             if progress:
                 progress(i / max(len(sources), 1) * 0.8, f"reading {src.path.name}")
             src.sha256, src.size = _sha256(src.path)
@@ -869,7 +894,7 @@ def ingest(
                 parsed = Parsed()
                 schema_cols = pq.read_schema(src.path).names if _readable_parquet(src) else []
                 table = _table_of_frame(src, schema_cols)
-                if table in ("quotes", "trades") and "seq" not in schema_cols:
+                if _streams(src):
                     b.stream_parquet(src, table)
                     continue
                 df = pl.concat(list(_parquet_batches(src)), how="vertical_relaxed")
@@ -877,11 +902,13 @@ def ingest(
                     _split_by_event_type(df, parsed)
                 else:
                     parsed.add(table, _with_extra(df, table))
+            if parsed.lines is not None:
+                b.raw_lines[src.index] = parsed.lines
             for rej in parsed.rejects:
                 b.reject_parsed(src, rej)
             for table, frames in parsed.frames.items():
                 for f in frames:
-                    if "_raw" not in f.columns:
+                    if src.fmt != "jsonl":
                         b.src_cols.setdefault(table, {})[src.index] = [c for c in f.columns if not c.startswith("_")]
                     pending.setdefault(table, []).append(
                         f.with_columns(
@@ -926,6 +953,15 @@ def ingest(
     if progress:
         progress(1.0, f"lake version {version}")
     return result
+
+
+def _streams(src: Source) -> bool:
+    """Whether a file is market data without row keys (Parquet quotes/trades, no ``seq``), which is
+    validated and written in chunks instead of being held whole for deduplication."""
+    if src.fmt != "parquet" or not _readable_parquet(src):
+        return False
+    cols = pq.read_schema(src.path).names
+    return _table_of_frame(src, cols) in ("quotes", "trades") and "seq" not in cols
 
 
 def _readable_parquet(src: Source) -> bool:

@@ -120,7 +120,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sql_literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """Quote a path for DDL, which cannot take bound parameters (TOOLCHAIN.md)."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -193,7 +193,7 @@ class Lake:
         if not files:
             cols = ", ".join(f"NULL::{_POLARS_SQL[d]} AS {quote_ident(c)}" for c, d in schema.items())
             return f"SELECT {cols} WHERE false"
-        file_list = "[" + ", ".join(_sql_literal(str(f)) for f in files) + "]"
+        file_list = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
         cols = ", ".join(quote_ident(c) for c in schema)
         return f"SELECT {cols} FROM read_parquet({file_list}, union_by_name = true)"
 
@@ -329,12 +329,14 @@ class Writer:
         tcol = spec.time_col if spec else None
         part_kind = spec.partition if spec else None
         if part_kind and tcol:
-            fmt = "%Y-%m-%d" if part_kind == "day" else "%Y-%m"
-            df = df.with_columns(pl.col(tcol).dt.strftime(fmt).alias("__part"))
+            # Partition on the date (cheap), format the few distinct values afterwards.
+            day = pl.col(tcol).dt.date() if part_kind == "day" else pl.col(tcol).dt.truncate("1mo").dt.date()
+            df = df.with_columns(day.alias("__part"))
         else:
-            df = df.with_columns(pl.lit("all").alias("__part"))
+            df = df.with_columns(pl.lit(None, pl.Date).alias("__part"))
         sort = list(spec.sort) if spec and spec.sort else []
-        for (part,), chunk in df.partition_by("__part", as_dict=True, maintain_order=True).items():
+        for (pday,), chunk in df.partition_by("__part", as_dict=True, maintain_order=True).items():
+            part = "all" if pday is None else (pday.isoformat() if part_kind == "day" else pday.isoformat()[:7])
             chunk = chunk.drop("__part")
             if sort:
                 chunk = chunk.sort(sort, nulls_last=True, maintain_order=True)
