@@ -33,8 +33,11 @@ def _first_run() -> None:
 _first_run()
 
 pages = {
+    "Trading": [
+        st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca", default=True),
+    ],
     "Data": [
-        st.Page("pages/data.py", title="Data", icon="🗄️", url_path="data", default=True),
+        st.Page("app_pages/data.py", title="Data", icon="🗄️", url_path="data"),
     ],
 }
 nav = st.navigation(pages)

@@ -4,6 +4,7 @@ Commands:
   ingest PATH... [--type NAME] [--lake DIR] [--json]   load contract files into the lake
   lake [--lake DIR] [--json]                           tables, row counts, date ranges, quarantine
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
+  tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
 
 Exit codes: 0 done (an ingest with quarantined rows is done), 2 bad usage or an unreadable input.
@@ -110,6 +111,47 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
+
+
+def cmd_tca(args: argparse.Namespace) -> int:
+    from analytics import tca
+    from analytics.export import ExportError, write_frame
+
+    lake = Lake(args.lake)
+    if not lake.exists():
+        print(f"tca: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+        return 2
+    start, end = _date(args.start), _date(args.end)
+    v = tca.ensure(lake, start, end, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    con = lake.connect(lake.manifest(v))
+    rel = tca.results(lake, con, start, end, version=v)
+    df = (
+        rel.filter("order_id IS NOT NULL AND arrival_ts IS NOT NULL").order("arrival_ts, order_id").pl()
+        if rel
+        else None
+    )
+    if df is None or df.is_empty():
+        print(f"tca: no orders arrived in {start or 'the beginning'}..{end or 'now'}", file=sys.stderr)
+        df = None
+    out = None
+    if args.out and df is not None:
+        try:
+            out = write_frame(df, args.out)
+        except ExportError as e:
+            print(f"tca: error: {e}", file=sys.stderr)
+            return 2
+    summary = tca.summary(df) if df is not None else {"orders": 0}
+    summary.update({"source_version": f"lake@{v}", "out": str(out) if out else None})
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        for k, val in summary.items():
+            print(f"{k}: {val}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -149,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--events-format", choices=["jsonl", "parquet"])
     ps.add_argument("--json", action="store_true")
     ps.set_defaults(func=cmd_simulate)
+
+    pt = sub.add_parser("tca", help="per-order TCA (TCACompletedEvent rows) stored in the lake and exported")
+    _lake_arg(pt)
+    pt.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    pt.add_argument("--end", help="last arrival date (inclusive)")
+    pt.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    pt.set_defaults(func=cmd_tca)
 
     pd_ = sub.add_parser("demo", help="build the demo lake (what the app does on first run)")
     _lake_arg(pd_)

@@ -270,6 +270,69 @@ class Lake:
             quarantine = [{"table": t, "reason": r, "rows": n} for t, r, n in rows]
         return {"lake": str(self.root), "version": m.version, "tables": tables, "quarantine": quarantine}
 
+    # -- derived results ---------------------------------------------------------------------------
+    # Computed outputs (TCA results, ...) live under derived/<name>/v<version>/<part>/day=YYYY-MM-DD.parquet,
+    # keyed by the input version they were computed from, so writing them never changes the lake version,
+    # a re-run on the same version finds them, and each day is computed once (lazily, when first asked).
+    def derived_dir(self, name: str, version: int | None = None) -> Path:
+        v = self.version() if version is None else version
+        return self.root / "derived" / name / f"v{v:08d}"
+
+    def derived_days(self, name: str, version: int, part: str) -> set[dt.date]:
+        d = self.derived_dir(name, version) / part
+        return {dt.date.fromisoformat(p.stem[4:]) for p in d.glob("day=*.parquet")} if d.exists() else set()
+
+    def write_derived_day(self, name: str, version: int, part: str, day: dt.date, df: pl.DataFrame) -> None:
+        """Write one day of a derived result atomically (temp file + rename; an identical re-write is a
+        harmless replace)."""
+        d = self.derived_dir(name, version) / part
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"day={day.isoformat()}.parquet"
+        tmp = d / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+        os.replace(tmp, path)
+
+    def derived_files(
+        self, name: str, version: int, part: str, start: dt.date | None = None, end: dt.date | None = None
+    ) -> list[Path]:
+        d = self.derived_dir(name, version) / part
+        if not d.exists():
+            return []
+        out = []
+        for p in sorted(d.glob("day=*.parquet")):
+            day = dt.date.fromisoformat(p.stem[4:])
+            if (start is None or day >= start) and (end is None or day <= end):
+                out.append(p)
+        return out
+
+    def derived_relation(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        version: int,
+        part: str,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> duckdb.DuckDBPyRelation | None:
+        """A relation over the derived days in ``start..end`` (None when there are none)."""
+        files = self.derived_files(name, version, part, start, end)
+        if not files:
+            return None
+        file_list = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
+        return con.sql(f"SELECT * FROM read_parquet({file_list}, union_by_name = true)")
+
+    def order_days(
+        self, start: dt.date | None = None, end: dt.date | None = None, version: int | None = None
+    ) -> list[dt.date]:
+        """Days that have order events (from the manifest's day partitions), within ``start..end``."""
+        days = set()
+        for e in self.manifest(version).entries("orders"):
+            if e.rows and e.part != "all":
+                d = dt.date.fromisoformat(e.part)
+                if (start is None or d >= start) and (end is None or d <= end):
+                    days.add(d)
+        return sorted(days)
+
     # -- writing ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self) -> Iterator[Writer]:

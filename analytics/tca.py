@@ -352,3 +352,201 @@ def _with_bps_and_rpm(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> pl.Da
 
 def _empty(cfg: TCAConfig) -> TCAResult:
     return TCAResult(orders=pl.DataFrame(), fills=pl.DataFrame(), horizons=cfg.markout_horizons_s)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stored results: TCACompletedEvent rows per lake version, computed day by day on first use
+# ---------------------------------------------------------------------------------------------------
+RESULTS = "tca"
+DAYS_PER_RUN = 5  # days computed per pass: amortises the fixed cost, bounds memory
+
+
+def _with_lineage(orders: pl.DataFrame, version: int, snapshot_ts: str) -> pl.DataFrame:
+    """EVENTS.md lineage: ``event_id`` (stable: order and input version), ``ts`` (the input snapshot's time, so a
+    re-run on the same version is identical), ``source_version`` and ``code_version``."""
+    sv = f"lake@{version}"
+    ts = dt.datetime.fromisoformat(snapshot_ts) if snapshot_ts else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return orders.with_columns(
+        pl.concat_str(pl.lit("tca:"), pl.col("order_id"), pl.lit(f"@{sv}")).alias("event_id"),
+        pl.lit(ts).dt.cast_time_unit("us").alias("ts"),
+        pl.lit(sv).alias("source_version"),
+        pl.lit(CODE_VERSION).alias("code_version"),
+    )
+
+
+def ensure(
+    lake,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    cfg: TCAConfig | None = None,
+    progress=None,
+) -> int:
+    """Compute and store the TCA of every order day in ``start..end`` not yet stored for the current lake
+    version. Returns that version. Idempotent: stored days are never recomputed for the same version."""
+    m = lake.manifest()
+    v = m.version
+    days = lake.order_days(start, end, version=v)
+    missing = sorted(set(days) - lake.derived_days(RESULTS, v, "orders"))
+    if not missing:
+        return v
+    con = lake.connect(m)
+    try:
+        runs = [missing[i : i + DAYS_PER_RUN] for i in range(0, len(missing), DAYS_PER_RUN)]
+        for n, run in enumerate(runs):
+            if progress:
+                progress(n / len(runs), f"TCA of {run[0]}..{run[-1]} ({len(missing)} day(s) to compute)")
+            res = compute(con, Filters(start=run[0], end=run[-1]), cfg)
+            orders = _with_lineage(res.orders, v, m.created) if res.orders.height else res.orders
+            for day in run:
+                if orders.height:
+                    o_day = orders.filter(pl.col("arrival_ts").dt.date() == day)
+                    ids = o_day["order_id"]
+                    f_day = res.fills.filter(pl.col("order_id").is_in(ids.implode()))
+                else:  # no order arrived in this run: an empty day, marked done
+                    o_day = pl.DataFrame(schema={"order_id": pl.String})
+                    f_day = pl.DataFrame(schema={"order_id": pl.String, "fill_id": pl.String})
+                lake.write_derived_day(RESULTS, v, "fills", day, f_day)
+                lake.write_derived_day(RESULTS, v, "orders", day, o_day)  # last: marks the day done
+    finally:
+        con.close()
+    if progress:
+        progress(1.0, "TCA ready")
+    return v
+
+
+def results(lake, con, start: dt.date | None = None, end: dt.date | None = None, part: str = "orders", version=None):
+    """Relation over the stored TCA rows (``orders`` or ``fills``) of ``start..end`` (call :func:`ensure` first)."""
+    v = lake.version() if version is None else version
+    return lake.derived_relation(con, RESULTS, v, part, start, end)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Aggregates for the page and the CLI (pure Polars over the stored rows)
+# ---------------------------------------------------------------------------------------------------
+SIZE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.10)  # size as a share of ADV: <0.5%, 0.5-1%, 1-2%, 2-5%, 5-10%, >10%
+SIZE_LABELS = ("<0.5% ADV", "0.5-1% ADV", "1-2% ADV", "2-5% ADV", "5-10% ADV", ">10% ADV")
+Z95 = 1.959963984540054
+
+
+def with_buckets(df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``size_bucket`` (order size as % of ADV) and ``time_bucket`` (arrival half-hour, New York time)."""
+    return df.with_columns(
+        pl.col("size_pct_adv").cut(list(SIZE_BUCKETS), labels=list(SIZE_LABELS), left_closed=True).alias("size_bucket"),
+        pl.col("arrival_ts")
+        .dt.convert_time_zone("America/New_York")
+        .dt.truncate("30m")
+        .dt.strftime("%H:%M")
+        .alias("time_bucket"),
+    )
+
+
+def weighted_mean_ci(x: pl.Expr, w: pl.Expr) -> list[pl.Expr]:
+    """Weighted mean of ``x`` with weights ``w`` and its 95% interval, from the sandwich standard error
+    SE = sqrt(sum w^2 (x - mean)^2) / sum w (each order an independent observation). Nulls are skipped."""
+    ok = x.is_not_null() & w.is_not_null()
+    xs, ws = x.filter(ok), w.filter(ok)
+    mean = (xs * ws).sum() / ws.sum()
+    se = ((ws**2) * (xs - mean) ** 2).sum().sqrt() / ws.sum()
+    return [mean.alias("mean"), (mean - Z95 * se).alias("lo"), (mean + Z95 * se).alias("hi"), ok.sum().alias("n")]
+
+
+def summary(df: pl.DataFrame) -> dict:
+    """Headline figures, notional-weighted: IS in bps is total IS cost over total paper notional; arrival,
+    VWAP and TWAP costs are weighted by filled notional."""
+    if df.is_empty():
+        return {"orders": 0}
+    filled = df.filter(pl.col("filled_qty") > 0)
+    w = pl.col("filled_notional")
+
+    def wavg(c: str) -> float | None:
+        v = filled.select((pl.col(c) * w).sum() / w.filter(pl.col(c).is_not_null()).sum()).item()
+        return None if v is None else round(float(v), 4)
+
+    paper = float(df["paper_notional"].sum())
+    return {
+        "orders": df.height,
+        "filled_orders": filled.height,
+        "fills": int(df["fill_count"].sum()),
+        "filled_notional": round(float(df["filled_notional"].sum()), 2),
+        "is_total_cost": round(float(df["is_total_cost"].sum()), 2),
+        "is_total_bps": round(float(df["is_total_cost"].sum()) / paper * BPS, 4) if paper else None,
+        "is_delay_bps": round(float(df["is_delay_cost"].sum()) / paper * BPS, 4) if paper else None,
+        "is_trading_bps": round(float(df["is_trading_cost"].sum()) / paper * BPS, 4) if paper else None,
+        "is_opportunity_bps": round(float(df["is_opportunity_cost"].sum()) / paper * BPS, 4) if paper else None,
+        "is_fees_bps": round(float(df["is_fees"].sum()) / paper * BPS, 4) if paper else None,
+        "arrival_cost_bps": wavg("arrival_cost_bps"),
+        "vwap_interval_cost_bps": wavg("vwap_interval_cost_bps"),
+        "vwap_day_cost_bps": wavg("vwap_day_cost_bps"),
+        "twap_cost_bps": wavg("twap_cost_bps"),
+    }
+
+
+def by_group(df: pl.DataFrame, group: str, metric: str = "arrival_cost_bps", min_orders: int = 1) -> pl.DataFrame:
+    """Per value of ``group``: orders, filled notional, and ``metric`` weighted by filled notional with its
+    95% interval. Groups with fewer than ``min_orders`` orders keep their row, flagged ``small_sample``."""
+    w = pl.col("filled_notional")
+    out = (
+        df.filter(pl.col("filled_qty") > 0)
+        .group_by(group)
+        .agg(pl.len().alias("orders"), w.sum().alias("filled_notional"), *weighted_mean_ci(pl.col(metric), w))
+        .with_columns((pl.col("n") < min_orders).alias("small_sample"))
+        .sort("mean", descending=True, nulls_last=True)
+    )
+    return out.rename({"mean": metric, "lo": f"{metric}_lo", "hi": f"{metric}_hi"})
+
+
+def markout_curve(
+    fills: pl.DataFrame, horizons: tuple[float, ...] = MARKOUT_HORIZONS_S, group: str | None = None
+) -> pl.DataFrame:
+    """Quantity-weighted mean markout (bps, positive = the price came back against the fill) at each
+    horizon, optionally per ``group`` (e.g. venue), long form: horizon_s, [group], markout_bps, lo, hi, n."""
+    frames = []
+    keys = [group] if group else []
+    for h in horizons:
+        col = f"markout_cost_bps_{horizon_label(h)}"
+        if col not in fills.columns:
+            continue
+        agg = (
+            fills.group_by(keys) if keys else fills.select(pl.lit(1).alias("_all")).with_columns(fills).group_by("_all")
+        ).agg(*weighted_mean_ci(pl.col(col), pl.col("q")))
+        frames.append(agg.with_columns(pl.lit(float(h)).alias("horizon_s")).drop("_all", strict=False))
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames).rename({"mean": "markout_bps"}).sort([*keys, "horizon_s"])
+
+
+def order_tape(
+    con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetime, end: dt.datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """NBBO quotes (with the one prevailing at ``start``) and market prints of ``symbol`` in [start, end],
+    for the order drill-down chart."""
+    quotes = query(
+        con,
+        """SELECT ts, bid, ask, (bid + ask) / 2 AS mid FROM quotes
+           WHERE symbol = ? AND ts >= (SELECT coalesce(max(ts), ?) FROM quotes WHERE symbol = ? AND ts <= ?)
+             AND ts <= ? ORDER BY ts""",
+        [symbol, start, symbol, start, end],
+    )
+    trades = query(
+        con,
+        "SELECT ts, price, size, venue FROM trades WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+        [symbol, start, end],
+    )
+    return quotes, trades
+
+
+def waterfall(order: dict) -> pl.DataFrame:
+    """The IS decomposition of one order as waterfall steps (bps of paper notional and currency)."""
+    steps = [
+        ("Delay", order["is_delay_bps"], order["is_delay_cost"]),
+        ("Trading", order["is_trading_bps"], order["is_trading_cost"]),
+        ("Opportunity", order["is_opportunity_bps"], order["is_opportunity_cost"]),
+        ("Fees", order["is_fees_bps"], order["is_fees"]),
+    ]
+    rows, run = [], 0.0
+    for name, bps, cur in steps:
+        bps = bps or 0.0
+        rows.append({"step": name, "start": run, "end": run + bps, "bps": bps, "currency": cur or 0.0})
+        run += bps
+    rows.append({"step": "Total IS", "start": 0.0, "end": run, "bps": run, "currency": order["is_total_cost"] or 0.0})
+    return pl.DataFrame(rows)

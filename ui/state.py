@@ -8,10 +8,11 @@ is naturally bypassed. Each query runs on its own cursor (DuckDB connections are
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 import streamlit as st
 
 from analytics import catalog
-from analytics.store import Lake, default_lake_path
+from analytics.store import Lake, default_lake_path, query
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,3 +48,61 @@ def filter_options(root: str, version: int) -> dict:
 def options() -> dict:
     lk = lake()
     return filter_options(str(lk.root), lk.version())
+
+
+# --- TCA --------------------------------------------------------------------------------------------
+def ensure_tca(f) -> int:
+    """Make sure the TCA of the filter's dates is stored for the current version (computing the missing
+    days with a progress display); returns the version."""
+    from analytics import tca
+
+    lk = lake()
+    v = lk.version()
+    missing = set(lk.order_days(f.start, f.end, version=v)) - lk.derived_days(tca.RESULTS, v, "orders")
+    if missing:
+        with st.status(f"Computing TCA for {len(missing)} day(s)…", expanded=False) as status:
+            bar = st.progress(0.0)
+            tca.ensure(lk, f.start, f.end, progress=lambda x, m: bar.progress(min(x, 1.0), text=m))
+            status.update(label="TCA ready", state="complete")
+    return v
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _tca_rows(root: str, version: int, part: str, f) -> pl.DataFrame:
+    from analytics import tca
+
+    lk = Lake(root)
+    con = _connection(root, version).cursor()
+    rel = tca.results(lk, con, f.start, f.end, part=part, version=version)
+    if rel is None:
+        return pl.DataFrame()
+    con.register("_rows", rel)
+    if part == "orders":
+        where, params = f.where(
+            {"symbol": "symbol", "broker": "broker", "algo": "algo", "portfolio": "portfolio_id"}, "arrival_ts"
+        )
+        sql = f"SELECT * FROM _rows WHERE arrival_ts IS NOT NULL AND {where}"
+    else:
+        where, params = f.where({"symbol": "symbol", "venue": "venue"}, "ts")
+        orders = _tca_rows(root, version, "orders", f)
+        con.register(
+            "_orders",
+            orders.select("order_id", "broker", "algo").to_arrow()
+            if orders.height
+            else pl.DataFrame(
+                {"order_id": [], "broker": [], "algo": []},
+                schema={"order_id": pl.String, "broker": pl.String, "algo": pl.String},
+            ).to_arrow(),
+        )
+        sql = f"SELECT r.*, o.broker, o.algo FROM _rows r JOIN _orders o USING (order_id) WHERE fill_id IS NOT NULL AND {where}"
+    return query(con, sql, params)
+
+
+def tca_orders(f) -> pl.DataFrame:
+    lk = lake()
+    return _tca_rows(str(lk.root), ensure_tca(f), "orders", f)
+
+
+def tca_fills(f) -> pl.DataFrame:
+    lk = lake()
+    return _tca_rows(str(lk.root), ensure_tca(f), "fills", f)

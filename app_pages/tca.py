@@ -1,0 +1,122 @@
+"""TCA: headline costs, their distribution, cost by broker/algo/venue/size with 95% intervals, markouts, and an
+order drill-down (fills on the price path with the NBBO, the benchmarks and the IS waterfall)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import streamlit as st
+
+from analytics import tca
+from ui import charts, filters, state
+
+f = filters.current()
+st.title("Transaction cost analysis")
+st.caption(
+    charts.COST_NOTE + " IS = implementation shortfall vs the decision price (Perold), in bps of paper notional."
+)
+orders = state.tca_orders(f)
+if orders.is_empty():
+    st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
+    st.stop()
+orders = tca.with_buckets(orders)
+fills = state.tca_fills(f)
+head = tca.summary(orders)
+
+c = st.columns(5)
+c[0].metric("Orders", f"{head['orders']:,}", help=f"{head['fills']:,} fills")
+c[1].metric("IS", f"{head['is_total_bps']:+.1f} bps", help="Implementation shortfall: Σ IS cost / Σ paper notional")
+c[2].metric(
+    "Arrival cost", f"{head['arrival_cost_bps']:+.1f} bps", help="vs NBBO mid at arrival, filled-notional weighted"
+)
+c[3].metric("VWAP slippage", f"{head['vwap_interval_cost_bps']:+.1f} bps", help="vs interval VWAP (arrival to end)")
+c[4].metric("IS cost", f"{head['is_total_cost'] / 1e6:,.2f}M", help="Currency: delay + trading + opportunity + fees")
+st.caption(
+    f"IS parts: delay {head['is_delay_bps']:+.1f}, trading {head['is_trading_bps']:+.1f}, "
+    f"opportunity {head['is_opportunity_bps']:+.1f}, fees {head['is_fees_bps']:+.1f} bps · "
+    f"filled notional {head['filled_notional']:,.0f} · source lake@{state.version()}"
+)
+
+METRICS = {
+    "Arrival cost (bps)": "arrival_cost_bps",
+    "IS total (bps)": "is_total_bps",
+    "Interval VWAP (bps)": "vwap_interval_cost_bps",
+    "Day VWAP (bps)": "vwap_day_cost_bps",
+    "TWAP (bps)": "twap_cost_bps",
+    "PWP (bps)": "pwp_cost_bps",
+    "Close (bps)": "close_cost_bps",
+}
+tab_cost, tab_markout, tab_order, tab_rows = st.tabs(["Costs", "Markouts", "Order drill-down", "All orders"])
+
+with tab_cost:
+    label = st.selectbox("Metric", list(METRICS), key="tca_metric")
+    metric = METRICS[label]
+    left, right = st.columns(2)
+    left.altair_chart(charts.histogram(orders, metric, label), width="stretch")
+    dim = right.selectbox(
+        "Break down by", ["broker", "algo", "size_bucket", "urgency", "strategy", "time_bucket"], key="tca_dim"
+    )
+    grp = tca.by_group(orders, dim, metric, min_orders=30)
+    right.altair_chart(charts.bars_with_ci(grp, dim, metric, label), width="stretch")
+    right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
+    st.dataframe(grp, hide_index=True, width="stretch", key="tca_group_df")
+    st.download_button("Download breakdown (CSV)", grp.write_csv(), f"tca_by_{dim}.csv", "text/csv", key="dl_group")
+    venue = (
+        fills.filter(pl.col("arrival_cost_bps").is_not_null())
+        .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
+        .pipe(tca.by_group, "venue", "arrival_cost_bps", min_orders=30)
+        .rename({"orders": "fills"})
+    )
+    st.subheader("Fills by venue: cost vs arrival")
+    st.altair_chart(
+        charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)"),
+        width="stretch",
+    )
+
+with tab_markout:
+    by_venue = st.toggle("By venue", value=True, key="tca_markout_venue")
+    curve = tca.markout_curve(fills, group="venue" if by_venue else None)
+    st.altair_chart(charts.markout_lines(curve, "venue" if by_venue else None), width="stretch")
+    st.caption(
+        "Markout = side-signed (fill price − mid at t + h) / fill price; a curve that keeps rising after the fill is adverse selection."
+    )
+    st.download_button("Download markouts (CSV)", curve.write_csv(), "markouts.csv", "text/csv", key="dl_markouts")
+
+with tab_order:
+    worst = orders.sort("is_total_bps", descending=True, nulls_last=True)
+    options = worst["order_id"].to_list()
+    oid = st.selectbox(
+        "Order (sorted by IS, worst first)",
+        options,
+        key="tca_order",
+        format_func=lambda o: o,
+    )
+    o = worst.filter(pl.col("order_id") == oid).row(0, named=True)
+    st.markdown(
+        f"**{o['side']} {o['order_qty']:,.0f} {o['symbol']}** via {o['broker']} / {o['algo']} · "
+        f"filled {o['filled_qty']:,.0f} in {o['fill_count']} fills · IS {o['is_total_bps']:+.1f} bps · "
+        f"arrival {o['arrival_cost_bps']:+.1f} bps · size {100 * (o['size_pct_adv'] or 0):.2f}% ADV"
+    )
+    of = fills.filter(pl.col("order_id") == oid)
+    pad = dt.timedelta(minutes=5)
+    quotes, prints = tca.order_tape(state.cursor(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad)
+    levels = pl.DataFrame(
+        {
+            "benchmark": ["Decision", "Arrival", "Interval VWAP", "TWAP", "End"],
+            "price": [o["decision_price"], o["arrival_price"], o["interval_vwap"], o["twap"], o["end_price"]],
+        }
+    ).drop_nulls()
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.order_path(quotes, prints, of, levels), width="stretch")
+    steps = tca.waterfall(o)
+    right.altair_chart(charts.waterfall(steps), width="stretch")
+    right.dataframe(steps.select("step", "bps", "currency"), hide_index=True, key="tca_waterfall_df")
+    st.dataframe(of.drop("s", strict=False), hide_index=True, width="stretch", key="tca_order_fills")
+    st.download_button(
+        "Download this order's fills (CSV)", of.write_csv(), f"fills_{oid}.csv", "text/csv", key="dl_order"
+    )
+
+with tab_rows:
+    st.dataframe(orders, hide_index=True, width="stretch", key="tca_orders_df")
+    st.download_button("Download TCA rows (CSV)", orders.write_csv(), "tca_results.csv", "text/csv", key="dl_orders")

@@ -1,0 +1,132 @@
+"""Altair charts shared by the pages: one look, tooltips everywhere, units in the axis titles."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+COST_NOTE = "Costs in bps; positive = the client is worse off (side-signed against the benchmark)."
+GOOD, BAD, NEUTRAL = "#2e7d32", "#c62828", "#1f4e79"
+
+
+def _data(df: pl.DataFrame) -> alt.Data:
+    """Inline records for Vega-Lite (no pandas): times as ISO-8601 UTC strings, dates as YYYY-MM-DD."""
+    df = df.with_columns(
+        [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ") for c, d in df.schema.items() if isinstance(d, pl.Datetime)]
+        + [pl.col(c).cast(pl.String) for c, d in df.schema.items() if d == pl.Date]
+    )
+    return alt.Data(values=df.to_dicts())
+
+
+def histogram(df: pl.DataFrame, col: str, title: str, bins: int = 60) -> alt.Chart:
+    return (
+        alt.Chart(_data(df.select(col).drop_nulls()))
+        .mark_bar(color=NEUTRAL, opacity=0.85)
+        .encode(
+            alt.X(f"{col}:Q", bin=alt.Bin(maxbins=bins), title=title),
+            alt.Y("count():Q", title="Orders"),
+            tooltip=[alt.Tooltip(f"{col}:Q", bin=alt.Bin(maxbins=bins), title=title, format=".1f"), "count():Q"],
+        )
+        .properties(height=260)
+    )
+
+
+def bars_with_ci(
+    df: pl.DataFrame, group: str, value: str, title: str, dim_col: str | None = "small_sample"
+) -> alt.LayerChart:
+    """Horizontal bars of ``value`` by ``group`` with 95% interval whiskers (``<value>_lo``/``_hi``); groups
+    flagged by ``dim_col`` are greyed out (too few orders to trust)."""
+    lo, hi = f"{value}_lo", f"{value}_hi"
+    data = df.with_columns(pl.col(group).cast(pl.String)).sort(value, descending=True, nulls_last=True)
+    order = data[group].to_list()  # one explicit order for both layers, so whiskers sit on their bars
+    base = alt.Chart(_data(data)).encode(alt.Y(f"{group}:N", sort=order, title=None))
+    color = (
+        alt.condition(f"datum.{dim_col}", alt.value("#bdbdbd"), alt.value(NEUTRAL))
+        if dim_col and dim_col in df.columns
+        else alt.value(NEUTRAL)
+    )
+    tip = [
+        alt.Tooltip(f"{group}:N"),
+        alt.Tooltip(f"{value}:Q", format=".2f", title=title),
+        alt.Tooltip(f"{lo}:Q", format=".2f", title="95% low"),
+        alt.Tooltip(f"{hi}:Q", format=".2f", title="95% high"),
+        alt.Tooltip("orders:Q", format=","),
+    ]
+    bars = base.mark_bar(opacity=0.85).encode(alt.X(f"{value}:Q", title=title), color=color, tooltip=tip)
+    whiskers = base.mark_rule(color="black").encode(alt.X(f"{lo}:Q"), alt.X2(f"{hi}:Q"), tooltip=tip)
+    return (bars + whiskers).properties(height=max(140, 34 * df.height))
+
+
+def markout_lines(curve: pl.DataFrame, group: str | None = None) -> alt.LayerChart:
+    data = curve.with_columns(pl.col("horizon_s").cast(pl.Float64))
+    enc = {"color": alt.Color(f"{group}:N", title=group.capitalize())} if group else {}
+    base = alt.Chart(_data(data)).encode(
+        alt.X("horizon_s:Q", scale=alt.Scale(type="log"), title="Horizon after the fill (s, log scale)"),
+        alt.Y("markout_bps:Q", title="Markout (bps, + = adverse)"),
+        **enc,
+    )
+    tip = [*([f"{group}:N"] if group else []), alt.Tooltip("horizon_s:Q", title="horizon (s)"),
+           alt.Tooltip("markout_bps:Q", format=".2f"), alt.Tooltip("lo:Q", format=".2f"), alt.Tooltip("hi:Q", format=".2f"),
+           alt.Tooltip("n:Q", title="fills", format=",")]  # fmt: skip
+    line = base.mark_line(point=True).encode(tooltip=tip)
+    band = base.mark_area(opacity=0.15).encode(alt.Y("lo:Q"), alt.Y2("hi:Q"))
+    return (band + line).properties(height=300)
+
+
+def waterfall(steps: pl.DataFrame) -> alt.LayerChart:
+    data = steps.with_columns(
+        pl.when(pl.col("step") == "Total IS")
+        .then(pl.lit("total"))
+        .when(pl.col("bps") >= 0)
+        .then(pl.lit("cost"))
+        .otherwise(pl.lit("gain"))
+        .alias("kind")
+    )
+    base = alt.Chart(_data(data)).encode(alt.X("step:N", sort=None, title=None))
+    bars = base.mark_bar().encode(
+        alt.Y("start:Q", title="bps of paper notional"),
+        alt.Y2("end:Q"),
+        alt.Color("kind:N", scale=alt.Scale(domain=["cost", "gain", "total"], range=[BAD, GOOD, NEUTRAL]), legend=None),
+        tooltip=["step:N", alt.Tooltip("bps:Q", format=".2f"), alt.Tooltip("currency:Q", format=",.2f")],
+    )
+    labels = base.mark_text(dy=-8).encode(alt.Y("end:Q"), text=alt.Text("bps:Q", format=".1f"))
+    return (bars + labels).properties(height=280)
+
+
+def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, levels: pl.DataFrame) -> alt.LayerChart:
+    """NBBO band, market prints, the order's fills (sized by quantity, coloured by venue) and the benchmark
+    prices as horizontal rules."""
+    x = alt.X("ts:T", title="Time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M"))
+    q = alt.Chart(_data(quotes)).encode(x)
+    band = q.mark_area(opacity=0.18, color=NEUTRAL, interpolate="step-after").encode(
+        alt.Y("bid:Q", scale=alt.Scale(zero=False), title="Price"), alt.Y2("ask:Q")
+    )
+    mid = q.mark_line(color="black", strokeWidth=1.2, interpolate="step-after").encode(alt.Y("mid:Q"))
+    prints = (
+        alt.Chart(_data(trades))
+        .mark_circle(color="#9e9e9e", opacity=0.35, size=12)
+        .encode(x, alt.Y("price:Q"), tooltip=["ts:T", "price:Q", "size:Q", "venue:N"])
+    )
+    own = (
+        alt.Chart(_data(fills))
+        .mark_point(filled=True, opacity=0.7, stroke="white", strokeWidth=0.5)
+        .encode(
+            x,
+            alt.Y("p:Q"),
+            alt.Size("q:Q", title="Fill qty", scale=alt.Scale(range=[15, 160])),
+            alt.Color("venue:N", title="Venue"),
+            tooltip=[
+                "ts:T",
+                alt.Tooltip("p:Q", title="price"),
+                alt.Tooltip("q:Q", title="qty"),
+                "venue:N",
+                "liquidity:N",
+            ],
+        )
+    )
+    rules = (
+        alt.Chart(_data(levels))
+        .mark_rule(strokeDash=[6, 3])
+        .encode(alt.Y("price:Q"), alt.Color("benchmark:N", title="Benchmark"), tooltip=["benchmark:N", "price:Q"])
+    )
+    return (band + mid + prints + rules + own).resolve_scale(color="independent").properties(height=380)
