@@ -431,7 +431,10 @@ Z95 = 1.959963984540054
 def with_buckets(df: pl.DataFrame) -> pl.DataFrame:
     """Add ``size_bucket`` (order size as % of ADV) and ``time_bucket`` (arrival half-hour, New York time)."""
     return df.with_columns(
-        pl.col("size_pct_adv").cut(list(SIZE_BUCKETS), labels=list(SIZE_LABELS), left_closed=True).alias("size_bucket"),
+        pl.col("size_pct_adv")
+        .bin_intervals(list(SIZE_BUCKETS), labels=list(SIZE_LABELS))
+        .cast(pl.String)
+        .alias("size_bucket"),
         pl.col("arrival_ts")
         .dt.convert_time_zone("America/New_York")
         .dt.truncate("30m")

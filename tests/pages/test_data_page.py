@@ -19,6 +19,7 @@ def frame_with(at: AppTest, *columns: str):
 def _app() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
+    at.switch_page("app_pages/data.py").run()
     return at
 
 
