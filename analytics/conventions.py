@@ -13,6 +13,8 @@ TRADING_DAYS_PER_YEAR = 252  # annualisation of daily returns and volatility (em
 ADV_WINDOW_DAYS = 20  # average daily volume and daily volatility look back this many trading days
 MARKOUT_HORIZONS_S: tuple[float, ...] = (1, 5, 30, 60, 300, 1800)  # TCA markouts (EVENTS.md)
 REALIZED_SPREAD_HORIZONS_S: tuple[float, ...] = (0.05, 1, 15, 60, 300)  # Rule 605 (2024 amendments)
+POST_TRADE_HORIZONS_S: tuple[float, ...] = (60, 300, 900, 1800)  # mid after the order's end: reversion curve
+PERMANENT_HORIZON_S = 1800  # permanent impact = mid 30 min after the end vs arrival (Almgren et al. 2005)
 PWP_TARGET_RATE = 0.10  # participation-weighted price: market volume until order qty / 10% has traded
 
 

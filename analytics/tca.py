@@ -46,11 +46,19 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from analytics.conventions import ADV_WINDOW_DAYS, BPS, MARKOUT_HORIZONS_S, PWP_TARGET_RATE, horizon_label
+from analytics.conventions import (
+    ADV_WINDOW_DAYS,
+    BPS,
+    MARKOUT_HORIZONS_S,
+    PERMANENT_HORIZON_S,
+    POST_TRADE_HORIZONS_S,
+    PWP_TARGET_RATE,
+    horizon_label,
+)
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-1"
+CODE_VERSION = "tca-2"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,13 @@ _TRADES_SQL = """
 
 def _probes_sql(horizons: tuple[float, ...]) -> str:
     """Every time at which a mid is needed, stacked into one relation for ONE ASOF join (TOOLCHAIN.md):
-    k = 0 at the fill, k = i for the i-th horizon; orders: -1 arrival, -2 end, -3 decision."""
+    k = 0 at the fill, k = i for the i-th horizon; orders: -1 arrival, -2 end, -3 decision, -10 - i the i-th
+    post-trade horizon after the end."""
+    post_probes = " ".join(
+        f"UNION ALL SELECT symbol, end_ts::DATE, end_ts + INTERVAL (CAST({round(h * 1e6)} AS BIGINT)) MICROSECONDS, "
+        f"oid, {-10 - i} FROM _tca_oe"
+        for i, h in enumerate(POST_TRADE_HORIZONS_S)
+    )
     fill_probes = " UNION ALL ".join(
         f"SELECT symbol, ts::DATE AS day, ts + INTERVAL (CAST({round(h * 1e6)} AS BIGINT)) MICROSECONDS AS pts, "
         f"fid AS id, {i} AS k FROM _tca_f"
@@ -146,7 +160,8 @@ def _probes_sql(horizons: tuple[float, ...]) -> str:
     UNION ALL SELECT symbol, arrival_ts::DATE, arrival_ts, oid, -1 FROM _tca_o
     UNION ALL SELECT symbol, end_ts::DATE, end_ts, oid, -2 FROM _tca_oe
     UNION ALL SELECT symbol, decision_ts::DATE, decision_ts, oid, -3 FROM _tca_o
-              WHERE decision_ts IS NOT NULL AND decision_price_given IS NULL"""
+              WHERE decision_ts IS NOT NULL AND decision_price_given IS NULL
+    {post_probes}"""
 
 
 def compute(con: duckdb.DuckDBPyConnection, filters: Filters | None = None, cfg: TCAConfig | None = None) -> TCAResult:
@@ -255,6 +270,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
         con,
         f"""
         WITH fa AS (SELECT oid, sum(q) AS filled_qty, sum(p * q) AS pv, count(*) AS fill_count,
+                           sum((p - mid) * q) AS spread_pv, sum(mid * q) AS mid_pv,
                            sum(explicit) AS is_fees, min(ts) AS first_fill_ts, max(ts) AS last_fill_ts, {mk}
                     FROM _tca_fm GROUP BY oid),
         mids AS (SELECT id AS oid, max(mid) FILTER (WHERE k = -1) AS arr_mid,
@@ -262,7 +278,8 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
                         max(integ_at) FILTER (WHERE k = -1) AS integ_a,
                         max(mid) FILTER (WHERE k = -2) AS end_mid,
                         max(integ_at) FILTER (WHERE k = -2) AS integ_e,
-                        max(mid) FILTER (WHERE k = -3) AS dec_mid
+                        max(mid) FILTER (WHERE k = -3) AS dec_mid,
+                        {", ".join(f"max(mid) FILTER (WHERE k = {-10 - i}) AS post_mid_{horizon_label(h)}" for i, h in enumerate(POST_TRADE_HORIZONS_S))}
                  FROM _tca_m WHERE k < 0 GROUP BY 1),
         base AS (
             SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.integ AS first_integ, op.first_ts,
@@ -324,7 +341,17 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             (epoch_us(end_ts) - epoch_us(arrival_ts)) / 1e6 AS duration_s,
             (epoch_us(first_fill_ts) - epoch_us(arrival_ts)) / 1e6 AS time_to_first_fill_s,
             coalesce(fill_count, 0) AS fill_count,
-            cv_e - cv_a AS interval_volume
+            cv_e - cv_a AS interval_volume,
+            -- Impact from the mid path (Almgren et al. 2005): during = arrival -> end, permanent = arrival ->
+            -- end + 30 min, temporary = what reverted after the end (during - permanent); all side-signed bps.
+            s * (end_price - arrival_price) / arrival_price * {BPS} AS impact_during_bps,
+            s * (post_mid_{horizon_label(PERMANENT_HORIZON_S)} - arrival_price) / arrival_price * {BPS} AS permanent_impact_bps,
+            s * (end_price - post_mid_{horizon_label(PERMANENT_HORIZON_S)}) / arrival_price * {BPS} AS temporary_impact_bps,
+            {", ".join(f"s * (post_mid_{horizon_label(h)} - end_price) / arrival_price * {BPS} AS reversion_bps_{horizon_label(h)}" for h in POST_TRADE_HORIZONS_S)},
+            -- Trading cost split at each fill's prevailing mid: spread (fill vs its mid) + impact/timing (mid vs
+            -- arrival); the two sum exactly to is_trading_cost.
+            coalesce(s * spread_pv, 0) AS trading_spread_cost,
+            coalesce(s * (mid_pv - arrival_price * filled), 0) AS trading_impact_cost
         FROM px2 ORDER BY arrival_ts, order_id""",
     ).pipe(_with_bps_and_rpm, con)
 
@@ -333,7 +360,14 @@ def _with_bps_and_rpm(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> pl.Da
     """Add the IS components in bps of the paper notional, and RPM (a range join of the interval's trades)."""
     bps = [
         (pl.col(c) / pl.col("paper_notional") * BPS).alias(c.replace("_cost", "_bps"))
-        for c in ("is_delay_cost", "is_trading_cost", "is_opportunity_cost", "is_total_cost")
+        for c in (
+            "is_delay_cost",
+            "is_trading_cost",
+            "is_opportunity_cost",
+            "is_total_cost",
+            "trading_spread_cost",
+            "trading_impact_cost",
+        )
     ]
     df = df.with_columns(*bps, (pl.col("is_fees") / pl.col("paper_notional") * BPS).alias("is_fees_bps"))
     rpm = query(
@@ -357,7 +391,7 @@ def _empty(cfg: TCAConfig) -> TCAResult:
 # ---------------------------------------------------------------------------------------------------
 # Stored results: TCACompletedEvent rows per lake version, computed day by day on first use
 # ---------------------------------------------------------------------------------------------------
-RESULTS = "tca"
+RESULTS = CODE_VERSION  # derived/<code version>/v<lake version>/...: new code never reads old rows
 DAYS_PER_RUN = 5  # days computed per pass: amortises the fixed cost, bounds memory
 
 

@@ -250,3 +250,23 @@ def test_is_parts_sum_to_total_and_bps_are_currency_over_paper_notional(tmp_path
     assert parts == pytest.approx(r["is_total_cost"])
     for c in ("delay", "trading", "opportunity", "total"):
         assert r[f"is_{c}_bps"] == pytest.approx(r[f"is_{c}_cost"] / r["paper_notional"] * 1e4)
+
+
+def test_impact_permanent_temporary_and_reversion_by_hand(tmp_path):
+    """Mid at arrival 100.00, at the end (14:40) 100.20, from 14:45 on 100.05 (the day's last quote)."""
+    r = one(run_tca(tmp_path, tape()))
+    assert r["impact_during_bps"] == pytest.approx(20.0)
+    assert r["permanent_impact_bps"] == pytest.approx(5.0)  # mid at end + 30 min (clamped to the last quote)
+    assert r["temporary_impact_bps"] == pytest.approx(15.0)  # what came back after the end
+    assert r["reversion_bps_60s"] == pytest.approx(0.0)
+    assert r["reversion_bps_300s"] == pytest.approx(-15.0)
+
+
+def test_trading_cost_splits_into_spread_and_impact(tmp_path):
+    """Fill 1: 400 @ 100.06 with mid 100.00; fill 2: 600 @ 100.24 with mid 100.20. Spread: 0.06*400 + 0.04*600
+    = 48; impact/timing: (100.00-100)*400 + (100.20-100)*600 = 120; together the trading cost 168."""
+    r = one(run_tca(tmp_path, tape()))
+    assert r["trading_spread_cost"] == pytest.approx(48.0)
+    assert r["trading_impact_cost"] == pytest.approx(120.0)
+    assert r["is_trading_cost"] == pytest.approx(168.0)
+    assert r["trading_spread_bps"] + r["trading_impact_bps"] == pytest.approx(r["is_trading_bps"])

@@ -1,0 +1,108 @@
+"""Market impact from the stored TCA rows: temporary vs permanent, the post-trade reversion curve, and a
+fitted square-root law.
+
+Per order (see tca.py, all side-signed bps of the arrival mid): ``impact_during_bps`` = mid move arrival ->
+end, ``permanent_impact_bps`` = arrival -> end + 30 min, ``temporary_impact_bps`` = during - permanent (what
+reverted), ``reversion_bps_<h>`` = end -> end + h.
+
+Square-root law (Almgren et al. 2005; Torre's "square-root model"; Kissell's I-Star has the same shape):
+``cost_bps = c + Y * sigma_bps * sqrt(Q / ADV)`` with sigma_bps the daily volatility in bps and Q / ADV the order's
+share of average daily volume. ``c`` absorbs the half-spread. Fitted by ordinary least squares over orders,
+the dependent variable winsorised at its 1st/99th percentiles (one wild order must not move the law), with
+heteroscedasticity-robust (HC1) standard errors and a normal 95% interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from analytics.conventions import BPS, POST_TRADE_HORIZONS_S, horizon_label
+from analytics.tca import weighted_mean_ci
+
+Z95 = 1.959963984540054
+PARTICIPATION_BUCKETS = (0.02, 0.05, 0.10, 0.20, 0.30)
+PARTICIPATION_LABELS = ("<2%", "2-5%", "5-10%", "10-20%", "20-30%", ">30%")
+
+
+@dataclass(frozen=True)
+class SqrtFit:
+    coefficient: float  # Y
+    se: float
+    lo: float
+    hi: float
+    intercept: float  # c, bps
+    n: int
+    r2: float
+    y: str
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.intercept + self.coefficient * x
+
+
+def sqrt_x(orders: pl.DataFrame) -> pl.Expr:
+    """The law's regressor: daily volatility in bps times the square root of size as a share of ADV."""
+    return (pl.col("daily_volatility") * BPS * pl.col("size_pct_adv").sqrt()).alias("sqrt_x")
+
+
+def fit_sqrt_law(orders: pl.DataFrame, y: str = "arrival_cost_bps") -> SqrtFit | None:
+    """OLS of ``y`` on sigma_bps * sqrt(Q/ADV) with an intercept, HC1 robust errors. None with < 30 orders."""
+    d = (
+        orders.select(sqrt_x(orders), pl.col(y))
+        .drop_nulls()
+        .filter(pl.col("sqrt_x").is_finite() & pl.col(y).is_finite())
+    )
+    if d.height < 30:
+        return None
+    lo_q, hi_q = d[y].quantile(0.01), d[y].quantile(0.99)
+    yy = d[y].clip(lo_q, hi_q).to_numpy()
+    x = d["sqrt_x"].to_numpy()
+    X = np.column_stack([np.ones_like(x), x])
+    beta, *_ = np.linalg.lstsq(X, yy, rcond=None)
+    resid = yy - X @ beta
+    n, k = X.shape
+    xtx_inv = np.linalg.inv(X.T @ X)
+    meat = X.T @ (X * (resid**2)[:, None])
+    cov = xtx_inv @ meat @ xtx_inv * n / (n - k)  # HC1
+    se = float(np.sqrt(cov[1, 1]))
+    ss_tot = float(((yy - yy.mean()) ** 2).sum())
+    r2 = 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 0.0
+    b = float(beta[1])
+    return SqrtFit(b, se, b - Z95 * se, b + Z95 * se, float(beta[0]), n, r2, y)
+
+
+def buckets(orders: pl.DataFrame, by: str = "participation_rate") -> pl.DataFrame:
+    """Mean arrival cost, permanent and temporary impact (equal-weighted over orders, 95% intervals) per
+    bucket of participation rate (or of ``size_pct_adv``), with the bucket's mean law regressor."""
+    if by == "participation_rate":
+        cut = pl.col(by).bin_intervals(list(PARTICIPATION_BUCKETS), labels=list(PARTICIPATION_LABELS))
+    else:
+        from analytics.tca import SIZE_BUCKETS, SIZE_LABELS
+
+        cut = pl.col(by).bin_intervals(list(SIZE_BUCKETS), labels=list(SIZE_LABELS))
+    d = orders.filter(pl.col(by).is_not_null()).with_columns(cut.cast(pl.String).alias("bucket"), sqrt_x(orders))
+    one = pl.lit(1.0)
+    aggs = []
+    for col in ("arrival_cost_bps", "permanent_impact_bps", "temporary_impact_bps"):
+        m, lo, hi, n = weighted_mean_ci(pl.col(col), one)
+        aggs += [m.alias(col), lo.alias(f"{col}_lo"), hi.alias(f"{col}_hi")]
+        if col == "arrival_cost_bps":
+            aggs.append(n.alias("orders"))
+    return (
+        d.group_by("bucket")
+        .agg(*aggs, pl.col("sqrt_x").mean().alias("sqrt_x"), pl.col(by).mean().alias(f"mean_{by}"))
+        .sort(f"mean_{by}")
+    )
+
+
+def reversion_curve(orders: pl.DataFrame) -> pl.DataFrame:
+    """Mean post-trade mid move after the order's end at each horizon (side-signed bps; negative = the price
+    came back = temporary impact), with 95% intervals. Horizon 0 is the end itself."""
+    rows = [pl.DataFrame({"horizon_s": [0.0], "mean": [0.0], "lo": [0.0], "hi": [0.0], "n": [orders.height]})]
+    for h in POST_TRADE_HORIZONS_S:
+        col = f"reversion_bps_{horizon_label(h)}"
+        agg = orders.select(*weighted_mean_ci(pl.col(col), pl.lit(1.0)))
+        rows.append(agg.with_columns(pl.lit(float(h)).alias("horizon_s")).select("horizon_s", "mean", "lo", "hi", "n"))
+    return pl.concat(rows, how="vertical_relaxed").rename({"mean": "reversion_bps"})
