@@ -35,6 +35,7 @@ _first_run()
 pages = {
     "Trading": [
         st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca", default=True),
+        st.Page("app_pages/impact.py", title="Impact & attribution", icon="📉", url_path="impact"),
     ],
     "Data": [
         st.Page("app_pages/data.py", title="Data", icon="🗄️", url_path="data"),

@@ -73,9 +73,13 @@ def fit_sqrt_law(orders: pl.DataFrame, y: str = "arrival_cost_bps") -> SqrtFit |
     return SqrtFit(b, se, b - Z95 * se, b + Z95 * se, float(beta[0]), n, r2, y)
 
 
-def buckets(orders: pl.DataFrame, by: str = "participation_rate") -> pl.DataFrame:
-    """Mean arrival cost, permanent and temporary impact (equal-weighted over orders, 95% intervals) per
-    bucket of participation rate (or of ``size_pct_adv``), with the bucket's mean law regressor."""
+def buckets(
+    orders: pl.DataFrame,
+    by: str = "participation_rate",
+    metrics: tuple[str, ...] = ("arrival_cost_bps", "permanent_impact_bps", "temporary_impact_bps"),
+) -> pl.DataFrame:
+    """Mean of each of ``metrics`` (equal-weighted over orders, 95% intervals) per bucket of participation
+    rate (or of ``size_pct_adv``), with the order count and the bucket's mean law regressor."""
     if by == "participation_rate":
         cut = pl.col(by).bin_intervals(list(PARTICIPATION_BUCKETS), labels=list(PARTICIPATION_LABELS))
     else:
@@ -85,14 +89,17 @@ def buckets(orders: pl.DataFrame, by: str = "participation_rate") -> pl.DataFram
     d = orders.filter(pl.col(by).is_not_null()).with_columns(cut.cast(pl.String).alias("bucket"), sqrt_x(orders))
     one = pl.lit(1.0)
     aggs = []
-    for col in ("arrival_cost_bps", "permanent_impact_bps", "temporary_impact_bps"):
-        m, lo, hi, n = weighted_mean_ci(pl.col(col), one)
+    for col in dict.fromkeys(metrics):
+        m, lo, hi, _ = weighted_mean_ci(pl.col(col), one)
         aggs += [m.alias(col), lo.alias(f"{col}_lo"), hi.alias(f"{col}_hi")]
-        if col == "arrival_cost_bps":
-            aggs.append(n.alias("orders"))
     return (
         d.group_by("bucket")
-        .agg(*aggs, pl.col("sqrt_x").mean().alias("sqrt_x"), pl.col(by).mean().alias(f"mean_{by}"))
+        .agg(
+            *aggs,
+            pl.len().alias("orders"),
+            pl.col("sqrt_x").mean().alias("sqrt_x"),
+            pl.col(by).mean().alias(f"mean_{by}"),
+        )
         .sort(f"mean_{by}")
     )
 

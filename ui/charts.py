@@ -130,3 +130,55 @@ def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, 
         .encode(alt.Y("price:Q"), alt.Color("benchmark:N", title="Benchmark"), tooltip=["benchmark:N", "price:Q"])
     )
     return (band + mid + prints + rules + own).resolve_scale(color="independent").properties(height=380)
+
+
+def law_fit(buckets: pl.DataFrame, fit, y: str, title: str) -> alt.LayerChart:
+    """Bucket means of ``y`` (with 95% whiskers) against the law's regressor, and the fitted line."""
+    pts = alt.Chart(_data(buckets)).encode(
+        alt.X("sqrt_x:Q", title="σ (bps/day) × √(size / ADV)"),
+        alt.Y(f"{y}:Q", title=title),
+        tooltip=["bucket:N", alt.Tooltip(f"{y}:Q", format=".2f"), alt.Tooltip("orders:Q", format=",")],
+    )
+    layers = [pts.mark_point(filled=True, size=70, color=NEUTRAL), pts.mark_rule(color=NEUTRAL).encode(
+        alt.Y(f"{y}_lo:Q"), alt.Y2(f"{y}_hi:Q"))]  # fmt: skip
+    if fit is not None and buckets.height:
+        xs = [0.0, float(buckets["sqrt_x"].max()) * 1.1]
+        line = pl.DataFrame({"sqrt_x": xs, "fit": [fit.intercept + fit.coefficient * x for x in xs]})
+        layers.append(
+            alt.Chart(_data(line)).mark_line(color=BAD, strokeDash=[6, 3]).encode(alt.X("sqrt_x:Q"), alt.Y("fit:Q"))
+        )
+    return alt.layer(*layers).properties(height=300)
+
+
+def stacked_components(decomp: pl.DataFrame, group: str) -> alt.Chart:
+    long = decomp.unpivot(
+        index=[group],
+        on=[c for c in decomp.columns if c.endswith("_bps") and c != "total_bps"],
+        variable_name="component",
+        value_name="bps",
+    ).with_columns(pl.col("component").str.strip_suffix("_bps"), pl.col(group).cast(pl.String))
+    return (
+        alt.Chart(_data(long))
+        .mark_bar()
+        .encode(
+            alt.Y(f"{group}:N", title=None),
+            alt.X("bps:Q", title="bps of paper notional (stacked; + = cost)"),
+            alt.Color("component:N", title="Component"),
+            tooltip=[f"{group}:N", "component:N", alt.Tooltip("bps:Q", format=".2f")],
+        )
+        .properties(height=max(140, 34 * decomp.height))
+    )
+
+
+def reversion(curve: pl.DataFrame) -> alt.LayerChart:
+    base = alt.Chart(_data(curve)).encode(alt.X("horizon_s:Q", title="Seconds after the order's end"))
+    line = base.mark_line(point=True, color=NEUTRAL).encode(
+        alt.Y("reversion_bps:Q", title="Mid move since the end (bps, side-signed)"),
+        tooltip=[
+            alt.Tooltip("horizon_s:Q"),
+            alt.Tooltip("reversion_bps:Q", format=".2f"),
+            alt.Tooltip("n:Q", format=","),
+        ],
+    )
+    band = base.mark_area(opacity=0.15, color=NEUTRAL).encode(alt.Y("lo:Q"), alt.Y2("hi:Q"))
+    return (band + line).properties(height=300)

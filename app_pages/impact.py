@@ -1,0 +1,76 @@
+"""Impact & attribution: temporary vs permanent impact, the square-root law fitted to the desk's orders, the
+IS decomposition by slice, and the recommendations the data can support."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from analytics import cost_attribution, impact, tca
+from ui import charts, filters, state
+
+f = filters.current()
+st.title("Impact & cost attribution")
+st.caption(charts.COST_NOTE)
+orders = state.tca_orders(f)
+if orders.is_empty():
+    st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
+    st.stop()
+orders = tca.with_buckets(orders)
+
+tab_impact, tab_attr, tab_rec = st.tabs(["Market impact", "Cost attribution", "Recommendations"])
+with tab_impact:
+    y_label = st.radio(
+        "Cost measure",
+        ["Arrival cost", "Impact during the order", "Permanent impact"],
+        horizontal=True,
+        key="impact_y",
+    )
+    y = {"Arrival cost": "arrival_cost_bps", "Impact during the order": "impact_during_bps",
+         "Permanent impact": "permanent_impact_bps"}[y_label]  # fmt: skip
+    by = st.radio("Bucket by", ["participation_rate", "size_pct_adv"], horizontal=True, key="impact_by")
+    fit = impact.fit_sqrt_law(orders, y)
+    b = impact.buckets(orders, by, (y, "permanent_impact_bps", "temporary_impact_bps"))
+    left, right = st.columns(2)
+    left.altair_chart(charts.law_fit(b, fit, y, f"{y_label} (bps)"), width="stretch")
+    if fit:
+        left.markdown(
+            f"**Square-root law**: {y_label.lower()} ≈ {fit.intercept:.1f} + **{fit.coefficient:.2f}** "
+            f"(95% CI {fit.lo:.2f}–{fit.hi:.2f}) × σ·√(size/ADV), n = {fit.n:,} orders, R² = {fit.r2:.3f}"
+        )
+    else:
+        left.info("Fewer than 30 orders with volatility and ADV: no fit.")
+    right.altair_chart(charts.reversion(impact.reversion_curve(orders)), width="stretch")
+    right.caption("After the order ends the mid gives back its temporary impact; what stays after 30 min is permanent.")
+    st.dataframe(b, hide_index=True, width="stretch", key="impact_buckets_df")
+    st.download_button(
+        "Download impact buckets (CSV)", b.write_csv(), "impact_buckets.csv", "text/csv", key="dl_impact"
+    )
+
+with tab_attr:
+    dim = st.selectbox(
+        "Slice by", ["algo", "broker", "size_bucket", "urgency", "strategy", "trader", "time_bucket"], key="attr_dim"
+    )
+    d = cost_attribution.decompose(orders, dim)
+    st.altair_chart(charts.stacked_components(d, dim), width="stretch")
+    st.dataframe(d, hide_index=True, width="stretch", key="attr_df")
+    st.caption(
+        "Spread: fills vs the mid at the fill. Impact & timing: the mid at each fill vs arrival. The parts sum to the IS."
+    )
+    st.download_button(
+        "Download attribution (CSV)", d.write_csv(), f"cost_attribution_by_{dim}.csv", "text/csv", key="dl_attr"
+    )
+
+with tab_rec:
+    choice = st.radio("Compare", ["algo", "broker"], horizontal=True, key="rec_choice")
+    cmp = cost_attribution.compare(orders, choice)
+    found = cmp.filter(pl.col("significant"))
+    if found.is_empty():
+        st.info(
+            f"No {choice} is significantly cheaper than another on comparable orders (same size bucket, at least 30 "
+            "orders each, 5% level after Holm correction). The data cannot support a routing change yet."
+        )
+    for text in found["finding"].to_list():
+        st.success(text)
+    st.dataframe(cmp.drop("finding", strict=False), hide_index=True, width="stretch", key="rec_df")
+    st.download_button("Download comparisons (CSV)", cmp.write_csv(), f"compare_{choice}.csv", "text/csv", key="dl_rec")
