@@ -8,8 +8,8 @@ reverted), ``reversion_bps_<h>`` = end -> end + h.
 Square-root law (Almgren et al. 2005; Torre's "square-root model"; Kissell's I-Star has the same shape):
 ``cost_bps = c + Y * sigma_bps * sqrt(Q / ADV)`` with sigma_bps the daily volatility in bps and Q / ADV the order's
 share of average daily volume. ``c`` absorbs the half-spread. Fitted by ordinary least squares over orders,
-the dependent variable winsorised at its 1st/99th percentiles (one wild order must not move the law), with
-heteroscedasticity-robust (HC1) standard errors and a normal 95% interval.
+refitted with the residuals winsorised at their 1st/99th percentiles until the fit stops moving (one wild order must not
+move the law), with heteroscedasticity-robust (HC1) standard errors and a normal 95% interval.
 """
 
 from __future__ import annotations
@@ -56,11 +56,20 @@ def fit_sqrt_law(orders: pl.DataFrame, y: str = "arrival_cost_bps") -> SqrtFit |
     )
     if d.height < 30:
         return None
-    lo_q, hi_q = d[y].quantile(0.01), d[y].quantile(0.99)
-    yy = d[y].clip(lo_q, hi_q).to_numpy()
     x = d["sqrt_x"].to_numpy()
     X = np.column_stack([np.ones_like(x), x])
-    beta, *_ = np.linalg.lstsq(X, yy, rcond=None)
+    y0 = d[y].to_numpy()
+    # Robust to a wild order without biasing the slope: winsorise the first fit's residuals at their 1st/99th
+    # percentiles (not y itself, whose extremes carry the signal), then refit.
+    beta, *_ = np.linalg.lstsq(X, y0, rcond=None)
+    for _ in range(50):  # iterate to the fixed point (a Huber-like M-estimate), usually a handful of steps
+        r0 = y0 - X @ beta
+        yy = X @ beta + np.clip(r0, np.percentile(r0, 1), np.percentile(r0, 99))
+        new, *_ = np.linalg.lstsq(X, yy, rcond=None)
+        done = np.allclose(new, beta, rtol=1e-10, atol=1e-10)
+        beta = new
+        if done:
+            break
     resid = yy - X @ beta
     n, k = X.shape
     xtx_inv = np.linalg.inv(X.T @ X)
