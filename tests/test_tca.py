@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics import tca
 from analytics.ingest import ingest
@@ -270,3 +272,52 @@ def test_trading_cost_splits_into_spread_and_impact(tmp_path):
     assert r["trading_impact_cost"] == pytest.approx(120.0)
     assert r["is_trading_cost"] == pytest.approx(168.0)
     assert r["trading_spread_bps"] + r["trading_impact_bps"] == pytest.approx(r["is_trading_bps"])
+
+
+# --- Identities over random orders (hypothesis) ------------------------------------------------------------
+
+price = st.decimals(min_value=5, max_value=500, places=2).map(float)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    side=st.sampled_from(["BUY", "SELL"]),
+    qty=st.integers(100, 10_000),
+    mids=st.lists(price, min_size=3, max_size=6),
+    fills=st.lists(st.tuples(st.floats(0.05, 1.0), st.floats(-0.02, 0.02)), min_size=0, max_size=5),
+    dec=st.one_of(st.none(), price),
+    cancel=st.booleans(),
+    commission=st.floats(0, 50),
+)
+def test_is_identities_on_random_orders(tmp_path_factory, side, qty, mids, fills, dec, cancel, commission):
+    """Whatever the tape: the four IS parts sum to the total; each bps figure is its currency over the paper
+    notional; and the total equals Perold's paper-minus-real shortfall computed independently here."""
+    tmp = tmp_path_factory.mktemp("prop")
+    t0 = f"{D1}T15:00:"
+    ev = [quote("XYZ", f"{t0}{i:02d}Z", m - 0.01, m + 0.01) for i, m in enumerate(mids)]
+    ev.append(order("O1", f"{t0}00.5Z", "XYZ", side, qty, decision_id="D1" if dec else None))
+    if dec:
+        ev.append(decision("D1", f"{D1}T14:00:00Z", "XYZ", side, qty, price=dec))
+    left, done = qty, []
+    for j, (share, off) in enumerate(fills):
+        q = min(left, max(1, int(qty * share)))
+        if q <= 0:
+            break
+        p = round(mids[min(j, len(mids) - 1)] * (1 + off), 2)
+        ev.append(fill(f"F{j}", "O1", f"{t0}{j:02d}.7Z", "XYZ", side, q, p, commission=commission))
+        done.append((q, p))
+        left -= q
+    ev.append(end("O1", f"{t0}{len(mids) - 1:02d}.9Z", "CANCEL" if cancel or left else "DONE"))
+    r = one(run_tca(tmp, ev))
+    parts = r["is_delay_cost"] + r["is_trading_cost"] + r["is_opportunity_cost"] + r["is_fees"]
+    assert parts == pytest.approx(r["is_total_cost"], rel=1e-9, abs=1e-6)
+    for c in ("delay", "trading", "opportunity", "total"):
+        assert r[f"is_{c}_bps"] == pytest.approx(r[f"is_{c}_cost"] / r["paper_notional"] * 1e4, rel=1e-9, abs=1e-9)
+    s = 1 if side == "BUY" else -1
+    pd_, pn = r["decision_price"], r["end_price"]
+    filled = sum(q for q, _ in done)
+    perold = s * (sum(q * p for q, p in done) - pd_ * filled) + s * (pn - pd_) * (qty - filled) + commission * len(done)
+    assert r["is_total_cost"] == pytest.approx(perold, rel=1e-9, abs=1e-6)
+    assert r["paper_notional"] == pytest.approx(pd_ * qty)
+    if dec:
+        assert pd_ == pytest.approx(dec)
