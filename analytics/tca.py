@@ -58,7 +58,7 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-2"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-3"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,11 @@ def _orders_sql(f: Filters) -> tuple[str, list]:
                coalesce(rep.rep_qty, n.quantity) AS order_qty, n.broker, n.algo, n.decision_id, n.trader, n.desk,
                coalesce(n.urgency, dec.decision_urgency) AS urgency, n.limit_price,
                dec.decision_ts, dec.decision_price_given, dec.portfolio_id, dec.strategy,
-               term.term_ts, term.term_action
+               term.term_ts, term.term_action, sec.sector, sec.country
         FROM orders n LEFT JOIN rep USING (order_id) LEFT JOIN term USING (order_id)
         LEFT JOIN dec ON dec.decision_id = n.decision_id
+        LEFT JOIN (SELECT symbol, any_value(sector) AS sector, any_value(country) AS country
+                   FROM securities GROUP BY 1) sec ON sec.symbol = n.symbol
         WHERE n.action = 'NEW')
     SELECT row_number() OVER (ORDER BY arrival_ts, order_id) AS oid, * FROM o WHERE {where}"""
     return sql, params
@@ -311,7 +313,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
         px2 AS (SELECT *, coalesce(decision_price_given, dec_mid, arrival_price) AS decision_price,
                        order_qty - filled AS unfilled FROM px)
         SELECT
-            order_id, symbol, side, decision_id, portfolio_id, strategy, broker, algo, trader, desk, urgency,
+            order_id, symbol, side, decision_id, portfolio_id, strategy, broker, algo, trader, desk, urgency, sector, country,
             'USD' AS currency, arrival_ts, end_ts, decision_ts, term_action AS end_action,
             decision_price, arrival_price, end_price, avg_fill_price, interval_vwap, day_vwap, twap, pwp, pwp_complete,
             open_price, close_price, prev_close,

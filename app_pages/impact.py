@@ -49,7 +49,9 @@ with tab_impact:
 
 with tab_attr:
     dim = st.selectbox(
-        "Slice by", ["algo", "broker", "size_bucket", "urgency", "strategy", "trader", "time_bucket"], key="attr_dim"
+        "Slice by",
+        ["algo", "broker", "size_bucket", "urgency", "strategy", "sector", "trader", "time_bucket"],
+        key="attr_dim",
     )
     d = cost_attribution.decompose(orders, dim)
     st.altair_chart(charts.stacked_components(d, dim), width="stretch")

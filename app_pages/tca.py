@@ -55,7 +55,9 @@ with tab_cost:
     left, right = st.columns(2)
     left.altair_chart(charts.histogram(orders, metric, label), width="stretch")
     dim = right.selectbox(
-        "Break down by", ["broker", "algo", "size_bucket", "urgency", "strategy", "time_bucket"], key="tca_dim"
+        "Break down by",
+        ["broker", "algo", "size_bucket", "urgency", "strategy", "sector", "time_bucket"],
+        key="tca_dim",
     )
     grp = tca.by_group(orders, dim, metric, min_orders=30)
     right.altair_chart(charts.bars_with_ci(grp, dim, metric, label), width="stretch")
