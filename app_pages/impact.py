@@ -42,7 +42,7 @@ with tab_impact:
         left.info("Fewer than 30 orders with volatility and ADV: no fit.")
     right.altair_chart(charts.reversion(impact.reversion_curve(orders)), width="stretch")
     right.caption("After the order ends the mid gives back its temporary impact; what stays after 30 min is permanent.")
-    st.dataframe(b, hide_index=True, width="stretch", key="impact_buckets_df")
+    st.dataframe(b, hide_index=True, width="stretch", column_config=charts.number_formats(b), key="impact_buckets_df")
     st.download_button(
         "Download impact buckets (CSV)", b.write_csv(), "impact_buckets.csv", "text/csv", key="dl_impact"
     )
@@ -55,7 +55,7 @@ with tab_attr:
     )
     d = cost_attribution.decompose(orders, dim)
     st.altair_chart(charts.stacked_components(d, dim), width="stretch")
-    st.dataframe(d, hide_index=True, width="stretch", key="attr_df")
+    st.dataframe(d, hide_index=True, width="stretch", column_config=charts.number_formats(d), key="attr_df")
     st.caption(
         "Spread: fills vs the mid at the fill. Impact & timing: the mid at each fill vs arrival. The parts sum to the IS."
     )

@@ -62,7 +62,7 @@ with tab_cost:
     grp = tca.by_group(orders, dim, metric, min_orders=30)
     right.altair_chart(charts.bars_with_ci(grp, dim, metric, label), width="stretch")
     right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
-    st.dataframe(grp, hide_index=True, width="stretch", key="tca_group_df")
+    st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")
     st.download_button("Download breakdown (CSV)", grp.write_csv(), f"tca_by_{dim}.csv", "text/csv", key="dl_group")
     venue = (
         fills.filter(pl.col("arrival_cost_bps").is_not_null())

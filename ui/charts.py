@@ -4,8 +4,34 @@ from __future__ import annotations
 
 import altair as alt
 import polars as pl
+import streamlit as st
 
 COST_NOTE = "Costs in bps; positive = the client is worse off (side-signed against the benchmark)."
+
+
+def number_formats(df: pl.DataFrame) -> dict:
+    """column_config for a results table: bps to 2 decimals, notional with thousands separators, counts as
+    integers; one number format per unit across pages."""
+
+    cfg = {}
+    for c, d in df.schema.items():
+        if not d.is_numeric():
+            continue
+        if (
+            c.endswith("_bps")
+            or c.endswith("_bps_lo")
+            or c.endswith("_bps_hi")
+            or c.endswith("_lo")
+            or c.endswith("_hi")
+        ):
+            cfg[c] = st.column_config.NumberColumn(format="%.2f")
+        elif "notional" in c or c.endswith("_cost") or c == "is_fees":
+            cfg[c] = st.column_config.NumberColumn(format="localized")
+        elif c in ("orders", "fills", "n") or d.is_integer():
+            cfg[c] = st.column_config.NumberColumn(format="%d")
+    return cfg
+
+
 GOOD, BAD, NEUTRAL = "#2e7d32", "#c62828", "#1f4e79"
 
 
@@ -39,7 +65,7 @@ def bars_with_ci(
     lo, hi = f"{value}_lo", f"{value}_hi"
     data = df.with_columns(pl.col(group).cast(pl.String)).sort(value, descending=True, nulls_last=True)
     order = data[group].to_list()  # one explicit order for both layers, so whiskers sit on their bars
-    base = alt.Chart(_data(data)).encode(alt.Y(f"{group}:N", sort=order, title=None))
+    base = alt.Chart(_data(data)).encode(alt.Y(f"{group}:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False)))
     color = (
         alt.condition(f"datum.{dim_col}", alt.value("#bdbdbd"), alt.value(NEUTRAL))
         if dim_col and dim_col in df.columns
@@ -54,7 +80,7 @@ def bars_with_ci(
     ]
     bars = base.mark_bar(opacity=0.85).encode(alt.X(f"{value}:Q", title=title), color=color, tooltip=tip)
     whiskers = base.mark_rule(color="black").encode(alt.X(f"{lo}:Q"), alt.X2(f"{hi}:Q"), tooltip=tip)
-    return (bars + whiskers).properties(height=max(140, 34 * df.height))
+    return (bars + whiskers).properties(height=max(140, 40 * df.height))
 
 
 def markout_lines(curve: pl.DataFrame, group: str | None = None) -> alt.LayerChart:
