@@ -538,20 +538,50 @@ def markout_curve(
     fills: pl.DataFrame, horizons: tuple[float, ...] = MARKOUT_HORIZONS_S, group: str | None = None
 ) -> pl.DataFrame:
     """Quantity-weighted mean markout (bps, positive = the price came back against the fill) at each
-    horizon, optionally per ``group`` (e.g. venue), long form: horizon_s, [group], markout_bps, lo, hi, n."""
-    frames = []
+    horizon, optionally per ``group`` (e.g. venue), long form: horizon_s, [group], markout_bps, lo, hi, n.
+    One group-by pass computes every horizon."""
     keys = [group] if group else []
-    for h in horizons:
-        col = f"markout_cost_bps_{horizon_label(h)}"
-        if col not in fills.columns:
-            continue
-        agg = (
-            fills.group_by(keys) if keys else fills.select(pl.lit(1).alias("_all")).with_columns(fills).group_by("_all")
-        ).agg(*weighted_mean_ci(pl.col(col), pl.col("q")))
-        frames.append(agg.with_columns(pl.lit(float(h)).alias("horizon_s")).drop("_all", strict=False))
-    if not frames:
+    cols = [(h, f"markout_cost_bps_{horizon_label(h)}") for h in horizons]
+    cols = [(h, c) for h, c in cols if c in fills.columns]
+    if not cols or fills.is_empty():
         return pl.DataFrame()
-    return pl.concat(frames).rename({"mean": "markout_bps"}).sort([*keys, "horizon_s"])
+    aggs = []
+    for i, (_, c) in enumerate(cols):
+        aggs += [e.alias(f"{e.meta.output_name()}__{i}") for e in weighted_mean_ci(pl.col(c), pl.col("q"))]
+    wide = fills.group_by(keys).agg(aggs) if keys else fills.select(aggs)
+    frames = [
+        wide.select(
+            *keys,
+            pl.lit(float(h)).alias("horizon_s"),
+            pl.col(f"mean__{i}").alias("markout_bps"),
+            pl.col(f"lo__{i}").alias("lo"),
+            pl.col(f"hi__{i}").alias("hi"),
+            pl.col(f"n__{i}").cast(pl.UInt32).alias("n"),
+        )
+        for i, (h, _) in enumerate(cols)
+    ]
+    return pl.concat(frames).sort([*keys, "horizon_s"])
+
+
+def histogram(df: pl.DataFrame, col: str, bins: int = 60, clip: float = 0.005) -> pl.DataFrame:
+    """Counts of ``col`` in ``bins`` equal bins over its [clip, 1 - clip] quantile range (values beyond are
+    counted in the end bins), for a chart that ships bins, not rows: bin_start, bin_end, count."""
+    x = df[col].drop_nulls()
+    if x.is_empty():
+        return pl.DataFrame(schema={"bin_start": pl.Float64, "bin_end": pl.Float64, "count": pl.UInt32})
+    lo, hi = x.quantile(clip), x.quantile(1 - clip)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    width = (hi - lo) / bins
+    idx = ((x.clip(lo, hi) - lo) / width).floor().clip(0, bins - 1).cast(pl.Int32)
+    counts = idx.value_counts().rename({idx.name: "bin"})
+    return (
+        counts.with_columns(
+            (lo + pl.col("bin") * width).alias("bin_start"), (lo + (pl.col("bin") + 1) * width).alias("bin_end")
+        )
+        .select("bin_start", "bin_end", pl.col("count").cast(pl.UInt32))
+        .sort("bin_start")
+    )
 
 
 def order_tape(
@@ -589,3 +619,17 @@ def waterfall(order: dict) -> pl.DataFrame:
         run += bps
     rows.append({"step": "Total IS", "start": 0.0, "end": run, "bps": run, "currency": order["is_total_cost"] or 0.0})
     return pl.DataFrame(rows)
+
+
+def order_fills(
+    lake, con: duckdb.DuckDBPyConnection, order_id: str, day: dt.date, version: int | None = None
+) -> pl.DataFrame:
+    """The stored fills (with their marks) of one order, read from its arrival day only."""
+    rel = results(lake, con, day, day, part="fills", version=version)
+    if rel is None:
+        return pl.DataFrame()
+    con.register("_day_fills", rel)
+    try:
+        return query(con, "SELECT * FROM _day_fills WHERE order_id = ? ORDER BY ts, fill_id", [order_id])
+    finally:
+        con.unregister("_day_fills")

@@ -21,7 +21,6 @@ if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
 orders = tca.with_buckets(orders)
-fills = state.tca_fills(f)
 head = tca.summary(orders)
 
 c = st.columns(5)
@@ -53,7 +52,8 @@ with tab_cost:
     label = st.selectbox("Metric", list(METRICS), key="tca_metric")
     metric = METRICS[label]
     left, right = st.columns(2)
-    left.altair_chart(charts.histogram(orders, metric, label), width="stretch")
+    left.altair_chart(charts.histogram(tca.histogram(orders, metric), label), width="stretch")
+    left.caption("Bins span the 0.5th-99.5th percentiles; the end bins hold the tails.")
     dim = right.selectbox(
         "Break down by",
         ["broker", "algo", "size_bucket", "urgency", "strategy", "sector", "time_bucket"],
@@ -64,12 +64,7 @@ with tab_cost:
     right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
     st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")
     st.download_button("Download breakdown (CSV)", grp.write_csv(), f"tca_by_{dim}.csv", "text/csv", key="dl_group")
-    venue = (
-        fills.filter(pl.col("arrival_cost_bps").is_not_null())
-        .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
-        .pipe(tca.by_group, "venue", "arrival_cost_bps", min_orders=30)
-        .rename({"orders": "fills"})
-    )
+    venue = state.venue_costs(f)
     st.subheader("Fills by venue: cost vs arrival")
     st.altair_chart(
         charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)"),
@@ -78,7 +73,7 @@ with tab_cost:
 
 with tab_markout:
     by_venue = st.toggle("By venue", value=True, key="tca_markout_venue")
-    curve = tca.markout_curve(fills, group="venue" if by_venue else None)
+    curve = state.markouts(f, by_venue)
     st.altair_chart(charts.markout_lines(curve, "venue" if by_venue else None), width="stretch")
     st.caption(
         "Markout = side-signed (fill price − mid at t + h) / fill price; a curve that keeps rising after the fill is adverse selection."
@@ -100,7 +95,7 @@ with tab_order:
         f"filled {o['filled_qty']:,.0f} in {o['fill_count']} fills · IS {o['is_total_bps']:+.1f} bps · "
         f"arrival {o['arrival_cost_bps']:+.1f} bps · size {100 * (o['size_pct_adv'] or 0):.2f}% ADV"
     )
-    of = fills.filter(pl.col("order_id") == oid)
+    of = state.order_fills(oid, o["arrival_ts"].date())
     pad = dt.timedelta(minutes=5)
     quotes, prints = tca.order_tape(state.cursor(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad)
     levels = pl.DataFrame(

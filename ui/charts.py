@@ -44,14 +44,20 @@ def _data(df: pl.DataFrame) -> alt.Data:
     return alt.Data(values=df.to_dicts())
 
 
-def histogram(df: pl.DataFrame, col: str, title: str, bins: int = 60) -> alt.Chart:
+def histogram(bins: pl.DataFrame, title: str) -> alt.Chart:
+    """Bars of pre-computed bins (analytics.tca.histogram): the spec carries ~60 rows, not every order."""
     return (
-        alt.Chart(_data(df.select(col).drop_nulls()))
+        alt.Chart(_data(bins))
         .mark_bar(color=NEUTRAL, opacity=0.85)
         .encode(
-            alt.X(f"{col}:Q", bin=alt.Bin(maxbins=bins), title=title),
-            alt.Y("count():Q", title="Orders"),
-            tooltip=[alt.Tooltip(f"{col}:Q", bin=alt.Bin(maxbins=bins), title=title, format=".1f"), "count():Q"],
+            alt.X("bin_start:Q", title=title, bin="binned"),
+            alt.X2("bin_end:Q"),
+            alt.Y("count:Q", title="Orders"),
+            tooltip=[
+                alt.Tooltip("bin_start:Q", format=".1f", title="from"),
+                alt.Tooltip("bin_end:Q", format=".1f", title="to"),
+                alt.Tooltip("count:Q", format=","),
+            ],
         )
         .properties(height=260)
     )

@@ -94,7 +94,9 @@ def _tca_rows(root: str, version: int, part: str, f) -> pl.DataFrame:
                 schema={"order_id": pl.String, "broker": pl.String, "algo": pl.String},
             ).to_arrow(),
         )
-        sql = f"SELECT r.*, o.broker, o.algo FROM _rows r JOIN _orders o USING (order_id) WHERE fill_id IS NOT NULL AND {where}"
+        # The per-horizon mids are only needed to audit a markout: leave them in the stored rows.
+        cols = ", ".join(f"r.{c}" for c in rel.columns if not c.startswith("mid_"))
+        sql = f"SELECT {cols}, o.broker, o.algo FROM _rows r JOIN _orders o USING (order_id) WHERE fill_id IS NOT NULL AND {where}"
     return query(con, sql, params)
 
 
@@ -106,3 +108,39 @@ def tca_orders(f) -> pl.DataFrame:
 def tca_fills(f) -> pl.DataFrame:
     lk = lake()
     return _tca_rows(str(lk.root), ensure_tca(f), "fills", f)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _fill_aggregates(root: str, version: int, f, kind: str) -> pl.DataFrame:
+    from analytics import tca
+
+    fills = _tca_rows(root, version, "fills", f)
+    if fills.is_empty():
+        return pl.DataFrame()
+    if kind == "venue_costs":
+        return (
+            fills.filter(pl.col("arrival_cost_bps").is_not_null())
+            .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
+            .pipe(tca.by_group, "venue", "arrival_cost_bps", min_orders=30)
+            .rename({"orders": "fills"})
+        )
+    return tca.markout_curve(fills, group="venue" if kind == "markouts_venue" else None)
+
+
+def venue_costs(f) -> pl.DataFrame:
+    """Fill arrival cost by venue (notional-weighted, 95% intervals), cached per version and filters."""
+    lk = lake()
+    return _fill_aggregates(str(lk.root), ensure_tca(f), f, "venue_costs")
+
+
+def markouts(f, by_venue: bool) -> pl.DataFrame:
+    lk = lake()
+    return _fill_aggregates(str(lk.root), ensure_tca(f), f, "markouts_venue" if by_venue else "markouts")
+
+
+def order_fills(order_id: str, day) -> pl.DataFrame:
+    """One order's fills for the drill-down (read from its day's stored file, not from the page's frame)."""
+    from analytics import tca
+
+    lk = lake()
+    return tca.order_fills(lk, cursor(), order_id, day, version=lk.version())
