@@ -633,3 +633,43 @@ def order_fills(
         return query(con, "SELECT * FROM _day_fills WHERE order_id = ? ORDER BY ts, fill_id", [order_id])
     finally:
         con.unregister("_day_fills")
+
+
+def load_orders(lake, con: duckdb.DuckDBPyConnection, f: Filters, version: int | None = None) -> pl.DataFrame:
+    """Stored TCA rows of the orders matching the shared filters (dates on arrival; symbol, broker, algo,
+    portfolio), bound parameters only. Call :func:`ensure` first for the dates."""
+    rel = results(lake, con, f.start, f.end, part="orders", version=version)
+    if rel is None:
+        return pl.DataFrame()
+    where, params = f.where(
+        {"symbol": "symbol", "broker": "broker", "algo": "algo", "portfolio": "portfolio_id"}, "arrival_ts"
+    )
+    con.register("_tca_rows", rel)
+    try:
+        return query(con, f"SELECT * FROM _tca_rows WHERE arrival_ts IS NOT NULL AND {where}", params)
+    finally:
+        con.unregister("_tca_rows")
+
+
+def load_fills(
+    lake, con: duckdb.DuckDBPyConnection, f: Filters, orders: pl.DataFrame, version: int | None = None
+) -> pl.DataFrame:
+    """Stored fills of ``orders`` (the frame :func:`load_orders` returned) matching the venue/symbol filters,
+    with the order's broker and algo. The per-horizon mids are left out (they only audit a markout)."""
+    rel = results(lake, con, f.start, f.end, part="fills", version=version)
+    if rel is None or orders.is_empty():
+        return pl.DataFrame()
+    where, params = f.where({"symbol": "symbol", "venue": "venue"}, "ts")
+    cols = ", ".join(f"r.{c}" for c in rel.columns if not c.startswith("mid_"))
+    con.register("_tca_fill_rows", rel)
+    con.register("_tca_order_keys", orders.select("order_id", "broker", "algo").to_arrow())
+    try:
+        return query(
+            con,
+            f"SELECT {cols}, o.broker, o.algo FROM _tca_fill_rows r JOIN _tca_order_keys o USING (order_id) "
+            f"WHERE r.fill_id IS NOT NULL AND {where}",
+            params,
+        )
+    finally:
+        con.unregister("_tca_fill_rows")
+        con.unregister("_tca_order_keys")

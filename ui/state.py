@@ -12,7 +12,7 @@ import polars as pl
 import streamlit as st
 
 from analytics import catalog
-from analytics.store import Lake, default_lake_path, query
+from analytics.store import Lake, default_lake_path
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,31 +73,9 @@ def _tca_rows(root: str, version: int, part: str, f) -> pl.DataFrame:
 
     lk = Lake(root)
     con = _connection(root, version).cursor()
-    rel = tca.results(lk, con, f.start, f.end, part=part, version=version)
-    if rel is None:
-        return pl.DataFrame()
-    con.register("_rows", rel)
     if part == "orders":
-        where, params = f.where(
-            {"symbol": "symbol", "broker": "broker", "algo": "algo", "portfolio": "portfolio_id"}, "arrival_ts"
-        )
-        sql = f"SELECT * FROM _rows WHERE arrival_ts IS NOT NULL AND {where}"
-    else:
-        where, params = f.where({"symbol": "symbol", "venue": "venue"}, "ts")
-        orders = _tca_rows(root, version, "orders", f)
-        con.register(
-            "_orders",
-            orders.select("order_id", "broker", "algo").to_arrow()
-            if orders.height
-            else pl.DataFrame(
-                {"order_id": [], "broker": [], "algo": []},
-                schema={"order_id": pl.String, "broker": pl.String, "algo": pl.String},
-            ).to_arrow(),
-        )
-        # The per-horizon mids are only needed to audit a markout: leave them in the stored rows.
-        cols = ", ".join(f"r.{c}" for c in rel.columns if not c.startswith("mid_"))
-        sql = f"SELECT {cols}, o.broker, o.algo FROM _rows r JOIN _orders o USING (order_id) WHERE fill_id IS NOT NULL AND {where}"
-    return query(con, sql, params)
+        return tca.load_orders(lk, con, f, version)
+    return tca.load_fills(lk, con, f, _tca_rows(root, version, "orders", f), version)
 
 
 def tca_orders(f) -> pl.DataFrame:
