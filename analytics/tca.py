@@ -10,7 +10,9 @@ Prices
 - ``decision_price`` Pd: the decision's ``decision_price``, else the mid prevailing at the decision's ts,
   else P0.
 - ``end_price`` Pn: mid prevailing at the order's first CANCEL/DONE, else at its last fill.
-- ``interval_vwap``: market trades with arrival < ts <= end. ``day_vwap``: all trades of the day.
+- ``interval_vwap``: market trades with arrival < ts <= end. ``day_vwap``: all trades of the arrival day.
+  An order that ends on a later UTC day (``multi_day``) gets no interval VWAP, TWAP, PWP, RPM or
+  participation (null, not a number computed over one day's running sums).
 - ``twap``: time-weighted NBBO mid over [arrival, end], each mid weighted by how long it prevailed.
 - ``pwp`` (participation-weighted price): VWAP of market trades after arrival until order_qty / rate shares
   have traded (rate = 10% by default), or until the close when the day's volume runs out
@@ -58,7 +60,7 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-3"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-4"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -115,20 +117,34 @@ _FILLS_SQL = """
            coalesce(st.commission, f.commission, 0) + coalesce(st.fees, f.fees, 0) + coalesce(st.taxes, 0) AS explicit
     FROM fills f JOIN _tca_o o USING (order_id) LEFT JOIN st USING (fill_id)"""
 
-# Quotes of the needed (symbol, day)s with the running time-integral of the mid:
-# integ_k = sum_{i<k} mid_i (t_{i+1} - t_i) in price x microseconds, so that the integral up to any x in
-# [t_k, t_{k+1}) is integ_k + mid_k (x - t_k): TWAP over [a, b] = (I(b) - I(a)) / (b - a), two ASOF probes.
-_QUOTES_SQL = """
-    CREATE OR REPLACE TEMP TABLE _tca_q AS
-    WITH need AS (SELECT DISTINCT symbol, day FROM _tca_p),
-    q AS (SELECT q.symbol, q.ts, q.ts::DATE AS day, (q.bid + q.ask) / 2 AS mid, q.bid, q.ask
-          FROM quotes q SEMI JOIN need ON q.symbol = need.symbol AND q.ts::DATE = need.day
-          WHERE q.ts >= ? AND q.ts < ?)
-    SELECT symbol, day, ts, mid, bid, ask,
-           coalesce(sum(seg) OVER (PARTITION BY symbol, day ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING
-                                   AND 1 PRECEDING), 0) AS integ
-    FROM (SELECT *, mid * (epoch_us(lead(ts) OVER (PARTITION BY symbol, day ORDER BY ts)) - epoch_us(ts)) AS seg
-          FROM q)"""
+
+def _quote_integral(quotes: pl.LazyFrame, need: pl.DataFrame) -> pl.DataFrame:
+    """Quotes of the needed (symbol, day)s with the running time-integral of the mid:
+    integ_k = sum_{i<k} mid_i (t_{i+1} - t_i) in price x microseconds, so that the integral up to any x in
+    [t_k, t_{k+1}) is integ_k + mid_k (x - t_k): TWAP over [a, b] = (I(b) - I(a)) / (b - a), two ASOF probes.
+
+    In Polars (a windowed shift + cumulative sum over 20M quotes is ~4x faster here than DuckDB's window
+    operator). Rows must be in time order within each (symbol, day): checked, and sorted only when not (a
+    Polars window over unsorted rows would silently give wrong values)."""
+    q = (
+        quotes.select("symbol", "ts", "bid", "ask")
+        .with_columns(pl.col("ts").dt.date().alias("day"))
+        .join(need.lazy(), on=["symbol", "day"], how="semi")
+        .collect()
+    )
+    in_order = q.select(
+        (pl.col("ts").diff().over("symbol", "day").fill_null(dt.timedelta(0)) >= dt.timedelta(0)).all()
+    ).item()
+    if not in_order:
+        q = q.sort("symbol", "ts")
+    us = pl.col("ts").dt.epoch("us")
+    return (
+        q.with_columns(((pl.col("bid") + pl.col("ask")) / 2).alias("mid"))
+        .with_columns((pl.col("mid") * (us.shift(-1).over("symbol", "day") - us)).fill_null(0.0).alias("seg"))
+        .with_columns((pl.col("seg").cum_sum().over("symbol", "day") - pl.col("seg")).alias("integ"))
+        .drop("seg")
+    )
+
 
 # Market trades of the needed (symbol, day)s with running sums per day. RANGE frames give every trade at
 # the same timestamp the same running sum, so a probe at time x sees every trade with ts <= x.
@@ -166,9 +182,12 @@ def _probes_sql(horizons: tuple[float, ...]) -> str:
     {post_probes}"""
 
 
-def compute(con: duckdb.DuckDBPyConnection, filters: Filters | None = None, cfg: TCAConfig | None = None) -> TCAResult:
+def compute(
+    con: duckdb.DuckDBPyConnection, filters: Filters | None = None, cfg: TCAConfig | None = None, lake=None
+) -> TCAResult:
     """TCA of the orders that arrived in the filter's date range (and match its symbol, broker, algo and
-    portfolio filters) over the lake views of ``con``. Set-based in DuckDB: one ASOF join for every mid."""
+    portfolio filters) over the lake views of ``con``. Set-based: one ASOF join for every mid. With ``lake``
+    the quotes are read straight from its date-pruned files."""
     f = filters or Filters()
     cfg = cfg or TCAConfig()
     sql, params = _orders_sql(f)
@@ -188,19 +207,37 @@ def compute(con: duckdb.DuckDBPyConnection, filters: Filters | None = None, cfg:
            FROM _tca_o o LEFT JOIN (SELECT oid, max(ts) AS last_fill_ts FROM _tca_f GROUP BY 1) lf USING (oid)"""
     )
     con.execute(_probes_sql(cfg.markout_horizons_s))
-    con.execute(_QUOTES_SQL, [lo, hi])
+    need = query(con, "SELECT DISTINCT symbol, day FROM _tca_p WHERE day IS NOT NULL")
+    if lake is not None:
+        files = [str(p) for p in lake.files("quotes", lo.date(), hi.date())]
+        src = (
+            pl.scan_parquet(files)
+            if files
+            else pl.LazyFrame(
+                schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "bid": pl.Float64, "ask": pl.Float64}
+            )
+        )
+        src = src.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+    else:
+        src = query(con, "SELECT symbol, ts, bid, ask FROM quotes WHERE ts >= ? AND ts < ?", [lo, hi]).lazy()
+    con.register("_tca_q", _quote_integral(src, need).to_arrow())
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _tca_m AS
            SELECT p.id, p.k, p.pts, q.mid, q.bid, q.ask,
                   q.integ + q.mid * (epoch_us(p.pts) - epoch_us(q.ts)) AS integ_at
            FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts >= q.ts"""
     )
-    # Orders arriving before the day's first quote: the first mid after arrival (the opening quote).
+    # Orders arriving before the day's first quote take the day's first quote (the opening quote): a small
+    # aggregate over just those (symbol, day)s, not a second ASOF join over every quote.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _tca_open AS
-           SELECT p.id AS oid, q.mid AS first_mid, q.ask - q.bid AS first_spread, q.integ, q.ts AS first_ts
-           FROM (SELECT * FROM _tca_p WHERE k = -1) p
-           ASOF JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts <= q.ts"""
+           WITH pre AS (SELECT p.id AS oid, p.symbol, p.day FROM _tca_p p JOIN _tca_m m ON m.id = p.id AND m.k = p.k
+                        WHERE p.k = -1 AND m.mid IS NULL),
+           first AS (SELECT q.symbol, q.day, arg_min(q.mid, q.ts) AS first_mid, arg_min(q.ask - q.bid, q.ts) AS first_spread,
+                            arg_min(q.integ, q.ts) AS integ, min(q.ts) AS first_ts
+                     FROM _tca_q q SEMI JOIN pre ON q.symbol = pre.symbol AND q.day = pre.day GROUP BY ALL)
+           SELECT pre.oid, first.first_mid, first.first_spread, first.integ, first.first_ts
+           FROM pre JOIN first ON pre.symbol = first.symbol AND pre.day = first.day"""
     )
     con.execute(_TRADES_SQL, [lo, hi])
     # Running trade sums at arrival and end; PWP's target is reached at the first trade whose running volume
@@ -255,7 +292,8 @@ def _fill_marks(con: duckdb.DuckDBPyConnection, horizons: tuple[float, ...]) -> 
             SELECT f.*, m.* EXCLUDE (fid), {markouts},
                    f.s * (f.p - o_arr.arrival_mid) / o_arr.arrival_mid * {BPS} AS arrival_cost_bps
             FROM _tca_f f LEFT JOIN m USING (fid)
-            LEFT JOIN (SELECT id AS oid, mid AS arrival_mid FROM _tca_m WHERE k = -1) o_arr USING (oid)
+            LEFT JOIN (SELECT m.id AS oid, coalesce(m.mid, op.first_mid) AS arrival_mid FROM _tca_m m
+                       LEFT JOIN _tca_open op ON op.oid = m.id WHERE m.k = -1) o_arr USING (oid)
             ORDER BY f.ts, f.fill_id;
             SELECT * EXCLUDE (fid, oid) FROM _tca_fm ORDER BY ts, fill_id""",
     )
@@ -303,6 +341,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
                 CASE WHEN cv_w IS NOT NULL THEN (cpv_w - cpv_a) / nullif(cv_w - cv_a, 0)
                      ELSE (day_pv - cpv_a) / nullif(day_v - cv_a, 0) END AS pwp,
                 cv_w IS NOT NULL AS pwp_complete,
+                end_ts::DATE <> arrival_ts::DATE AS multi_day,
                 -- TWAP: integral over [max(arrival, first quote), end]; arrival before the open starts at the open.
                 CASE WHEN arr_mid IS NOT NULL AND end_ts > arrival_ts
                           THEN (integ_e - integ_a) / (epoch_us(end_ts) - epoch_us(arrival_ts))
@@ -310,7 +349,13 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
                           THEN (integ_e - first_integ) / (epoch_us(end_ts) - epoch_us(first_ts))
                      ELSE coalesce(arr_mid, first_mid) END AS twap
             FROM base),
-        px2 AS (SELECT *, coalesce(decision_price_given, dec_mid, arrival_price) AS decision_price,
+        px2 AS (SELECT * REPLACE (
+                           -- An order that runs past its arrival day: the per-day running sums cannot span the
+                           -- night, so its interval benchmarks are left empty rather than wrong (multi_day).
+                           CASE WHEN NOT multi_day THEN interval_vwap END AS interval_vwap,
+                           CASE WHEN NOT multi_day THEN twap END AS twap,
+                           CASE WHEN NOT multi_day THEN pwp END AS pwp),
+                       coalesce(decision_price_given, dec_mid, arrival_price) AS decision_price,
                        order_qty - filled AS unfilled FROM px)
         SELECT
             order_id, symbol, side, decision_id, portfolio_id, strategy, broker, algo, trader, desk, urgency, sector, country,
@@ -335,7 +380,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             s * (avg_fill_price - close_price) / close_price * {BPS} AS close_cost_bps,
             s * (avg_fill_price - prev_close) / prev_close * {BPS} AS prev_close_cost_bps,
             {", ".join(f"markout_cost_bps_{h}" for h in hz)},
-            filled / nullif(cv_e - cv_a, 0) AS participation_rate,
+            CASE WHEN NOT multi_day THEN filled / nullif(cv_e - cv_a, 0) END AS participation_rate,
             order_qty / adv AS size_pct_adv,
             CASE WHEN n_lr >= 2 THEN vol_d END AS daily_volatility,
             adv,
@@ -343,7 +388,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             (epoch_us(end_ts) - epoch_us(arrival_ts)) / 1e6 AS duration_s,
             (epoch_us(first_fill_ts) - epoch_us(arrival_ts)) / 1e6 AS time_to_first_fill_s,
             coalesce(fill_count, 0) AS fill_count,
-            cv_e - cv_a AS interval_volume,
+            CASE WHEN NOT multi_day THEN cv_e - cv_a END AS interval_volume, multi_day,
             -- Impact from the mid path (Almgren et al. 2005): during = arrival -> end, permanent = arrival ->
             -- end + 30 min, temporary = what reverted after the end (during - permanent); all side-signed bps.
             s * (end_price - arrival_price) / arrival_price * {BPS} AS impact_during_bps,
@@ -381,6 +426,7 @@ def _with_bps_and_rpm(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> pl.Da
                  FROM _tca_o o JOIN _tca_oe e USING (oid) JOIN _tca_f f USING (oid) GROUP BY ALL) o
            JOIN _tca_t t ON t.symbol = o.symbol AND t.day = o.arrival_ts::DATE
                          AND t.ts > o.arrival_ts AND t.ts <= o.end_ts
+           WHERE o.end_ts::DATE = o.arrival_ts::DATE
            GROUP BY 1""",
     )
     return df.join(rpm, on="order_id", how="left")
@@ -431,7 +477,7 @@ def ensure(
         for n, run in enumerate(runs):
             if progress:
                 progress(n / len(runs), f"TCA of {run[0]}..{run[-1]} ({len(missing)} day(s) to compute)")
-            res = compute(con, Filters(start=run[0], end=run[-1]), cfg)
+            res = compute(con, Filters(start=run[0], end=run[-1]), cfg, lake=lake)
             orders = _with_lineage(res.orders, v, m.created) if res.orders.height else res.orders
             for day in run:
                 if orders.height:

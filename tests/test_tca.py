@@ -321,3 +321,36 @@ def test_is_identities_on_random_orders(tmp_path_factory, side, qty, mids, fills
     assert r["paper_notional"] == pytest.approx(pd_ * qty)
     if dec:
         assert pd_ == pytest.approx(dec)
+
+
+def test_order_spanning_two_days_has_no_interval_benchmarks_but_full_is(tmp_path):
+    """Per-day running sums cannot span the night: interval VWAP/TWAP/PWP/RPM/participation are null (not the
+    nonsense a one-day sum would give), IS is computed as usual."""
+    ev = [
+        quote("X", f"{D1}T14:30:00Z", 99.99, 100.01),
+        trade("X", f"{D1}T15:30:00Z", 100.0, 100),
+        quote("X", f"{D2}T14:30:00Z", 109.99, 110.01),
+        trade("X", f"{D2}T15:30:00Z", 110.0, 100),
+        order("O1", f"{D1}T15:00:00Z", "X", "BUY", 200),
+        fill("F1", "O1", f"{D1}T16:00:00Z", "X", "BUY", 100, 100.0),
+        fill("F2", "O1", f"{D2}T15:00:00Z", "X", "BUY", 100, 110.0),
+        end("O1", f"{D2}T16:00:00Z"),
+    ]
+    r = one(run_tca(tmp_path, ev))
+    assert r["multi_day"] is True
+    for c in ("interval_vwap", "twap", "pwp", "rpm", "participation_rate", "twap_cost_bps"):
+        assert r[c] is None, c
+    assert r["is_trading_cost"] == pytest.approx(100 * 0.0 + 100 * 10.0)  # vs arrival mid 100
+    assert r["arrival_cost_bps"] == pytest.approx((105.0 - 100.0) / 100.0 * 1e4)
+
+
+def test_fill_arrival_cost_uses_the_opening_quote_for_a_pre_open_order(tmp_path):
+    ev = [
+        quote("X", f"{D1}T14:30:00Z", 99.99, 100.01),
+        order("O1", f"{D1}T14:00:00Z", "X", "BUY", 100),
+        fill("F1", "O1", f"{D1}T14:45:00Z", "X", "BUY", 100, 100.05),
+        end("O1", f"{D1}T14:50:00Z"),
+    ]
+    res = run_tca(tmp_path, ev)
+    assert one(res)["arrival_cost_bps"] == pytest.approx(5.0)
+    assert res.fills["arrival_cost_bps"].to_list() == pytest.approx([5.0])
