@@ -159,10 +159,17 @@ class Lake:
         return f"lake@{self.version()}"
 
     def manifest(self, version: int | None = None) -> Manifest:
+        """The manifest of ``version`` (default: current). Versions are immutable, so each is parsed once
+        per Lake object (the pages keep one Lake; a year of history has a manifest of thousands of files)."""
         v = self.version() if version is None else version
         if v == 0:
             return Manifest()
-        return Manifest.from_json((self._mdir / f"v{v:08d}.json").read_text())
+        cache = self.__dict__.setdefault("_manifests", {})
+        if v not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[v] = Manifest.from_json((self._mdir / f"v{v:08d}.json").read_text())
+        return cache[v]
 
     def exists(self) -> bool:
         return self.version() > 0

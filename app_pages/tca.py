@@ -115,5 +115,11 @@ with tab_order:
     )
 
 with tab_rows:
-    st.dataframe(orders, hide_index=True, width="stretch", key="tca_orders_df")
-    st.download_button("Download TCA rows (CSV)", orders.write_csv(), "tca_results.csv", "text/csv", key="dl_orders")
+    shown = orders.sort("is_total_bps", descending=True, nulls_last=True).head(1000)
+    st.caption(f"{shown.height:,} of {orders.height:,} orders shown (highest IS first); the download has them all.")
+    st.dataframe(
+        shown, hide_index=True, width="stretch", column_config=charts.number_formats(shown), key="tca_orders_df"
+    )
+    st.download_button(
+        "Download TCA rows (CSV)", lambda: orders.write_csv(), "tca_results.csv", "text/csv", key="dl_orders"
+    )

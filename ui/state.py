@@ -67,7 +67,9 @@ def ensure_tca(f) -> int:
     return v
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# Frames of up to millions of rows are cached as resources (shared, never pickled: st.cache_data would
+# serialise them on every hit); Polars frames are immutable, so sharing them between sessions is safe.
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _tca_rows(root: str, version: int, part: str, f) -> pl.DataFrame:
     from analytics import tca
 
@@ -88,7 +90,7 @@ def tca_fills(f) -> pl.DataFrame:
     return _tca_rows(str(lk.root), ensure_tca(f), "fills", f)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _fill_aggregates(root: str, version: int, f, kind: str) -> pl.DataFrame:
     from analytics import tca
 
