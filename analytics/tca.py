@@ -108,14 +108,18 @@ def _orders_sql(f: Filters) -> tuple[str, list]:
     return sql, params
 
 
+# Fills of the selected orders (time-bounded so a year-long lake is not scanned whole) and the latest
+# settlement of each (settled explicit costs override the execution-time estimates).
 _FILLS_SQL = """
     CREATE OR REPLACE TEMP TABLE _tca_f AS
-    WITH st AS (SELECT fill_id, arg_max(commission, ts) AS commission, arg_max(fees, ts) AS fees,
-                       arg_max(taxes, ts) AS taxes FROM settlements GROUP BY 1)
-    SELECT row_number() OVER (ORDER BY f.ts, f.fill_id) AS fid, o.oid, f.fill_id, f.order_id, f.ts, f.symbol,
-           o.s, f.quantity AS q, f.price AS p, f.venue, f.liquidity,
+    WITH f AS (SELECT f.*, o.oid, o.s FROM fills f JOIN _tca_o o USING (order_id) WHERE f.ts >= ? AND f.ts < ?),
+    st AS (SELECT fill_id, arg_max(commission, ts) AS commission, arg_max(fees, ts) AS fees,
+                  arg_max(taxes, ts) AS taxes FROM settlements
+           WHERE ts >= ? AND fill_id IN (SELECT fill_id FROM f) GROUP BY 1)
+    SELECT row_number() OVER (ORDER BY f.ts, f.fill_id) AS fid, f.oid, f.fill_id, f.order_id, f.ts, f.symbol,
+           f.s, f.quantity AS q, f.price AS p, f.venue, f.liquidity,
            coalesce(st.commission, f.commission, 0) + coalesce(st.fees, f.fees, 0) + coalesce(st.taxes, 0) AS explicit
-    FROM fills f JOIN _tca_o o USING (order_id) LEFT JOIN st USING (fill_id)"""
+    FROM f LEFT JOIN st USING (fill_id)"""
 
 
 def _quote_integral(quotes: pl.LazyFrame, need: pl.DataFrame) -> pl.DataFrame:
@@ -192,14 +196,18 @@ def compute(
     cfg = cfg or TCAConfig()
     sql, params = _orders_sql(f)
     con.execute(sql, params)
-    con.execute(_FILLS_SQL)
     span = con.execute(
-        "SELECT least(min(arrival_ts), min(decision_ts))::DATE, max(arrival_ts)::DATE FROM _tca_o"
+        """SELECT least(min(arrival_ts), min(decision_ts))::DATE, max(arrival_ts)::DATE, min(arrival_ts),
+                  -- fills end with their order's CANCEL/DONE (+1 day of slack); an order never ended: no bound
+                  CASE WHEN bool_and(term_ts IS NOT NULL) THEN max(term_ts) + INTERVAL 1 DAY END
+           FROM _tca_o"""
     ).fetchone()
     if span is None or span[0] is None:
         return _empty(cfg)
     lo = dt.datetime.combine(span[0], dt.time(), dt.UTC)
     hi = dt.datetime.combine(span[1] + dt.timedelta(days=3), dt.time(), dt.UTC)
+    fills_end = span[3] or dt.datetime.max.replace(tzinfo=dt.UTC)
+    con.execute(_FILLS_SQL, [span[2], fills_end, span[2]])
     # Order end: first CANCEL/DONE, else last fill, else arrival.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _tca_oe AS

@@ -354,3 +354,11 @@ def test_fill_arrival_cost_uses_the_opening_quote_for_a_pre_open_order(tmp_path)
     res = run_tca(tmp_path, ev)
     assert one(res)["arrival_cost_bps"] == pytest.approx(5.0)
     assert res.fills["arrival_cost_bps"].to_list() == pytest.approx([5.0])
+
+
+def test_open_order_without_cancel_or_done_still_counts_every_fill(tmp_path):
+    ev = [e for e in tape() if e.get("action") != "DONE"]
+    r = one(run_tca(tmp_path, ev))
+    assert r["filled_qty"] == 1000 and r["fill_count"] == 2
+    assert r["end_action"] is None
+    assert r["end_ts"].minute == 37  # ends at the last fill
