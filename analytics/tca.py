@@ -727,3 +727,85 @@ def load_fills(
     finally:
         con.unregister("_tca_fill_rows")
         con.unregister("_tca_order_keys")
+
+
+def _fill_scope_sql(lake, con: duckdb.DuckDBPyConnection, f: Filters, version: int | None) -> tuple[str, list] | None:
+    """Registers the stored orders and fills of the filter's dates and returns a SQL relation (text, params)
+    of the matching fills with their order's broker and algo: fill-level aggregates then run in DuckDB over
+    the Parquet files, never materialising a year's fills in memory."""
+    o_rel = results(lake, con, f.start, f.end, part="orders", version=version)
+    f_rel = results(lake, con, f.start, f.end, part="fills", version=version)
+    if o_rel is None or f_rel is None:
+        return None
+    con.register("_scope_orders", o_rel)
+    con.register("_scope_fills", f_rel)
+    ow, op = f.where(
+        {"symbol": "symbol", "broker": "broker", "algo": "algo", "portfolio": "portfolio_id"}, "arrival_ts"
+    )
+    fw, fp = f.where({"symbol": "symbol", "venue": "venue"}, "ts")
+    sql = f"""SELECT r.*, o.broker, o.algo FROM _scope_fills r
+              JOIN (SELECT order_id, broker, algo FROM _scope_orders WHERE arrival_ts IS NOT NULL AND {ow}) o
+              USING (order_id) WHERE r.fill_id IS NOT NULL AND {fw}"""
+    return sql, [*op, *fp]
+
+
+def _wmean_ci_sql(x: str, w: str, group: str) -> str:
+    """Weighted mean of ``x`` by ``w`` per ``group`` with the sandwich 95% interval (as weighted_mean_ci)."""
+    return f"""m AS (SELECT {group}, sum({w} * {x}) / sum({w}) AS mean, sum({w}) AS sw, count({x}) AS n
+                    FROM scope WHERE {x} IS NOT NULL AND {w} IS NOT NULL GROUP BY {group})
+           SELECT m.{group}, m.mean, m.mean - {Z95} * sqrt(sum(s.{w} * s.{w} * (s.{x} - m.mean) ^ 2)) / m.sw AS lo,
+                  m.mean + {Z95} * sqrt(sum(s.{w} * s.{w} * (s.{x} - m.mean) ^ 2)) / m.sw AS hi, m.n
+           FROM scope s JOIN m USING ({group}) WHERE s.{x} IS NOT NULL AND s.{w} IS NOT NULL
+           GROUP BY m.{group}, m.mean, m.sw, m.n"""
+
+
+def venue_costs(
+    lake, con: duckdb.DuckDBPyConnection, f: Filters, version: int | None = None, min_fills: int = 30
+) -> pl.DataFrame:
+    """Fill arrival cost by venue, weighted by fill notional, with 95% intervals (SQL over the stored fills)."""
+    scope = _fill_scope_sql(lake, con, f, version)
+    if scope is None:
+        return pl.DataFrame()
+    sql, params = scope
+    out = query(
+        con,
+        f"""WITH scope AS (SELECT venue, arrival_cost_bps AS x, p * q AS w FROM ({sql})),
+            {_wmean_ci_sql("x", "w", "venue")}""",
+        params,
+    )
+    return (
+        out.rename({"mean": "arrival_cost_bps", "lo": "arrival_cost_bps_lo", "hi": "arrival_cost_bps_hi"})
+        .with_columns(pl.col("n").alias("fills"), (pl.col("n") < min_fills).alias("small_sample"))
+        .sort("arrival_cost_bps", descending=True, nulls_last=True)
+    )
+
+
+def markouts_sql(
+    lake,
+    con: duckdb.DuckDBPyConnection,
+    f: Filters,
+    by_venue: bool,
+    version: int | None = None,
+    horizons: tuple[float, ...] = MARKOUT_HORIZONS_S,
+) -> pl.DataFrame:
+    """The markout curve (as :func:`markout_curve`) computed in DuckDB over the stored fills."""
+    scope = _fill_scope_sql(lake, con, f, version)
+    if scope is None:
+        return pl.DataFrame()
+    sql, params = scope
+    group = "venue" if by_venue else "_all"
+    frames = []
+    for h in horizons:
+        col = f"markout_cost_bps_{horizon_label(h)}"
+        sel = "venue" if by_venue else "'all' AS _all"
+        part = query(
+            con,
+            f"""WITH scope AS (SELECT {sel}, {col} AS x, q AS w FROM ({sql})), {_wmean_ci_sql("x", "w", group)}""",
+            params,
+        )
+        frames.append(part.with_columns(pl.lit(float(h)).alias("horizon_s")))
+    out = pl.concat(frames).rename({"mean": "markout_bps"}).with_columns(pl.col("n").cast(pl.UInt32))
+    if not by_venue:
+        out = out.drop("_all")
+    keys = ["venue"] if by_venue else []
+    return out.select(*keys, "horizon_s", "markout_bps", "lo", "hi", "n").sort([*keys, "horizon_s"])

@@ -29,11 +29,11 @@ def desk(tmp_path_factory):
     con = lake.connect()
     orders = tca.results(lake, con).pl().filter(pl.col("arrival_ts").is_not_null())
     fills = tca.results(lake, con, part="fills").pl().filter(pl.col("fill_id").is_not_null())
-    return orders, fills
+    return orders, fills, lake
 
 
 def test_adverse_selection_venue_has_the_worst_markouts(desk):
-    _, fills = desk
+    _, fills, _ = desk
     curve = tca.markout_curve(fills, (60.0,), "venue")
     drkb = curve.filter(pl.col("venue") == "DRKB").row(0, named=True)
     others = curve.filter(pl.col("venue") != "DRKB")
@@ -67,9 +67,32 @@ def test_equal_algos_are_not_declared_different(desk):
 
 
 def test_slow_broker_is_slowest_and_fills_least(desk):
-    orders, _ = desk
+    orders, _, _ = desk
     b = orders.group_by("broker").agg(
         pl.col("fill_rate").mean().alias("fill_rate"), pl.col("time_to_first_fill_s").median().alias("ttff")
     )
     assert b.sort("fill_rate")["broker"][0] == "Crescent"
     assert b.sort("ttff", descending=True)["broker"][0] == "Crescent"
+
+
+def test_sql_fill_aggregates_equal_the_in_memory_ones(desk):
+    """The pages aggregate fills in DuckDB over the stored files (a year never fits in memory); the same
+    figures from the in-memory Polars functions must agree."""
+    from analytics.filters import Filters
+
+    _, fills, lake = desk
+    con = lake.connect()
+    sql_curve = tca.markouts_sql(lake, con, Filters(), by_venue=True).sort("venue", "horizon_s")
+    mem_curve = tca.markout_curve(fills, group="venue").sort("venue", "horizon_s")
+    for c in ("markout_bps", "lo", "hi"):
+        assert sql_curve[c].to_list() == pytest.approx(mem_curve[c].to_list(), rel=1e-9)
+    assert sql_curve["n"].to_list() == mem_curve["n"].to_list()
+    sql_venue = tca.venue_costs(lake, con, Filters()).sort("venue")
+    mem_venue = (
+        fills.filter(pl.col("arrival_cost_bps").is_not_null())
+        .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
+        .pipe(tca.by_group, "venue", "arrival_cost_bps")
+        .sort("venue")
+    )
+    for c in ("arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi"):
+        assert sql_venue[c].to_list() == pytest.approx(mem_venue[c].to_list(), rel=1e-9)

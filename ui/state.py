@@ -67,44 +67,29 @@ def ensure_tca(f) -> int:
     return v
 
 
-# Frames of up to millions of rows are cached as resources (shared, never pickled: st.cache_data would
-# serialise them on every hit); Polars frames are immutable, so sharing them between sessions is safe.
+# A filter's orders (up to a year: ~1M rows) are cached as a resource (shared, never pickled: st.cache_data
+# would serialise them on every hit); Polars frames are immutable, so sharing them between sessions is safe.
+# Fills (a year: ~25M) are never loaded whole: their aggregates run in DuckDB over the stored files.
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _tca_rows(root: str, version: int, part: str, f) -> pl.DataFrame:
+def _tca_orders(root: str, version: int, f) -> pl.DataFrame:
     from analytics import tca
 
-    lk = Lake(root)
-    con = _connection(root, version).cursor()
-    if part == "orders":
-        return tca.load_orders(lk, con, f, version)
-    return tca.load_fills(lk, con, f, _tca_rows(root, version, "orders", f), version)
+    return tca.load_orders(Lake(root), _connection(root, version).cursor(), f, version)
 
 
 def tca_orders(f) -> pl.DataFrame:
     lk = lake()
-    return _tca_rows(str(lk.root), ensure_tca(f), "orders", f)
+    return _tca_orders(str(lk.root), ensure_tca(f), f)
 
 
-def tca_fills(f) -> pl.DataFrame:
-    lk = lake()
-    return _tca_rows(str(lk.root), ensure_tca(f), "fills", f)
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=64)
 def _fill_aggregates(root: str, version: int, f, kind: str) -> pl.DataFrame:
     from analytics import tca
 
-    fills = _tca_rows(root, version, "fills", f)
-    if fills.is_empty():
-        return pl.DataFrame()
+    con = _connection(root, version).cursor()
     if kind == "venue_costs":
-        return (
-            fills.filter(pl.col("arrival_cost_bps").is_not_null())
-            .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
-            .pipe(tca.by_group, "venue", "arrival_cost_bps", min_orders=30)
-            .rename({"orders": "fills"})
-        )
-    return tca.markout_curve(fills, group="venue" if kind == "markouts_venue" else None)
+        return tca.venue_costs(Lake(root), con, f, version)
+    return tca.markouts_sql(Lake(root), con, f, kind == "markouts_venue", version)
 
 
 def venue_costs(f) -> pl.DataFrame:
