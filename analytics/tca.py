@@ -788,24 +788,43 @@ def markouts_sql(
     version: int | None = None,
     horizons: tuple[float, ...] = MARKOUT_HORIZONS_S,
 ) -> pl.DataFrame:
-    """The markout curve (as :func:`markout_curve`) computed in DuckDB over the stored fills."""
+    """The markout curve (as :func:`markout_curve`) computed in DuckDB over the stored fills: one scan for
+    every horizon (means first, then the sandwich interval in a second pass over the same CTE)."""
     scope = _fill_scope_sql(lake, con, f, version)
     if scope is None:
         return pl.DataFrame()
     sql, params = scope
-    group = "venue" if by_venue else "_all"
-    frames = []
-    for h in horizons:
-        col = f"markout_cost_bps_{horizon_label(h)}"
-        sel = "venue" if by_venue else "'all' AS _all"
-        part = query(
-            con,
-            f"""WITH scope AS (SELECT {sel}, {col} AS x, q AS w FROM ({sql})), {_wmean_ci_sql("x", "w", group)}""",
-            params,
+    g = "venue" if by_venue else "'all'"
+    labels = [horizon_label(h) for h in horizons]
+    cols = ", ".join(f"markout_cost_bps_{lb} AS x{i}" for i, lb in enumerate(labels))
+    means = ", ".join(
+        f"sum(q * x{i}) FILTER (WHERE x{i} IS NOT NULL) / sum(q) FILTER (WHERE x{i} IS NOT NULL) AS m{i}, "
+        f"sum(q) FILTER (WHERE x{i} IS NOT NULL) AS sw{i}, count(x{i}) AS n{i}"
+        for i in range(len(labels))
+    )
+    sq = ", ".join(
+        f"sqrt(sum(q * q * (x{i} - m{i}) ^ 2) FILTER (WHERE x{i} IS NOT NULL)) / any_value(sw{i}) AS se{i}, "
+        f"any_value(m{i}) AS m{i}, any_value(n{i}) AS n{i}"
+        for i in range(len(labels))
+    )
+    wide = query(
+        con,
+        f"""WITH scope AS (SELECT {g} AS grp, q, {cols} FROM ({sql})),
+                m AS (SELECT grp, {means} FROM scope GROUP BY grp)
+            SELECT grp, {sq} FROM scope JOIN m USING (grp) GROUP BY grp""",
+        params,
+    )
+    frames = [
+        wide.select(
+            pl.col("grp").alias("venue"),
+            pl.lit(float(h)).alias("horizon_s"),
+            pl.col(f"m{i}").alias("markout_bps"),
+            (pl.col(f"m{i}") - Z95 * pl.col(f"se{i}")).alias("lo"),
+            (pl.col(f"m{i}") + Z95 * pl.col(f"se{i}")).alias("hi"),
+            pl.col(f"n{i}").cast(pl.UInt32).alias("n"),
         )
-        frames.append(part.with_columns(pl.lit(float(h)).alias("horizon_s")))
-    out = pl.concat(frames).rename({"mean": "markout_bps"}).with_columns(pl.col("n").cast(pl.UInt32))
-    if not by_venue:
-        out = out.drop("_all")
+        for i, h in enumerate(horizons)
+    ]
+    out = pl.concat(frames)
     keys = ["venue"] if by_venue else []
     return out.select(*keys, "horizon_s", "markout_bps", "lo", "hi", "n").sort([*keys, "horizon_s"])

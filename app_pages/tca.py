@@ -81,14 +81,15 @@ with tab_markout:
     st.download_button("Download markouts (CSV)", curve.write_csv(), "markouts.csv", "text/csv", key="dl_markouts")
 
 with tab_order:
+    # The 500 costliest orders to pick from (a year holds ~1M: too many for a list), or any id typed in.
     worst = orders.sort("is_total_bps", descending=True, nulls_last=True)
-    options = worst["order_id"].to_list()
-    oid = st.selectbox(
-        "Order (sorted by IS, worst first)",
-        options,
-        key="tca_order",
-        format_func=lambda o: o,
-    )
+    typed = st.text_input("Order id (optional)", key="tca_order_id", placeholder="or pick below").strip()
+    options = worst["order_id"].head(500).to_list()
+    if typed and orders.filter(pl.col("order_id") == typed).height:
+        options = [typed, *[x for x in options if x != typed]]
+    elif typed:
+        st.warning(f"No order '{typed}' in the current filters.")
+    oid = st.selectbox("Order (500 highest IS first)", options, key="tca_order")
     o = worst.filter(pl.col("order_id") == oid).row(0, named=True)
     st.markdown(
         f"**{o['side']} {o['order_qty']:,.0f} {o['symbol']}** via {o['broker']} / {o['algo']} · "

@@ -27,7 +27,7 @@ def test_tca_broker_drill_down_and_download(page: Page, fresh_server, tmp_path):
     page.get_by_role("tab", name="Order drill-down").click()
     wait_idle(page)
     panel = page.get_by_role("tabpanel", name="Order drill-down")
-    expect(panel.get_by_text("Order (sorted by IS, worst first)")).to_be_visible()
+    expect(panel.get_by_text("Order (500 highest IS first)")).to_be_visible()
     expect(panel.locator('[data-testid="stVegaLiteChart"]')).to_have_count(2)  # price path + IS waterfall
     expect(panel.locator("canvas, svg").first).to_be_visible()
     assert page.locator('[data-testid="stException"]').count() == 0
