@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analytics import cost_attribution, impact, tca
+from analytics import cost_attribution, impact
 from ui import charts, filters, state
 
 f = filters.current()
@@ -16,7 +16,6 @@ orders = state.tca_orders(f)
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
-orders = tca.with_buckets(orders)
 
 tab_impact, tab_attr, tab_rec = st.tabs(["Market impact", "Cost attribution", "Recommendations"])
 with tab_impact:

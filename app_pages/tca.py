@@ -20,7 +20,6 @@ orders = state.tca_orders(f)
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
-orders = tca.with_buckets(orders)
 head = tca.summary(orders)
 
 c = st.columns(5)
@@ -59,7 +58,7 @@ with tab_cost:
         ["broker", "algo", "size_bucket", "urgency", "strategy", "sector", "time_bucket"],
         key="tca_dim",
     )
-    grp = tca.by_group(orders, dim, metric, min_orders=30)
+    grp = state.group_costs(f, dim, metric, min_orders=30)
     right.altair_chart(charts.bars_with_ci(grp, dim, metric, label), width="stretch")
     right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
     st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")
@@ -82,15 +81,15 @@ with tab_markout:
 
 with tab_order:
     # The 500 costliest orders to pick from (a year holds ~1M: too many for a list), or any id typed in.
-    worst = orders.sort("is_total_bps", descending=True, nulls_last=True)
+    worst = orders.drop_nulls("is_total_bps").top_k(500, by="is_total_bps").sort("is_total_bps", descending=True)
     typed = st.text_input("Order id (optional)", key="tca_order_id", placeholder="or pick below").strip()
-    options = worst["order_id"].head(500).to_list()
+    options = worst["order_id"].to_list()
     if typed and orders.filter(pl.col("order_id") == typed).height:
         options = [typed, *[x for x in options if x != typed]]
     elif typed:
         st.warning(f"No order '{typed}' in the current filters.")
     oid = st.selectbox("Order (500 highest IS first)", options, key="tca_order")
-    o = worst.filter(pl.col("order_id") == oid).row(0, named=True)
+    o = orders.filter(pl.col("order_id") == oid).row(0, named=True)
     st.markdown(
         f"**{o['side']} {o['order_qty']:,.0f} {o['symbol']}** via {o['broker']} / {o['algo']} · "
         f"filled {o['filled_qty']:,.0f} in {o['fill_count']} fills · IS {o['is_total_bps']:+.1f} bps · "
@@ -116,7 +115,7 @@ with tab_order:
     )
 
 with tab_rows:
-    shown = orders.sort("is_total_bps", descending=True, nulls_last=True).head(1000)
+    shown = orders.drop_nulls("is_total_bps").top_k(1000, by="is_total_bps").sort("is_total_bps", descending=True)
     st.caption(f"{shown.height:,} of {orders.height:,} orders shown (highest IS first); the download has them all.")
     st.dataframe(
         shown, hide_index=True, width="stretch", column_config=charts.number_formats(shown), key="tca_orders_df"

@@ -74,12 +74,27 @@ def ensure_tca(f) -> int:
 def _tca_orders(root: str, version: int, f) -> pl.DataFrame:
     from analytics import tca
 
-    return tca.load_orders(Lake(root), _connection(root, version).cursor(), f, version)
+    rows = tca.load_orders(Lake(root), _connection(root, version).cursor(), f, version)
+    return tca.with_buckets(rows) if rows.height else rows
 
 
 def tca_orders(f) -> pl.DataFrame:
+    """The filter's stored TCA rows, with size and time-of-day buckets."""
     lk = lake()
     return _tca_orders(str(lk.root), ensure_tca(f), f)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _group_costs(root: str, version: int, f, dim: str, metric: str, min_orders: int) -> pl.DataFrame:
+    from analytics import tca
+
+    return tca.by_group(_tca_orders(root, version, f), dim, metric, min_orders=min_orders)
+
+
+def group_costs(f, dim: str, metric: str, min_orders: int = 30) -> pl.DataFrame:
+    """tca.by_group over the filter's orders, cached per version, filters, slice and metric."""
+    lk = lake()
+    return _group_costs(str(lk.root), ensure_tca(f), f, dim, metric, min_orders)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
