@@ -187,6 +187,17 @@ def _utf8_or_none(b: bytes) -> str | None:
         return None
 
 
+def _unparseable(src: Source, rows: pl.DataFrame, detail: str, raw: pl.Expr) -> pl.DataFrame:
+    """Rejects of lines that never became rows, attributed to the file's table (else ``unknown``)."""
+    return rows.select(
+        pl.lit(src.type_name or src.name_hint or UNKNOWN).alias("table"),
+        "line",
+        pl.lit("unparseable").alias("reason"),
+        pl.lit(detail).alias("detail"),
+        raw.alias("raw"),
+    )
+
+
 def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     """JSON Lines: each line one event; ``event_type`` (and ``kind`` for market data) picks the table,
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
@@ -205,15 +216,7 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     parsed = Parsed()
     if raw is not None:
         bad_enc = lf.with_columns(raw).filter(pl.col("text").is_null())
-        parsed.rejects.append(
-            bad_enc.select(
-                pl.lit(src.type_name or src.name_hint or UNKNOWN).alias("table"),
-                "line",
-                pl.lit("unparseable").alias("reason"),
-                pl.lit("line is not valid UTF-8").alias("detail"),
-                pl.col("raw").bin.encode("hex").alias("raw"),
-            )
-        )
+        parsed.rejects.append(_unparseable(src, bad_enc, "line is not valid UTF-8", pl.col("raw").bin.encode("hex")))
         del raw
     lf = lf.filter(pl.col("text").is_not_null()).with_columns(pl.col("text").str.strip_suffix("\r"))
     parsed.lines = lf.filter(pl.col("text").str.strip_chars() != "")  # blank lines are not events
@@ -226,15 +229,7 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     )
     con.register("jbad", broken.select("line").to_arrow())
     if broken.height:
-        parsed.rejects.append(
-            broken.select(
-                pl.lit(src.type_name or src.name_hint or UNKNOWN).alias("table"),
-                "line",
-                pl.lit("unparseable").alias("reason"),
-                pl.lit("line is not a JSON object").alias("detail"),
-                "raw",
-            )
-        )
+        parsed.rejects.append(_unparseable(src, broken, "line is not a JSON object", pl.col("raw")))
     # Route each valid line to its table: event_type (and kind), else --type, else the file name. One JSON
     # parse per line (json_transform) gives the routing fields and, for a file that names its table, that
     # table's fields; lines of other tables are parsed again for theirs.

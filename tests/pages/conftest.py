@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from analytics.ingest import ingest
 from analytics.store import Lake
@@ -110,3 +111,21 @@ def sim_lake(tmp_path_factory) -> Lake:
 def sim_env(sim_lake, monkeypatch) -> Lake:
     monkeypatch.setenv("ANALYTICS_LAKE", str(sim_lake.root))
     return sim_lake
+
+
+def open_app(page: str | None = None) -> AppTest:
+    """Run app.py (the TCA landing page), then switch to ``page`` (e.g. "app_pages/data.py") if given."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def frame_with(at: AppTest, *columns: str):
+    """The first dataframe showing all ``columns`` (AppTest exposes no keys for dataframes)."""
+    for d in at.dataframe:
+        df = d.value
+        if all(c in df.columns for c in columns):
+            return df
+    raise AssertionError(f"no dataframe with columns {columns}")

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.conftest import ROOT
-
-
-def frame_with(at: AppTest, *columns: str):
-    """The first dataframe showing all ``columns`` (AppTest exposes no keys for dataframes)."""
-    for d in at.dataframe:
-        df = d.value
-        if all(c in df.columns for c in columns):
-            return df
-    raise AssertionError(f"no dataframe with columns {columns}")
+from tests.pages.conftest import frame_with, open_app
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/data.py").run()
-    return at
+    return open_app("app_pages/data.py")
 
 
 def test_data_page_shows_tables_version_and_quarantine(app_env):

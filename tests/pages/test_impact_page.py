@@ -6,15 +6,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics import cost_attribution, impact, tca
-from tests.pages.conftest import ROOT
-from tests.pages.test_data_page import frame_with
+from tests.pages.conftest import frame_with, open_app
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/impact.py").run()
-    return at
+    return open_app("app_pages/impact.py")
 
 
 def test_impact_page_fit_and_buckets(sim_env):

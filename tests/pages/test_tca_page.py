@@ -9,14 +9,11 @@ from streamlit.testing.v1 import AppTest
 from analytics import tca
 from analytics.ingest import ingest
 from analytics.store import Lake
-from tests.pages.conftest import ROOT
-from tests.pages.test_data_page import frame_with
+from tests.pages.conftest import frame_with, open_app
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    return at  # TCA is the default page
+    return open_app()  # TCA is the landing page
 
 
 def _metric(at: AppTest, label: str) -> str:
