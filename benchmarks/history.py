@@ -761,8 +761,8 @@ def print_pages(figs: dict) -> None:
         if not f["full_fills"]:
             print(
                 f"   {s}: the fills were not loaded: the frame and the pickle st.cache_data keeps would need "
-                f"~{f['fills_gb'] + f['pickled_fills_gb']:.0f} GB (with the used columns only, the load alone went over "
-                "8 GB in a trial run: DuckDB's result, Arrow and Polars copies); ~ = extrapolated from the month by "
+                f"~{f['fills_gb'] + f['pickled_fills_gb']:.0f} GB (a trial run that loaded only the used columns went over "
+                "8 GB); ~ = extrapolated from the month by "
                 "fill count"
             )
     ok = [s for s in spans if not figs[s].get("killed")]
@@ -865,7 +865,9 @@ def main() -> None:
         default=MEM_TARGET_GB,
         help="stop a page child above this RSS (protects the machine)",
     )
-    ap.add_argument("--year-full-fills", action="store_true", help="load a year of fills as the page does (~15 GB)")
+    ap.add_argument(
+        "--year-full-fills", action="store_true", help="load a year of fills as the page did before d38584c (~11 GB)"
+    )
     ap.add_argument("--lake", help="measure the pages on another (ready) lake; implies --only-pages")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
