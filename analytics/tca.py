@@ -639,20 +639,26 @@ def histogram(df: pl.DataFrame, col: str, bins: int = 60, clip: float = 0.005) -
 
 
 def order_tape(
-    con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetime, end: dt.datetime
+    con: duckdb.DuckDBPyConnection, symbol: str, start: dt.datetime, end: dt.datetime, lake=None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """NBBO quotes (with the one prevailing at ``start``) and market prints of ``symbol`` in [start, end],
-    for the order drill-down chart."""
+    """NBBO quotes (with the one prevailing at ``start``, same day) and market prints of ``symbol`` in
+    [start, end], for the order drill-down chart. With ``lake``, only the files of those days are read."""
+    if lake is not None:
+        con.register("_tape_quotes", lake.scan(con, "quotes", start.date(), end.date()))
+        con.register("_tape_trades", lake.scan(con, "trades", start.date(), end.date()))
+        qsrc, tsrc = "_tape_quotes", "_tape_trades"
+    else:
+        qsrc, tsrc = "quotes", "trades"
     quotes = query(
         con,
-        """SELECT ts, bid, ask, (bid + ask) / 2 AS mid FROM quotes
-           WHERE symbol = ? AND ts >= (SELECT coalesce(max(ts), ?) FROM quotes WHERE symbol = ? AND ts <= ?)
+        f"""SELECT ts, bid, ask, (bid + ask) / 2 AS mid FROM {qsrc}
+           WHERE symbol = ? AND ts >= (SELECT coalesce(max(ts), ?) FROM {qsrc} WHERE symbol = ? AND ts <= ?)
              AND ts <= ? ORDER BY ts""",
         [symbol, start, symbol, start, end],
     )
     trades = query(
         con,
-        "SELECT ts, price, size, venue FROM trades WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+        f"SELECT ts, price, size, venue FROM {tsrc} WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
         [symbol, start, end],
     )
     return quotes, trades

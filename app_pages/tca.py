@@ -97,7 +97,7 @@ with tab_order:
     )
     of = state.order_fills(oid, o["arrival_ts"].date())
     pad = dt.timedelta(minutes=5)
-    quotes, prints = tca.order_tape(state.cursor(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad)
+    quotes, prints = tca.order_tape(state.cursor(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad, state.lake())
     levels = pl.DataFrame(
         {
             "benchmark": ["Decision", "Arrival", "Interval VWAP", "TWAP", "End"],
