@@ -11,19 +11,22 @@ Steps (each expensive one cached under data/bench/, so a re-run only times what 
    time and peak RSS. When every day is stored already, the figures of the run that stored them are shown
    (``--recompute-tca`` drops the stored TCA of this lake version and times it again);
 4. what the TCA and Impact pages compute per interaction, over the whole year and over one month, with
-   the page's own functions and without Streamlit: loading the stored rows with the sidebar filters (the
-   SQL of ``ui/state.py::_tca_rows``), then the un-cached computations every rerun does on the loaded
-   frames (``tca.with_buckets``, ``tca.summary``, ``tca.by_group`` for broker/algo/size_bucket and for
-   the fills by venue, ``tca.markout_curve`` by venue, the drill-down's sort, fill lookup and
-   ``order_tape``, the chart specs, the CSV of the download buttons; ``impact.fit_sqrt_law``,
-   ``impact.buckets``, ``impact.reversion_curve``, ``cost_attribution.decompose`` and ``compare``).
-   Cold = the first call in a fresh process (the load includes opening the DuckDB connection); warm =
-   the same call repeated in that process (3 repeats, median). A warm page run is served by
-   ``st.cache_data`` for the two loads, which is NOT a dict lookup: Streamlit stores the pickled frame
-   and unpickles it on every hit, so that cost is measured too (``pickle.loads``). Figures are medians
-   over ``--runs`` fresh processes (3);
+   the pages' own functions and without Streamlit (the OPS table says which steps a first run and a rerun
+   do, as the pages stand at commit d38584c): the sidebar options, loading the stored orders with the
+   sidebar filters (``tca.load_orders``, the SQL that was ``ui/state.py::_tca_rows``), the fill aggregates
+   in DuckDB (``tca.venue_costs``, ``tca.markouts_sql``), then what every rerun does on the loaded frame
+   (``tca.with_buckets``, ``tca.summary``, the histogram, ``tca.by_group`` broker/algo/size_bucket, the
+   drill-down's sort, ``order_fills`` and ``order_tape``, the All-orders table; ``impact.fit_sqrt_law``,
+   ``impact.buckets``, ``impact.reversion_curve``, ``cost_attribution.decompose`` and ``compare``). For
+   comparison ("cf." rows): the in-memory fill path (``tca.load_fills`` + ``tca.markout_curve`` by venue;
+   on the month only, extrapolated to the year by fill count because a year of fills does not fit the
+   memory budget), what ``st.cache_data`` would cost (it pickles on a miss and unpickles on every hit),
+   and ``order_tape`` over the order's day files only. Cold = the first call in a fresh process; warm =
+   the same call repeated in that process (3 repeats, median). Figures are medians over ``--runs`` fresh
+   processes (3); page totals add up the steps a run does;
 5. the real TCA page once through ``streamlit.testing.v1.AppTest`` against the history lake
-   (``ANALYTICS_LAKE``): first run (cold caches) and second run (warm caches) times.
+   (``ANALYTICS_LAKE``): first run (cold caches), second run (warm caches), a breakdown change and a
+   switch to the Impact page. Page children are stopped above ``--mem-limit-gb`` (8) of RSS.
 
 Targets (issue): a page interaction under 300 ms warm and under 2 s cold over one year; peaks well below
 8 GB (24 GB, 2 cores). Figures to read, not a test.
