@@ -464,6 +464,12 @@ def _with_lineage(orders: pl.DataFrame, version: int, snapshot_ts: str) -> pl.Da
     )
 
 
+def missing_days(lake, version: int, start: dt.date | None = None, end: dt.date | None = None) -> list[dt.date]:
+    """Order days in ``start..end`` whose TCA is not yet stored for ``version`` (and this code version)."""
+    days = lake.order_days(start, end, version=version)
+    return sorted(set(days) - lake.derived_days(RESULTS, version, "orders"))
+
+
 def ensure(
     lake,
     start: dt.date | None = None,
@@ -475,8 +481,7 @@ def ensure(
     version. Returns that version. Idempotent: stored days are never recomputed for the same version."""
     m = lake.manifest()
     v = m.version
-    days = lake.order_days(start, end, version=v)
-    missing = sorted(set(days) - lake.derived_days(RESULTS, v, "orders"))
+    missing = missing_days(lake, v, start, end)
     if not missing:
         return v
     con = lake.connect(m)

@@ -58,7 +58,7 @@ def ensure_tca(f) -> int:
 
     lk = lake()
     v = lk.version()
-    missing = set(lk.order_days(f.start, f.end, version=v)) - lk.derived_days(tca.RESULTS, v, "orders")
+    missing = tca.missing_days(lk, v, f.start, f.end)
     if missing:
         with st.status(f"Computing TCA for {len(missing)} day(s)…", expanded=False) as status:
             bar = st.progress(0.0)
