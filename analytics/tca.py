@@ -55,12 +55,13 @@ from analytics.conventions import (
     PERMANENT_HORIZON_S,
     POST_TRADE_HORIZONS_S,
     PWP_TARGET_RATE,
+    REALIZED_SPREAD_HORIZONS_S,
     horizon_label,
 )
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-4"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-5"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ class TCAConfig:
     markout_horizons_s: tuple[float, ...] = MARKOUT_HORIZONS_S
     pwp_rate: float = PWP_TARGET_RATE
     adv_days: int = ADV_WINDOW_DAYS
+    realized_spread_horizons_s: tuple[float, ...] = REALIZED_SPREAD_HORIZONS_S
+
+    @property
+    def mark_horizons_s(self) -> tuple[float, ...]:
+        """Every horizon at which a fill's later mid is stored: markouts and Rule 605 realized spreads."""
+        return tuple(sorted(set(self.markout_horizons_s) | set(self.realized_spread_horizons_s)))
 
 
 @dataclass
@@ -214,7 +221,7 @@ def compute(
            SELECT o.oid, o.symbol, coalesce(o.term_ts, lf.last_fill_ts, o.arrival_ts) AS end_ts
            FROM _tca_o o LEFT JOIN (SELECT oid, max(ts) AS last_fill_ts FROM _tca_f GROUP BY 1) lf USING (oid)"""
     )
-    con.execute(_probes_sql(cfg.markout_horizons_s))
+    con.execute(_probes_sql(cfg.mark_horizons_s))
     need = query(con, "SELECT DISTINCT symbol, day FROM _tca_p WHERE day IS NOT NULL")
     if lake is not None:
         files = [str(p) for p in lake.files("quotes", lo.date(), hi.date())]
@@ -279,17 +286,22 @@ def compute(
            FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day)""",
         [hi],
     )
-    fills = _fill_marks(con, cfg.markout_horizons_s)
+    fills = _fill_marks(con, cfg.mark_horizons_s, cfg.markout_horizons_s)
     orders = _order_rows(con, cfg)
     return TCAResult(orders=orders, fills=fills, horizons=cfg.markout_horizons_s)
 
 
-def _fill_marks(con: duckdb.DuckDBPyConnection, horizons: tuple[float, ...]) -> pl.DataFrame:
+def _fill_marks(
+    con: duckdb.DuckDBPyConnection, mark_horizons: tuple[float, ...], markout_horizons: tuple[float, ...]
+) -> pl.DataFrame:
+    """Per fill: mid, bid, ask prevailing at the fill, the mid at t + h for every mark horizon (``mid_<h>``,
+    markouts and Rule 605 realized-spread horizons), and ``markout_cost_bps_<h>`` for the markout horizons."""
     marks = ", ".join(
-        f"max(m.mid) FILTER (WHERE m.k = {i + 1}) AS mid_{horizon_label(h)}" for i, h in enumerate(horizons)
+        f"max(m.mid) FILTER (WHERE m.k = {i + 1}) AS mid_{horizon_label(h)}" for i, h in enumerate(mark_horizons)
     )
     markouts = ", ".join(
-        f"f.s * (f.p - mid_{horizon_label(h)}) / f.p * {BPS} AS markout_cost_bps_{horizon_label(h)}" for h in horizons
+        f"f.s * (f.p - mid_{horizon_label(h)}) / f.p * {BPS} AS markout_cost_bps_{horizon_label(h)}"
+        for h in markout_horizons
     )
     return query(
         con,
