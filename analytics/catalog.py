@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import uuid
+
 import duckdb
 import polars as pl
 
 from analytics.store import query
 
 
-def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Distinct values for the shared sidebar filters, and the date span of the orders (or quotes)."""
+def filter_options(con: duckdb.DuckDBPyConnection, lake=None, version: int | None = None) -> dict:
+    """Distinct values for the shared sidebar filters, and the date span of the orders and fills.
+
+    With ``lake`` and ``version``, the answer is kept beside that version's derived results (a lake version
+    never changes, so neither do its options): a year's lake scans ~25M fills for its venues once per
+    version, not once per app start."""
+    if lake is None or version is None:
+        return _filter_options(con)
+    path = lake.derived_dir("filter_options", version) / "options.json"
+    if path.exists():
+        out = json.loads(path.read_text())
+        return {**out, **{k: dt.date.fromisoformat(out[k]) if out[k] else None for k in ("start", "end")}}
+    out = _filter_options(con)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(out, default=str))
+    os.replace(tmp, path)
+    return out
+
+
+def _filter_options(con: duckdb.DuckDBPyConnection) -> dict:
 
     def distinct(sql: str) -> list[str]:
         return [r[0] for r in con.execute(sql).fetchall() if r[0] is not None]

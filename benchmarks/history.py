@@ -584,7 +584,7 @@ def child_pages(span: str, month: str, warm_reps: str, full_fills: str) -> dict:
     base_gb = _rss_gb()
     v = lake.version()
     con = timed("connect", lambda: lake.connect(lake.manifest(v)))
-    timed("filter_options", lambda: catalog.filter_options(con.cursor()))
+    timed("filter_options", lambda: catalog.filter_options(con.cursor(), lake, v))
 
     def page_run(first: bool) -> None:
         timed("ensure_check", lambda: _ensure_check(lake, f))

@@ -96,3 +96,28 @@ def test_sql_fill_aggregates_equal_the_in_memory_ones(desk):
     )
     for c in ("arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi"):
         assert sql_venue[c].to_list() == pytest.approx(mem_venue[c].to_list(), rel=1e-9)
+
+
+def test_fill_cube_answers_as_the_fill_scan(desk):
+    """The pages read venue costs and markouts from the per-day fill cube (summed moments); under any
+    broker/algo/venue/portfolio filter it must give the fill scan's figures (means, intervals, counts)."""
+    from analytics.filters import Filters
+
+    _, fills, lake = desk
+    con = lake.connect()
+    brokers = sorted(set(fills.join(tca.load_orders(lake, con, Filters()), on="order_id")["broker"].to_list()))
+    venues = sorted(set(fills["venue"].to_list()))
+    for f in (Filters(), Filters(broker=(brokers[0],)), Filters(broker=tuple(brokers[:2]), venue=(venues[0],))):
+        for by_venue in (True, False):
+            cube = tca.markouts_sql(lake, con, f, by_venue=by_venue)
+            scan = tca.markouts_sql(lake, con, f, by_venue=by_venue, use_cube=False)
+            assert cube.height == scan.height > 0
+            for c in ("markout_bps", "lo", "hi"):
+                assert cube[c].to_list() == pytest.approx(scan[c].to_list(), rel=1e-7)
+            assert cube["n"].to_list() == scan["n"].to_list()
+        cube_v = tca.venue_costs(lake, con, f).sort("venue")
+        scan_v = tca.venue_costs(lake, con, f, use_cube=False).sort("venue")
+        assert cube_v["venue"].to_list() == scan_v["venue"].to_list()
+        for c in ("arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi"):
+            assert cube_v[c].to_list() == pytest.approx(scan_v[c].to_list(), rel=1e-7)
+        assert cube_v["fills"].to_list() == scan_v["fills"].to_list()

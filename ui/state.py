@@ -42,7 +42,7 @@ def version() -> int:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def filter_options(root: str, version: int) -> dict:
-    return catalog.filter_options(_connection(root, version).cursor())
+    return catalog.filter_options(_connection(root, version).cursor(), Lake(root), version)
 
 
 def options() -> dict:
