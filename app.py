@@ -33,8 +33,12 @@ def _first_run() -> None:
 _first_run()
 
 pages = {
+    "Desk": [
+        st.Page("app_pages/overview.py", title="Overview", icon="🧭", url_path="overview", default=True),
+        st.Page("app_pages/reports.py", title="Reports", icon="📄", url_path="reports"),
+    ],
     "Trading": [
-        st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca", default=True),
+        st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca"),
         st.Page("app_pages/impact.py", title="Impact & attribution", icon="📉", url_path="impact"),
     ],
     "Data": [

@@ -152,6 +152,31 @@ def cmd_tca(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from analytics.filters import Filters
+    from ui import report  # presentation layer: charts and layout, no Streamlit
+
+    lake = Lake(args.lake)
+    if not lake.exists():
+        print(f"report: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+        return 2
+    try:
+        start, end = report.month_span(args.period) if args.period else (_date(args.start), _date(args.end))
+        sections = tuple(args.sections or report.SECTIONS)
+        rep = report.build(
+            lake, Filters(start=start, end=end), sections, title=args.title,
+            progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+        )  # fmt: skip
+    except ValueError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(report.render(rep, args.format))
+    print(json.dumps({"out": str(out), "format": args.format, "sections": list(sections), "source": rep.source}))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -203,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     pd_ = sub.add_parser("demo", help="build the demo lake (what the app does on first run)")
     _lake_arg(pd_)
     pd_.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("report", help="an HTML or PDF report of a period (executive summary, TCA, ...)")
+    _lake_arg(pr)
+    pr.add_argument("--period", metavar="YYYY-MM", help="a calendar month (instead of --start/--end)")
+    pr.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    pr.add_argument("--end", help="last arrival date (inclusive)")
+    pr.add_argument("--sections", nargs="+", metavar="SECTION", help="sections in order (default: all)")
+    pr.add_argument("--format", choices=["html", "pdf"], required=True)
+    pr.add_argument("--out", metavar="FILE", required=True, help="where to write the report")
+    pr.add_argument("--title", help="the report's title")
+    pr.set_defaults(func=cmd_report)
     return p
 
 

@@ -257,3 +257,17 @@ def seed_lake():
 @pytest.fixture
 def seeded(lake: Lake, files: Files) -> Lake:
     return seed(lake, files)
+
+
+@pytest.fixture(scope="session")
+def sim_lake(tmp_path_factory) -> Lake:
+    """A small simulated desk (2 days, 10 symbols, 80 orders a day), ingested, with its TCA stored."""
+    from analytics import tca
+    from analytics.simulate import SimConfig, simulate
+
+    d = tmp_path_factory.mktemp("sim")
+    simulate(d / "files", SimConfig(days=2, symbols=10, orders_per_day=80, seed=5, fills_per_order=20))
+    lake = Lake(d / "lake")
+    ingest([d / "files"], lake)
+    tca.ensure(lake)
+    return lake

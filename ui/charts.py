@@ -1,10 +1,12 @@
-"""Altair charts shared by the pages: one look, tooltips everywhere, units in the axis titles."""
+"""Altair charts shared by the pages and the reports: one look, tooltips everywhere, units in the axis titles.
+
+Pure Altair (Streamlit is imported only by :func:`number_formats`), so ``python -m analytics report`` renders
+the same charts offline with vl-convert."""
 
 from __future__ import annotations
 
 import altair as alt
 import polars as pl
-import streamlit as st
 
 COST_NOTE = "Costs in bps; positive = the client is worse off (side-signed against the benchmark)."
 
@@ -12,6 +14,7 @@ COST_NOTE = "Costs in bps; positive = the client is worse off (side-signed again
 def number_formats(df: pl.DataFrame) -> dict:
     """column_config for a results table: bps to 2 decimals, notional with thousands separators, counts as
     integers; one number format per unit across pages."""
+    import streamlit as st
 
     cfg = {}
     for c, d in df.schema.items():
@@ -30,6 +33,16 @@ def number_formats(df: pl.DataFrame) -> dict:
         elif c in ("orders", "fills", "n") or d.is_integer():
             cfg[c] = st.column_config.NumberColumn(format="%d")
     return cfg
+
+
+def compact(x: float | None) -> str:
+    """Currency amounts for tiles: 1,234 / 12.3K / 84.0M / 84.0B (thousands separators in tables instead)."""
+    if x is None:
+        return "n/a"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= div:
+            return f"{x / div:,.1f}{suffix}"
+    return f"{x:,.0f}"
 
 
 GOOD, BAD, NEUTRAL = "#2e7d32", "#c62828", "#1f4e79"
@@ -214,3 +227,19 @@ def reversion(curve: pl.DataFrame) -> alt.LayerChart:
     )
     band = base.mark_area(opacity=0.15, color=NEUTRAL).encode(alt.Y("lo:Q"), alt.Y2("hi:Q"))
     return (band + line).properties(height=300)
+
+
+def trend(daily: pl.DataFrame, value: str, title: str, height: int = 120) -> alt.Chart:
+    """A small daily line (sparkline-sized) of ``value`` by ``day`` with a tooltip per day."""
+    big = "notional" in value or value == "orders"
+    fmt = ",.0f" if big else ".2f"
+    return (
+        alt.Chart(_data(daily.select("day", value)))
+        .mark_line(point=alt.OverlayMarkDef(size=18), color=NEUTRAL)
+        .encode(
+            alt.X("yearmonthdate(day):T", title=None, axis=alt.Axis(format="%b %d", tickCount="day")),
+            alt.Y(f"{value}:Q", title=title, axis=alt.Axis(format="~s" if big else ".1f")),
+            tooltip=[alt.Tooltip("day:T"), alt.Tooltip(f"{value}:Q", format=fmt, title=title)],
+        )
+        .properties(height=height)
+    )

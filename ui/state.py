@@ -124,3 +124,14 @@ def order_fills(order_id: str, day) -> pl.DataFrame:
 
     lk = lake()
     return tca.order_fills(lk, cursor(), order_id, day, version=lk.version())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _lake_summary(root: str, version: int) -> dict:
+    return Lake(root).summary()
+
+
+def lake_summary() -> dict:
+    """Lake.summary() (tables, rows, quarantine by reason), cached per version."""
+    lk = lake()
+    return _lake_summary(str(lk.root), lk.version())

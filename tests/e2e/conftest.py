@@ -99,3 +99,22 @@ def wait_idle(page, timeout: float = 120_000) -> None:
     """Wait until Streamlit has finished running the script."""
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def pick_option(page, label: str, option: str, tries: int = 3) -> None:
+    """Open the sidebar multiselect ``label`` and choose ``option`` (by exact name: the list also holds
+    "Select all"); reopens it if a rerun closed the list before the click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text=label)
+    for i in range(tries):
+        wait_idle(page)
+        box.locator("input").click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if i == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+    page.keyboard.press("Escape")

@@ -1,4 +1,4 @@
-"""Journey: fresh app -> demo lake built -> TCA landing -> Data page -> upload a bad file -> its rows in quarantine."""
+"""Journey: fresh app -> demo lake built -> Overview landing -> Data page -> upload a bad file -> its rows in quarantine."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from tests.e2e.conftest import wait_idle
 def test_fresh_app_builds_demo_then_upload_quarantines(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(120_000)
     page.goto(fresh_server.url)
-    # First run: the demo lake is built (simulate + ingest with faults), then the app opens on TCA.
-    expect(page.get_by_role("heading", name="Transaction cost analysis")).to_be_visible(timeout=240_000)
+    # First run: the demo lake is built (simulate + ingest with faults), then the app opens on the Overview.
+    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
     wait_idle(page)
-    page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Data").click()
+    page.get_by_role("link", name="Data", exact=True).click()
     expect(page.get_by_role("heading", name="Data")).to_be_visible()
     wait_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -93,20 +93,6 @@ def app_env(small_lake, monkeypatch) -> Lake:
     return small_lake
 
 
-@pytest.fixture(scope="session")
-def sim_lake(tmp_path_factory) -> Lake:
-    """A small simulated desk (2 days, 10 symbols, 80 orders a day), ingested, with its TCA stored."""
-    from analytics import tca
-    from analytics.simulate import SimConfig, simulate
-
-    d = tmp_path_factory.mktemp("sim")
-    simulate(d / "files", SimConfig(days=2, symbols=10, orders_per_day=80, seed=5, fills_per_order=20))
-    lake = Lake(d / "lake")
-    ingest([d / "files"], lake)
-    tca.ensure(lake)
-    return lake
-
-
 @pytest.fixture
 def sim_env(sim_lake, monkeypatch) -> Lake:
     monkeypatch.setenv("ANALYTICS_LAKE", str(sim_lake.root))
@@ -114,7 +100,7 @@ def sim_env(sim_lake, monkeypatch) -> Lake:
 
 
 def open_app(page: str | None = None) -> AppTest:
-    """Run app.py (the TCA landing page), then switch to ``page`` (e.g. "app_pages/data.py") if given."""
+    """Run app.py (the Overview landing page), then switch to ``page`` (e.g. "app_pages/data.py") if given."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     if page:

@@ -13,7 +13,7 @@ from tests.pages.conftest import frame_with, open_app
 
 
 def _app() -> AppTest:
-    return open_app()  # TCA is the landing page
+    return open_app("app_pages/tca.py")
 
 
 def _metric(at: AppTest, label: str) -> str:

@@ -1,0 +1,170 @@
+"""The desk's period at a glance: headline figures against the previous period, daily trends, the best and
+worst choices, the lake's data-quality status and a plain-sentence summary built from these figures.
+
+Every figure comes from the same functions the detail pages and the CLI use (``tca.summary``,
+``tca.by_group``), so the overview, the TCA page and ``python -m analytics tca`` agree by construction.
+Units: costs in bps, positive = the client is worse off (EVENTS.md); notional in the orders' currency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from analytics import tca
+from analytics.conventions import BPS
+from analytics.filters import Filters
+
+HEADLINE = ("filled_notional", "orders", "fills", "is_total_bps", "is_total_cost", "arrival_cost_bps")
+MIN_ORDERS = 30  # a best/worst claim needs at least this many orders on the side named
+
+
+def previous_period(f: Filters) -> Filters | None:
+    """The same filters over the equally long span of calendar days just before ``f.start`` (None without
+    both dates)."""
+    if f.start is None or f.end is None:
+        return None
+    days = (f.end - f.start).days + 1
+    return Filters(
+        start=f.start - dt.timedelta(days=days),
+        end=f.start - dt.timedelta(days=1),
+        portfolio=f.portfolio,
+        symbol=f.symbol,
+        broker=f.broker,
+        algo=f.algo,
+        venue=f.venue,
+    )
+
+
+def headline(orders: pl.DataFrame, previous: pl.DataFrame | None = None) -> dict:
+    """``tca.summary`` of the period with, for each HEADLINE figure, the previous period's value and the
+    change (``<name>_prev``, ``<name>_change``; bps figures change in bps, counts and notional as a ratio)."""
+    cur = tca.summary(orders)
+    out = dict(cur)
+    prev = tca.summary(previous) if previous is not None and not previous.is_empty() else {}
+    for k in HEADLINE:
+        a, b = cur.get(k), prev.get(k)
+        out[f"{k}_prev"] = b
+        if a is None or b is None:
+            out[f"{k}_change"] = None
+        elif k.endswith("_bps"):
+            out[f"{k}_change"] = round(a - b, 4)
+        else:
+            out[f"{k}_change"] = (a / b - 1) if b else None
+    return out
+
+
+def daily(orders: pl.DataFrame) -> pl.DataFrame:
+    """Per arrival day: orders, filled notional, IS in bps (Σ IS cost / Σ paper notional) and arrival cost
+    (filled-notional weighted), for the trend sparklines."""
+    if orders.is_empty():
+        return pl.DataFrame(
+            schema={"day": pl.Date, "orders": pl.UInt32, "filled_notional": pl.Float64, "is_total_bps": pl.Float64}
+        )
+    w = pl.col("filled_notional")
+    ok = pl.col("arrival_cost_bps").is_not_null() & (pl.col("filled_qty") > 0)
+    return (
+        orders.group_by(pl.col("arrival_ts").dt.date().alias("day"))
+        .agg(
+            pl.len().alias("orders"),
+            w.sum().alias("filled_notional"),
+            (pl.col("is_total_cost").sum() / pl.col("paper_notional").sum() * BPS).alias("is_total_bps"),
+            ((pl.col("arrival_cost_bps") * w).filter(ok).sum() / w.filter(ok).sum()).alias("arrival_cost_bps"),
+        )
+        .sort("day")
+    )
+
+
+def leaders(groups: pl.DataFrame, dim: str, metric: str = "arrival_cost_bps") -> dict:
+    """The cheapest and the costliest value of ``dim`` by ``metric`` from a ``tca.by_group``-shaped frame
+    (``<metric>``, ``<metric>_lo``/``_hi`` 95% interval, ``small_sample``; ``orders`` or ``fills``), among
+    values with enough observations; ``best``/``worst`` are None when fewer than two qualify. ``separated``
+    says whether their intervals do not overlap: only then is "best" a claim the data supports."""
+    none = {"dimension": dim, "best": None, "worst": None, "separated": False}
+    if groups.is_empty() or metric not in groups.columns:
+        return none
+    g = groups.filter(~pl.col("small_sample")) if "small_sample" in groups.columns else groups
+    g = g.drop_nulls(metric).sort(metric)
+    if g.height < 2:
+        return none
+    count = "orders" if "orders" in g.columns else "fills"
+    pick = (count, metric, f"{metric}_lo", f"{metric}_hi")
+    best, worst = g.row(0, named=True), g.row(-1, named=True)
+    return {
+        "dimension": dim,
+        "best": {"key": best[dim], **{k: best[k] for k in pick}},
+        "worst": {"key": worst[dim], **{k: worst[k] for k in pick}},
+        "separated": best[f"{metric}_hi"] < worst[f"{metric}_lo"],
+    }
+
+
+def board(orders: pl.DataFrame, venues: pl.DataFrame | None = None, min_orders: int = MIN_ORDERS) -> list[dict]:
+    """Best and worst broker and algo (orders' arrival cost) and venue (fills' arrival cost, ``venues`` as
+    ``tca.venue_costs`` returns it)."""
+    out = [leaders(tca.by_group(orders, d, min_orders=min_orders), d) for d in ("broker", "algo")]
+    if venues is not None:
+        out.append(leaders(venues, "venue"))
+    return out
+
+
+def data_status(lake_summary: dict) -> dict:
+    """The lake's quality status from ``Lake.summary()``: rows accepted, rows quarantined and their share,
+    the top reasons; ``status`` is ``ok`` below 1% quarantined, ``check`` up to 5%, else ``poor``."""
+    accepted = sum(t["rows"] for t in lake_summary["tables"] if t["table"] not in ("quarantine", "ingests"))
+    quarantined = sum(q["rows"] for q in lake_summary["quarantine"])
+    share = quarantined / (accepted + quarantined) if accepted + quarantined else 0.0
+    status = "ok" if share < 0.01 else "check" if share < 0.05 else "poor"
+    return {
+        "version": lake_summary["version"],
+        "rows": accepted,
+        "quarantined": quarantined,
+        "quarantined_share": share,
+        "status": status,
+        "top_reasons": lake_summary["quarantine"][:3],
+    }
+
+
+def _bps(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f} bps"
+
+
+def narrative(head: dict, board: list[dict], status: dict | None = None) -> list[str]:
+    """Plain sentences with the numbers (no model): what was traded, what it cost against the previous
+    period, which choices were cheapest and costliest (hedged when their intervals overlap), data quality."""
+    if not head.get("orders"):
+        return ["No orders in this period: widen the dates or clear filters in the sidebar."]
+    out = [
+        f"The desk traded {head['filled_notional']:,.0f} in {head['orders']:,} orders ({head['fills']:,} fills). "
+        f"Implementation shortfall was {_bps(head['is_total_bps'])} of paper notional "
+        f"({head['is_total_cost']:,.0f} in currency); arrival cost {_bps(head['arrival_cost_bps'])}."
+    ]
+    ch = head.get("is_total_bps_change")
+    if ch is not None:
+        word = "worse" if ch > 0 else "better"
+        out.append(
+            f"That is {abs(ch):.1f} bps {word} than the previous period ({_bps(head['is_total_bps_prev'])})."
+            if abs(ch) >= 0.05
+            else "That is unchanged from the previous period."
+        )
+    for b in board:
+        if not b["best"]:
+            continue
+        lo, hi = b["best"], b["worst"]
+        m = "arrival_cost_bps"
+        sentence = (
+            f"By {b['dimension']}: {lo['key']} was cheapest at {_bps(lo[m])} and {hi['key']} costliest at {_bps(hi[m])}"
+        )
+        sentence += (
+            " (the 95% intervals do not overlap)."
+            if b["separated"]
+            else "; the intervals overlap, so the ranking is not conclusive."
+        )
+        out.append(sentence)
+    if status:
+        out.append(
+            f"Data quality: {status['quarantined']:,} rows quarantined "
+            f"({100 * status['quarantined_share']:.2f}% of input) in lake version {status['version']} "
+            f"— status {status['status']}."
+        )
+    return out

@@ -1,0 +1,79 @@
+"""Overview: the desk's period on one screen against the previous period, the best and worst choices, the
+lake's data quality and a written summary; every tile links to the page with the detail (the sidebar
+filters travel with the session)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import overview
+from ui import charts, filters, state
+
+f = filters.current()
+st.title("Desk overview")
+period = f"{f.start} to {f.end}" if f.start and f.end else "all dates"
+st.caption(f"{period} · {charts.COST_NOTE} Changes are against the equally long period just before.")
+orders = state.tca_orders(f)
+if orders.is_empty():
+    st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
+    st.stop()
+
+prev_f = overview.previous_period(f)
+prev = state.tca_orders(prev_f) if prev_f else None
+head = overview.headline(orders, prev)
+board = overview.board(orders, state.venue_costs(f))
+status = overview.data_status(state.lake_summary())
+
+
+def _pct(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:+.1f}%"
+
+
+def _d_bps(x: float | None) -> str | None:
+    return None if x is None else f"{x:+.1f} bps"
+
+
+c = st.columns(4)
+c[0].metric("Traded notional", charts.compact(head["filled_notional"]), _pct(head["filled_notional_change"]))
+c[1].metric("Orders", f"{head['orders']:,}", _pct(head["orders_change"]), help=f"{head['fills']:,} fills")
+c[2].metric(
+    "Implementation shortfall",
+    f"{head['is_total_bps']:+.1f} bps",
+    _d_bps(head["is_total_bps_change"]),
+    delta_color="inverse",
+    help="Σ IS cost / Σ paper notional (Perold); a rise is a cost increase",
+)
+c[3].metric(
+    "IS in currency", charts.compact(head["is_total_cost"]), _pct(head["is_total_cost_change"]), delta_color="inverse"
+)
+st.page_link("app_pages/tca.py", label="Costs in detail: TCA", icon="💸")
+
+st.subheader("Summary")
+st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status)))
+
+st.subheader("Best and worst (arrival cost, 95% intervals)")
+cols = st.columns(len(board))
+for col, b in zip(cols, board, strict=True):
+    with col.container(border=True):
+        st.markdown(f"**{b['dimension'].capitalize()}**")
+        if not b["best"]:
+            st.caption("Too few orders to rank.")
+            continue
+        m = "arrival_cost_bps"
+        st.markdown(f"Cheapest: **{b['best']['key']}** {b['best'][m]:+.1f} bps")
+        st.markdown(f"Costliest: **{b['worst']['key']}** {b['worst'][m]:+.1f} bps")
+        st.caption("Intervals do not overlap." if b["separated"] else "Intervals overlap: not conclusive.")
+st.page_link("app_pages/impact.py", label="Comparable orders and recommendations: Impact & attribution", icon="📉")
+
+left, right = st.columns(2)
+day = overview.daily(orders)
+left.altair_chart(charts.trend(day, "is_total_bps", "IS (bps)"), width="stretch")
+right.altair_chart(charts.trend(day, "filled_notional", "Traded notional"), width="stretch")
+
+with st.container(border=True):
+    icon = {"ok": "✅", "check": "⚠️", "poor": "❌"}[status["status"]]
+    st.markdown(
+        f"{icon} **Data quality: {status['status']}** · {status['quarantined']:,} rows quarantined "
+        f"({100 * status['quarantined_share']:.2f}% of input) · lake version {status['version']}"
+    )
+    st.page_link("app_pages/data.py", label="Quarantine and ingest history: Data", icon="🗄️")

@@ -1,0 +1,98 @@
+"""overview: period comparison, best/worst claims, data status and the written summary, by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from analytics import overview
+from analytics.filters import Filters
+
+
+def _orders(day: str, costs: list[tuple[float, float, float]]) -> pl.DataFrame:
+    """Orders of one day: (paper notional, IS cost in currency, arrival cost bps), fully filled."""
+    ts = dt.datetime.fromisoformat(f"{day}T15:00:00+00:00")
+    n = len(costs)
+    return pl.DataFrame(
+        {
+            "order_id": [f"{day}-{i}" for i in range(n)],
+            "arrival_ts": [ts] * n,
+            "broker": ["A", "B"] * (n // 2) + ["A"] * (n % 2),
+            "paper_notional": [c[0] for c in costs],
+            "filled_notional": [c[0] for c in costs],
+            "filled_qty": [100.0] * n,
+            "fill_count": [2] * n,
+            "is_total_cost": [c[1] for c in costs],
+            "is_delay_cost": [0.0] * n,
+            "is_trading_cost": [c[1] for c in costs],
+            "is_opportunity_cost": [0.0] * n,
+            "is_fees": [0.0] * n,
+            "arrival_cost_bps": [c[2] for c in costs],
+            "vwap_interval_cost_bps": [0.0] * n,
+            "vwap_day_cost_bps": [0.0] * n,
+            "twap_cost_bps": [0.0] * n,
+        }
+    )
+
+
+def test_previous_period_is_the_equally_long_span_just_before():
+    f = Filters(start=dt.date(2026, 3, 10), end=dt.date(2026, 3, 16), broker=("A",))
+    p = overview.previous_period(f)
+    assert (p.start, p.end, p.broker) == (dt.date(2026, 3, 3), dt.date(2026, 3, 9), ("A",))
+    assert overview.previous_period(Filters()) is None
+
+
+def test_headline_changes_against_the_previous_period_by_hand():
+    # current: 2 orders, paper 1,000,000 + 3,000,000, IS cost 100 + 500 -> 600 / 4e6 = 1.5 bps
+    cur = _orders("2026-03-10", [(1e6, 100.0, 1.0), (3e6, 500.0, 2.0)])
+    # previous: 1 order, paper 2,000,000, IS cost 100 -> 0.5 bps
+    prev = _orders("2026-03-03", [(2e6, 100.0, 4.0)])
+    h = overview.headline(cur, prev)
+    assert h["is_total_bps"] == pytest.approx(1.5)
+    assert h["is_total_bps_prev"] == pytest.approx(0.5)
+    assert h["is_total_bps_change"] == pytest.approx(1.0)  # bps figures change in bps
+    assert h["orders_change"] == pytest.approx(1.0)  # 2 vs 1 orders: +100%
+    assert h["filled_notional_change"] == pytest.approx(4e6 / 2e6 - 1)
+    # arrival cost is weighted by filled notional: (1 * 1e6 + 2 * 3e6) / 4e6 = 1.75
+    assert h["arrival_cost_bps"] == pytest.approx(1.75)
+    assert overview.headline(cur)["is_total_bps_change"] is None
+
+
+def test_daily_is_bps_is_cost_over_paper_per_day():
+    df = pl.concat([_orders("2026-03-02", [(1e6, 100.0, 1.0)]), _orders("2026-03-03", [(1e6, 300.0, 1.0)])])
+    d = overview.daily(df)
+    assert d["day"].to_list() == [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
+    assert d["is_total_bps"].to_list() == pytest.approx([1.0, 3.0])
+
+
+def _groups(rows):
+    return pl.DataFrame(
+        rows,
+        schema=["broker", "arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi", "orders"],
+        orient="row",
+    ).with_columns((pl.col("orders") < 30).alias("small_sample"))
+
+
+def test_leaders_only_claim_a_best_when_intervals_separate_and_samples_suffice():
+    sep = overview.leaders(_groups([("A", 2.0, 1.0, 3.0, 50), ("B", 9.0, 8.0, 10.0, 50)]), "broker")
+    assert (sep["best"]["key"], sep["worst"]["key"], sep["separated"]) == ("A", "B", True)
+    overlap = overview.leaders(_groups([("A", 2.0, 0.0, 6.0, 50), ("B", 5.0, 3.0, 7.0, 50)]), "broker")
+    assert overlap["best"]["key"] == "A" and overlap["separated"] is False
+    # C is cheapest but has 5 orders: it is not ranked; one eligible group left -> no claim at all
+    few = overview.leaders(_groups([("C", -9.0, -10.0, -8.0, 5), ("A", 2.0, 1.0, 3.0, 50)]), "broker")
+    assert few["best"] is None
+    text = " ".join(overview.narrative({"orders": 1, "filled_notional": 1.0, "fills": 1, "is_total_bps": 1.0,
+                                        "is_total_cost": 1.0, "arrival_cost_bps": 1.0}, [sep, overlap]))  # fmt: skip
+    assert "do not overlap" in text and "not conclusive" in text
+
+
+def test_data_status_thresholds():
+    def summ(acc, q):
+        return {"version": 3, "tables": [{"table": "fills", "rows": acc}], "quarantine": [{"rows": q}] if q else []}
+
+    assert overview.data_status(summ(995, 5))["status"] == "ok"  # 0.5%
+    assert overview.data_status(summ(970, 30))["status"] == "check"  # 3%
+    assert overview.data_status(summ(900, 100))["status"] == "poor"  # 10%
+    assert overview.data_status(summ(900, 100))["quarantined_share"] == pytest.approx(0.1)

@@ -1,0 +1,327 @@
+"""Reports: the overview's figures and the detail pages' tables and charts, composed into one document and
+rendered as a self-contained HTML file (charts as inline SVG, no script, no CDN) or a PDF with the same
+content (charts as PNG rendered offline by vl-convert, laid out by fpdf2: pure-Python wheels, no system
+libraries, so a fresh machine installs it with pip alone).
+
+compute (``analytics``) -> chart (``ui.charts``) -> compose (:func:`build`) -> render (:func:`to_html`,
+:func:`to_pdf`). No Streamlit here: the CLI (``python -m analytics report``) and the Reports page call the
+same functions, so the page's download equals the CLI's file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+
+from analytics import overview, tca
+from analytics.filters import Filters
+from ui import charts
+
+SECTIONS = {
+    "summary": "Executive summary",
+    "tca": "Transaction cost analysis",
+}
+TABLE_ROWS = 25  # rows of a table shown in a report (the full tables are in the app's downloads)
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pl.DataFrame]] = field(default_factory=list)
+    charts: list[tuple[str, alt.TopLevelMixin]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    title: str
+    period: str
+    source: str
+    generated: str
+    sections: list[Section]
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A saved report: name, sections, period (``YYYY-MM`` or start/end) and the sidebar filters."""
+
+    name: str
+    sections: tuple[str, ...] = tuple(SECTIONS)
+    start: str | None = None
+    end: str | None = None
+    portfolio: tuple[str, ...] = ()
+    symbol: tuple[str, ...] = ()
+    broker: tuple[str, ...] = ()
+    algo: tuple[str, ...] = ()
+    venue: tuple[str, ...] = ()
+
+    def filters(self) -> Filters:
+        d = dt.date.fromisoformat
+        return Filters(
+            start=d(self.start) if self.start else None,
+            end=d(self.end) if self.end else None,
+            portfolio=self.portfolio,
+            symbol=self.symbol,
+            broker=self.broker,
+            algo=self.algo,
+            venue=self.venue,
+        )
+
+
+def month_span(period: str) -> tuple[dt.date, dt.date]:
+    """``2026-03`` -> (2026-03-01, 2026-03-31)."""
+    if not re.fullmatch(r"\d{4}-\d{2}", period):
+        raise ValueError(f"period must be YYYY-MM, got {period!r}")
+    start = dt.date.fromisoformat(f"{period}-01")
+    nxt = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return start, nxt - dt.timedelta(days=1)
+
+
+# --- compose ----------------------------------------------------------------------------------------
+def _summary(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
+    prev_f = overview.previous_period(f)
+    prev = tca.load_orders(lake, con, prev_f) if prev_f else None
+    head = overview.headline(orders, prev)
+    board = overview.board(orders, tca.venue_costs(lake, con, f)) if orders.height else []
+    status = overview.data_status(lake.summary())
+    sec = Section("summary", SECTIONS["summary"], paragraphs=overview.narrative(head, board, status))
+    rows = [
+        ("Traded notional", f"{head.get('filled_notional', 0):,.0f}"),
+        ("Orders", f"{head.get('orders', 0):,}"),
+        ("Fills", f"{head.get('fills', 0):,}"),
+        ("IS (bps of paper notional)", _fmt(head.get("is_total_bps"))),
+        ("IS (currency)", f"{head.get('is_total_cost', 0):,.0f}"),
+        ("Arrival cost (bps)", _fmt(head.get("arrival_cost_bps"))),
+        ("IS, previous period (bps)", _fmt(head.get("is_total_bps_prev"))),
+    ]
+    sec.tables.append(("Headline", pl.DataFrame(rows, schema=["figure", "value"], orient="row")))
+    if orders.height:
+        day = overview.daily(orders)
+        sec.charts.append(("Implementation shortfall by day (bps)", charts.trend(day, "is_total_bps", "IS (bps)")))
+        sec.charts.append(("Traded notional by day", charts.trend(day, "filled_notional", "Notional")))
+    return sec
+
+
+def _tca(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
+    sec = Section("tca", SECTIONS["tca"])
+    if orders.is_empty():
+        sec.paragraphs.append("No orders in this period.")
+        return sec
+    sec.paragraphs.append(charts.COST_NOTE + " Whiskers and lo/hi columns: 95% intervals.")
+    comp = tca.with_buckets(orders)
+    for dim in ("broker", "algo", "size_bucket"):
+        g = tca.by_group(comp, dim, "arrival_cost_bps", min_orders=30)
+        sec.tables.append((f"Arrival cost by {dim}", g))
+        if dim != "size_bucket":
+            sec.charts.append(
+                (f"Arrival cost by {dim} (bps)", charts.bars_with_ci(g, dim, "arrival_cost_bps", "Arrival cost (bps)"))
+            )
+    curve = tca.markouts_sql(lake, con, f, by_venue=True)
+    if curve.height:
+        sec.charts.append(("Markouts by venue (bps)", charts.markout_lines(curve, "venue")))
+    return sec
+
+
+BUILDERS = {"summary": _summary, "tca": _tca}
+
+
+def build(
+    lake, f: Filters, sections: tuple[str, ...] = tuple(SECTIONS), progress=None, title: str | None = None
+) -> Report:
+    """Compose the chosen sections for the filters (computing any missing TCA days first)."""
+    unknown = [s for s in sections if s not in BUILDERS]
+    if unknown:
+        raise ValueError(f"unknown section(s) {unknown}; choose from {list(BUILDERS)}")
+    say = progress or (lambda x, m: None)
+    say(0.0, "TCA for the period")
+    v = tca.ensure(lake, f.start, f.end)
+    con = lake.connect(lake.manifest(v))
+    try:
+        orders = tca.load_orders(lake, con, f, v)
+        out = []
+        for i, key in enumerate(sections):
+            say(0.2 + 0.7 * i / len(sections), SECTIONS[key])
+            out.append(BUILDERS[key](lake, con, f, orders, progress))
+    finally:
+        con.close()
+    period = f"{f.start or 'start'} to {f.end or 'end'}"
+    say(1.0, "composed")
+    return Report(
+        title=title or "Post-trade analytics report",
+        period=period,
+        source=f"lake@{v} · tca {tca.CODE_VERSION}",
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        sections=out,
+    )
+
+
+# --- render -----------------------------------------------------------------------------------------
+def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.2f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def _cells(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    df = df.head(TABLE_ROWS)
+    return df.columns, [[_fmt(v) for v in row] for row in df.iter_rows()]
+
+
+def _spec(chart: alt.TopLevelMixin, width: int = 640) -> dict:
+    return chart.properties(width=width).to_dict()
+
+
+CSS = """body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:60em;color:#222}
+h1{color:#1f4e79}h2{border-bottom:2px solid #1f4e79;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}th,td{border:1px solid #ccc;padding:.25em .6em}
+th{background:#eef3f8;text-align:left}td{text-align:right}td:first-child{text-align:left}
+.meta{color:#666;font-size:.9em}figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}"""
+
+
+def to_html(report: Report) -> str:
+    """One self-contained HTML document: inline CSS, charts as inline SVG (no JavaScript, no external URL)."""
+    import vl_convert as vlc
+
+    e = html.escape
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(report.title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{e(report.title)}</h1><p class='meta'>Period {e(report.period)} · source {e(report.source)} · "
+        f"generated {e(report.generated)}</p>",
+    ]
+    for sec in report.sections:
+        parts.append(f"<section id='{e(sec.key)}'><h2>{e(sec.title)}</h2>")
+        parts += [f"<p>{e(p)}</p>" for p in sec.paragraphs]
+        for name, chart in sec.charts:
+            svg = vlc.vegalite_to_svg(_spec(chart))
+            parts.append(f"<figure><figcaption>{e(name)}</figcaption>{svg}</figure>")
+        for name, df in sec.tables:
+            cols, rows = _cells(df)
+            head = "".join(f"<th>{e(c)}</th>" for c in cols)
+            body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows)
+            more = (
+                f"<p class='meta'>{df.height - TABLE_ROWS:,} more rows in the app.</p>"
+                if df.height > TABLE_ROWS
+                else ""
+            )
+            parts.append(f"<h3>{e(name)}</h3><table><tr>{head}</tr>{body}</table>{more}")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _latin1(text: str) -> str:
+    """PDF core fonts are Latin-1: map the few typographic characters we use, replace the rest."""
+    text = text.replace("−", "-").replace("–", "-").replace("—", "-").replace("·", "|").replace("≥", ">=")
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def to_pdf(report: Report) -> bytes:
+    """The same content as :func:`to_html` as an A4 PDF (charts as 2x PNG from vl-convert)."""
+    import vl_convert as vlc
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_title(_latin1(report.title))
+    pdf.set_creator("post-trade analytics")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.multi_cell(0, 10, _latin1(report.title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    pdf.multi_cell(
+        0, 5, _latin1(f"Period {report.period} | source {report.source} | generated {report.generated}"),
+        new_x="LMARGIN", new_y="NEXT",
+    )  # fmt: skip
+    for sec in report.sections:
+        pdf.ln(4)
+        pdf.set_font("Helvetica", "B", 14)
+        pdf.multi_cell(0, 8, _latin1(sec.title), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 10)
+        for p in sec.paragraphs:
+            pdf.multi_cell(0, 5, _latin1(p), new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(1)
+        for name, chart in sec.charts:
+            png = vlc.vegalite_to_png(_spec(chart, 520), scale=2)
+            w_px, h_px = _png_size(png)
+            height = pdf.epw * h_px / w_px
+            if pdf.get_y() + height + 8 > pdf.page_break_trigger:  # keep the caption with its chart
+                pdf.add_page()
+            pdf.set_font("Helvetica", "B", 10)
+            pdf.multi_cell(0, 6, _latin1(name), new_x="LMARGIN", new_y="NEXT")
+            pdf.image(io.BytesIO(png), w=pdf.epw)
+            pdf.ln(2)
+        for name, df in sec.tables:
+            cols, rows = _cells(df)
+            pdf.set_font("Helvetica", "B", 10)
+            pdf.multi_cell(0, 6, _latin1(name), new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("Helvetica", "", 6 if len(cols) > 8 else 8)
+            with pdf.table(headings_style=FontFace(emphasis="BOLD", fill_color=(238, 243, 248))) as table:
+                for r in [cols, *rows]:
+                    row = table.row()
+                    for v in r:
+                        row.cell(_latin1(str(v)))
+            if df.height > TABLE_ROWS:
+                pdf.multi_cell(0, 5, f"{df.height - TABLE_ROWS:,} more rows in the app.", new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
+    return bytes(pdf.output())
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (bytes 16-24)."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def render(report: Report, fmt: str) -> bytes:
+    if fmt == "html":
+        return to_html(report).encode("utf-8")
+    if fmt == "pdf":
+        return to_pdf(report)
+    raise ValueError(f"format must be html or pdf, got {fmt!r}")
+
+
+# --- saved definitions ------------------------------------------------------------------------------
+def _slug(name: str) -> str:
+    """A file-name-safe key for a definition's name: the user's text never becomes a path."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    if not slug:
+        raise ValueError("a report definition needs a name with letters or digits")
+    return slug
+
+
+def definitions_dir(lake) -> Path:
+    return Path(lake.root) / "reports" / "definitions"
+
+
+def save_definition(lake, d: Definition) -> Path:
+    """Save (or replace) a definition as JSON under the lake, atomically; returns its path."""
+    folder = definitions_dir(lake)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_slug(d.name)}.json"
+    tmp = folder / f".{path.name}.tmp"
+    tmp.write_text(json.dumps(asdict(d), indent=2))
+    tmp.replace(path)
+    return path
+
+
+def load_definitions(lake) -> list[Definition]:
+    folder = definitions_dir(lake)
+    out = []
+    for p in sorted(folder.glob("*.json")) if folder.exists() else []:
+        raw = json.loads(p.read_text())
+        out.append(Definition(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
+    return out
