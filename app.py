@@ -41,6 +41,9 @@ pages = {
         st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca"),
         st.Page("app_pages/impact.py", title="Impact & attribution", icon="📉", url_path="impact"),
     ],
+    "Portfolio": [
+        st.Page("app_pages/attribution.py", title="Attribution", icon="📊", url_path="attribution"),
+    ],
     "Data": [
         st.Page("app_pages/data.py", title="Data", icon="🗄️", url_path="data"),
     ],
