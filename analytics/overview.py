@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import polars as pl
 
-from analytics import tca
+from analytics import attribution, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
 
@@ -108,6 +109,49 @@ def board(orders: pl.DataFrame, venues: pl.DataFrame | None = None, min_orders: 
     return out
 
 
+def portfolios(
+    con: duckdb.DuckDBPyConnection,
+    start: dt.date | None,
+    end: dt.date | None,
+    ids: tuple[str, ...] = (),
+    group_by: str = "sector",
+) -> pl.DataFrame:
+    """Each portfolio's compounded return, its benchmark's and the active return over ``start..end`` (returns
+    dated in the range; the holdings' span when a date is missing), with the largest Brinson-Fachler effect
+    (Carino-linked, by ``group_by``) by absolute size: ``top_group``, ``top_effect`` (allocation, selection or
+    interaction) and ``top_value`` (decimal). Same functions as the Attribution page and CLI."""
+    lo, hi = con.execute("SELECT min(date), max(date) FROM holdings").fetchone()
+    if lo is None:
+        return pl.DataFrame()
+    start, end = start or lo, end or hi
+    pf = con.execute("SELECT portfolio_id, benchmark_id FROM portfolios ORDER BY 1").fetchall()
+    rows = []
+    for pid, bench in pf:
+        if ids and pid not in ids:
+            continue
+        try:
+            att = attribution.attribute(attribution.load_positions(con, pid, bench, start, end, group_by))
+        except attribution.AttributionError:
+            continue
+        g = att.groups.filter(pl.col("group") != attribution.TOTAL)
+        total = att.groups.filter(pl.col("group") == attribution.TOTAL).row(0, named=True)
+        effects = g.unpivot(list(attribution.EFFECTS), index="group", variable_name="effect", value_name="value")
+        top = effects.sort(pl.col("value").abs(), descending=True).row(0, named=True) if effects.height else {}
+        rows.append(
+            {
+                "portfolio_id": pid,
+                "benchmark_id": bench,
+                "portfolio_return": total["portfolio_return"],
+                "benchmark_return": total["benchmark_return"],
+                "active_return": total["total"],
+                "top_group": top.get("group"),
+                "top_effect": top.get("effect"),
+                "top_value": top.get("value"),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
 def data_status(lake_summary: dict) -> dict:
     """The lake's quality status from ``Lake.summary()``: rows accepted, rows quarantined and their share,
     the top reasons; ``status`` is ``ok`` below 1% quarantined, ``check`` up to 5%, else ``poor``."""
@@ -129,7 +173,9 @@ def _bps(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1f} bps"
 
 
-def narrative(head: dict, board: list[dict], status: dict | None = None) -> list[str]:
+def narrative(
+    head: dict, board: list[dict], status: dict | None = None, books: pl.DataFrame | None = None
+) -> list[str]:
     """Plain sentences with the numbers (no model): what was traded, what it cost against the previous
     period, which choices were cheapest and costliest (hedged when their intervals overlap), data quality."""
     if not head.get("orders"):
@@ -161,6 +207,15 @@ def narrative(head: dict, board: list[dict], status: dict | None = None) -> list
             else "; the intervals overlap, so the ranking is not conclusive."
         )
         out.append(sentence)
+    for r in books.iter_rows(named=True) if books is not None else []:
+        line = (
+            f"Portfolio {r['portfolio_id']} returned {100 * r['portfolio_return']:+.2f}% against "
+            f"{100 * r['benchmark_return']:+.2f}% for {r['benchmark_id']} "
+            f"(active {BPS * r['active_return']:+.0f} bps)"
+        )
+        if r["top_group"] is not None:
+            line += f"; the largest effect was {r['top_effect']} in {r['top_group']} ({BPS * r['top_value']:+.0f} bps)"
+        out.append(line + ".")
     if status:
         out.append(
             f"Data quality: {status['quarantined']:,} rows quarantined "

@@ -4,9 +4,11 @@ filters travel with the session)."""
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
 from analytics import overview
+from analytics.conventions import BPS
 from ui import charts, filters, state
 
 f = filters.current()
@@ -23,6 +25,7 @@ prev = state.tca_orders(prev_f) if prev_f else None
 head = overview.headline(orders, prev)
 board = overview.board(orders, state.venue_costs(f))
 status = overview.data_status(state.lake_summary())
+books = state.portfolios(f)
 
 
 def _pct(x: float | None) -> str | None:
@@ -49,7 +52,7 @@ c[3].metric(
 st.page_link("app_pages/tca.py", label="Costs in detail: TCA", icon="💸")
 
 st.subheader("Summary")
-st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status)))
+st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status, books)))
 
 st.subheader("Best and worst (arrival cost, 95% intervals)")
 cols = st.columns(len(board))
@@ -64,6 +67,31 @@ for col, b in zip(cols, board, strict=True):
         st.markdown(f"Costliest: **{b['worst']['key']}** {b['worst'][m]:+.1f} bps")
         st.caption("Intervals do not overlap." if b["separated"] else "Intervals overlap: not conclusive.")
 st.page_link("app_pages/impact.py", label="Comparable orders and recommendations: Impact & attribution", icon="📉")
+
+if books.height:
+    st.subheader("Portfolios: active return and its largest effect")
+    st.dataframe(
+        books.with_columns((pl.col(c) * BPS).alias(f"{c}_bps") for c in ("active_return", "top_value")).select(
+            "portfolio_id",
+            "benchmark_id",
+            "portfolio_return",
+            "benchmark_return",
+            "active_return_bps",
+            "top_group",
+            "top_effect",
+            "top_value_bps",
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "portfolio_return": st.column_config.NumberColumn("Portfolio", format="percent"),
+            "benchmark_return": st.column_config.NumberColumn("Benchmark", format="percent"),
+            "active_return_bps": st.column_config.NumberColumn("Active (bps)", format="%+.0f"),
+            "top_value_bps": st.column_config.NumberColumn("Largest effect (bps)", format="%+.0f"),
+        },
+        key="ov_books",
+    )
+    st.page_link("app_pages/attribution.py", label="Where it came from: Attribution", icon="📊")
 
 left, right = st.columns(2)
 day = overview.daily(orders)

@@ -96,3 +96,24 @@ def test_data_status_thresholds():
     assert overview.data_status(summ(970, 30))["status"] == "check"  # 3%
     assert overview.data_status(summ(900, 100))["status"] == "poor"  # 10%
     assert overview.data_status(summ(900, 100))["quarantined_share"] == pytest.approx(0.1)
+
+
+def test_portfolio_lines_equal_the_attribution_cli(sim_lake, capsys):
+    """The overview's active return per portfolio is the TOTAL row of `python -m analytics attribution`."""
+    import json
+
+    from analytics.__main__ import main
+
+    con = sim_lake.connect()
+    lo, hi = con.execute("SELECT min(date), max(date) FROM holdings").fetchone()
+    books = overview.portfolios(con, lo, hi)
+    assert books.height >= 2
+    for r in books.iter_rows(named=True):
+        args = ["attribution", "--lake", str(sim_lake.root), "--portfolio", r["portfolio_id"], "--start", str(lo)]
+        assert main([*args, "--end", str(hi), "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        total = next(x for x in rows if x["group"] == "TOTAL")
+        assert r["active_return"] == pytest.approx(total["total"], abs=1e-12)
+        top = max((x for x in rows if x["group"] != "TOTAL"), key=lambda x: max(abs(x[e]) for e in
+                  ("allocation", "selection", "interaction")))  # fmt: skip
+        assert r["top_group"] == top["group"]

@@ -23,10 +23,10 @@ def test_month_span():
 
 
 def test_html_report_is_self_contained_and_has_every_section(sim_lake):
-    rep = report.build(sim_lake, Filters(), ("summary", "tca"))
+    rep = report.build(sim_lake, Filters(), ("summary", "tca", "attribution"))
     doc = report.to_html(rep)
-    assert [s.key for s in rep.sections] == ["summary", "tca"]
-    for title in ("Executive summary", "Transaction cost analysis"):
+    assert [s.key for s in rep.sections] == ["summary", "tca", "attribution"]
+    for title in ("Executive summary", "Transaction cost analysis", "Performance attribution"):
         assert f"<h2>{title}</h2>" in doc
     # no script, no external resource: every URL in the file is an XML namespace of the inline SVGs
     assert "<script" not in doc

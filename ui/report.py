@@ -21,13 +21,15 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from analytics import overview, tca
+from analytics import overview, risk, tca
+from analytics.conventions import BPS
 from analytics.filters import Filters
 from ui import charts
 
 SECTIONS = {
     "summary": "Executive summary",
     "tca": "Transaction cost analysis",
+    "attribution": "Performance attribution",
 }
 TABLE_ROWS = 25  # rows of a table shown in a report (the full tables are in the app's downloads)
 
@@ -93,7 +95,8 @@ def _summary(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     head = overview.headline(orders, prev)
     board = overview.board(orders, tca.venue_costs(lake, con, f)) if orders.height else []
     status = overview.data_status(lake.summary())
-    sec = Section("summary", SECTIONS["summary"], paragraphs=overview.narrative(head, board, status))
+    books = overview.portfolios(con, f.start, f.end, f.portfolio)
+    sec = Section("summary", SECTIONS["summary"], paragraphs=overview.narrative(head, board, status, books))
     rows = [
         ("Traded notional", f"{head.get('filled_notional', 0):,.0f}"),
         ("Orders", f"{head.get('orders', 0):,}"),
@@ -120,7 +123,7 @@ def _tca(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     comp = tca.with_buckets(orders)
     for dim in ("broker", "algo", "size_bucket"):
         g = tca.by_group(comp, dim, "arrival_cost_bps", min_orders=30)
-        sec.tables.append((f"Arrival cost by {dim}", g))
+        sec.tables.append((f"Arrival cost by {dim} (bps; small_sample: fewer than 30 orders)", g.drop("n")))
         if dim != "size_bucket":
             sec.charts.append(
                 (f"Arrival cost by {dim} (bps)", charts.bars_with_ci(g, dim, "arrival_cost_bps", "Arrival cost (bps)"))
@@ -131,7 +134,30 @@ def _tca(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     return sec
 
 
-BUILDERS = {"summary": _summary, "tca": _tca}
+def _attribution(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
+    sec = Section("attribution", SECTIONS["attribution"])
+    books = overview.portfolios(con, f.start, f.end, f.portfolio)
+    if books.is_empty():
+        sec.paragraphs.append("No portfolio has holdings and benchmark weights in this period.")
+        return sec
+    sec.paragraphs.append(
+        "Brinson-Fachler by sector, linked with Carino (1999); effects in bps, positive = added to the active "
+        "return. Returns are compounded over the period."
+    )
+    bps = [
+        (pl.col(c) * BPS).round(1).alias(f"{c}_bps")
+        for c in ("portfolio_return", "benchmark_return", "active_return", "top_value")
+    ]
+    sec.tables.append(("Portfolios", books.select("portfolio_id", "benchmark_id", *bps, "top_group", "top_effect")))
+    peers = risk.peer_table(risk.daily_returns(con, f.start, f.end, list(f.portfolio) or None))
+    if peers.height:
+        keep = [c for c in ("portfolio_id", "strategy", "rank_ir", "annual_return", "annual_volatility", "sharpe_ratio",
+                            "information_ratio", "tracking_error", "max_drawdown") if c in peers.columns]  # fmt: skip
+        sec.tables.append(("Risk-adjusted returns and peer ranking (annualised, 252 days)", peers.select(keep)))
+    return sec
+
+
+BUILDERS = {"summary": _summary, "tca": _tca, "attribution": _attribution}
 
 
 def build(
@@ -168,8 +194,10 @@ def build(
 def _fmt(x) -> str:
     if x is None:
         return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
     if isinstance(x, float):
-        return f"{x:,.2f}"
+        return f"{x:,.0f}" if abs(x) >= 1e5 else f"{x:,.2f}"
     if isinstance(x, int):
         return f"{x:,}"
     return str(x)

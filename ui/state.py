@@ -135,3 +135,16 @@ def lake_summary() -> dict:
     """Lake.summary() (tables, rows, quarantine by reason), cached per version."""
     lk = lake()
     return _lake_summary(str(lk.root), lk.version())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _portfolios(root: str, version: int, start, end, ids: tuple[str, ...]) -> pl.DataFrame:
+    from analytics import overview
+
+    return overview.portfolios(_connection(root, version).cursor(), start, end, ids)
+
+
+def portfolios(f) -> pl.DataFrame:
+    """overview.portfolios for the filter's dates and portfolios, cached per version."""
+    lk = lake()
+    return _portfolios(str(lk.root), lk.version(), f.start, f.end, f.portfolio)
