@@ -31,7 +31,7 @@ with tab_impact:
     fit = impact.fit_sqrt_law(orders, y)
     b = impact.buckets(orders, by, (y, "permanent_impact_bps", "temporary_impact_bps"))
     left, right = st.columns(2)
-    left.altair_chart(charts.law_fit(b, fit, y, f"{y_label} (bps)"), width="stretch")
+    charts.show(charts.law_fit(b, fit, y, f"{y_label} (bps)"), left)
     if fit:
         left.markdown(
             f"**Square-root law**: {y_label.lower()} ≈ {fit.intercept:.1f} + **{fit.coefficient:.2f}** "
@@ -39,7 +39,7 @@ with tab_impact:
         )
     else:
         left.info("Fewer than 30 orders with volatility and ADV: no fit.")
-    right.altair_chart(charts.reversion(impact.reversion_curve(orders)), width="stretch")
+    charts.show(charts.reversion(impact.reversion_curve(orders)), right)
     right.caption("After the order ends the mid gives back its temporary impact; what stays after 30 min is permanent.")
     st.dataframe(b, hide_index=True, width="stretch", column_config=charts.number_formats(b), key="impact_buckets_df")
     st.download_button(
@@ -53,7 +53,7 @@ with tab_attr:
         key="attr_dim",
     )
     d = cost_attribution.decompose(orders, dim)
-    st.altair_chart(charts.stacked_components(d, dim), width="stretch")
+    charts.show(charts.stacked_components(d, dim))
     st.dataframe(d, hide_index=True, width="stretch", column_config=charts.number_formats(d), key="attr_df")
     st.caption(
         "Spread: fills vs the mid at the fill. Impact & timing: the mid at each fill vs arrival. The parts sum to the IS."

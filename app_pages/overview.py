@@ -95,8 +95,8 @@ if books.height:
 
 left, right = st.columns(2)
 day = overview.daily(orders)
-left.altair_chart(charts.trend(day, "is_total_bps", "IS (bps)"), width="stretch")
-right.altair_chart(charts.trend(day, "filled_notional", "Traded notional"), width="stretch")
+charts.show(charts.trend(day, "is_total_bps", "IS (bps)"), left)
+charts.show(charts.trend(day, "filled_notional", "Traded notional"), right)
 
 with st.container(border=True):
     icon = {"ok": "✅", "check": "⚠️", "poor": "❌"}[status["status"]]

@@ -51,7 +51,7 @@ with tab_cost:
     label = st.selectbox("Metric", list(METRICS), key="tca_metric")
     metric = METRICS[label]
     left, right = st.columns(2)
-    left.altair_chart(charts.histogram(tca.histogram(orders, metric), label), width="stretch")
+    charts.show(charts.histogram(tca.histogram(orders, metric), label), left)
     left.caption("Bins span the 0.5th-99.5th percentiles; the end bins hold the tails.")
     dim = right.selectbox(
         "Break down by",
@@ -59,21 +59,20 @@ with tab_cost:
         key="tca_dim",
     )
     grp = state.group_costs(f, dim, metric, min_orders=30)
-    right.altair_chart(charts.bars_with_ci(grp, dim, metric, label), width="stretch")
+    charts.show(charts.bars_with_ci(grp, dim, metric, label), right)
     right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
     st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")
     st.download_button("Download breakdown (CSV)", grp.write_csv(), f"tca_by_{dim}.csv", "text/csv", key="dl_group")
     venue = state.venue_costs(f)
     st.subheader("Fills by venue: cost vs arrival")
-    st.altair_chart(
-        charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)"),
-        width="stretch",
+    charts.show(
+        charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)")
     )
 
 with tab_markout:
     by_venue = st.toggle("By venue", value=True, key="tca_markout_venue")
     curve = state.markouts(f, by_venue)
-    st.altair_chart(charts.markout_lines(curve, "venue" if by_venue else None), width="stretch")
+    charts.show(charts.markout_lines(curve, "venue" if by_venue else None))
     st.caption(
         "Markout = side-signed (fill price − mid at t + h) / fill price; a curve that keeps rising after the fill is adverse selection."
     )
@@ -105,9 +104,9 @@ with tab_order:
         }
     ).drop_nulls()
     left, right = st.columns([3, 2])
-    left.altair_chart(charts.order_path(quotes, prints, of, levels), width="stretch")
+    charts.show(charts.order_path(quotes, prints, of, levels), left)
     steps = tca.waterfall(o)
-    right.altair_chart(charts.waterfall(steps), width="stretch")
+    charts.show(charts.waterfall(steps), right)
     right.dataframe(steps.select("step", "bps", "currency"), hide_index=True, key="tca_waterfall_df")
     st.dataframe(of.drop("s", strict=False), hide_index=True, width="stretch", key="tca_order_fills")
     st.download_button(

@@ -35,6 +35,17 @@ def number_formats(df: pl.DataFrame) -> dict:
     return cfg
 
 
+def show(chart: alt.TopLevelMixin, where=None, key: str | None = None) -> None:
+    """Draw ``chart`` in ``where`` (a Streamlit container; default the page) at full width.
+
+    The spec is built with ``validate=False``: Altair's JSON-schema validation walks every inline data row and
+    cost ~1-3 s per rerun for an order's price path (thousands of quotes), while the charts here are fixed
+    code, validated once by their tests (tests/test_charts.py renders each through vl-convert)."""
+    import streamlit as st
+
+    (where or st).vega_lite_chart(chart.to_dict(validate=False), width="stretch", key=key)
+
+
 def compact(x: float | None) -> str:
     """Currency amounts for tiles: 1,234 / 12.3K / 84.0M / 84.0B (thousands separators in tables instead)."""
     if x is None:
@@ -141,6 +152,10 @@ def waterfall(steps: pl.DataFrame) -> alt.LayerChart:
 def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, levels: pl.DataFrame) -> alt.LayerChart:
     """NBBO band, market prints, the order's fills (sized by quantity, coloured by venue) and the benchmark
     prices as horizontal rules."""
+    # only the encoded columns go into the spec: a fill row carries ~30 marks the chart never draws
+    quotes = quotes.select("ts", "bid", "ask", "mid")
+    trades = trades.select("ts", "price", "size", "venue")
+    fills = fills.select("ts", "p", "q", "venue", "liquidity")
     x = alt.X("ts:T", title="Time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M"))
     q = alt.Chart(_data(quotes)).encode(x)
     band = q.mark_area(opacity=0.18, color=NEUTRAL, interpolate="step-after").encode(
