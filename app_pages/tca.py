@@ -80,7 +80,7 @@ with tab_markout:
 
 with tab_order:
     # The 500 costliest orders to pick from (a year holds ~1M: too many for a list), or any id typed in.
-    worst = orders.drop_nulls("is_total_bps").top_k(500, by="is_total_bps").sort("is_total_bps", descending=True)
+    worst = tca.top(orders, 500)
     typed = st.text_input("Order id (optional)", key="tca_order_id", placeholder="or pick below").strip()
     options = worst["order_id"].to_list()
     if typed and orders.filter(pl.col("order_id") == typed).height:
@@ -114,7 +114,7 @@ with tab_order:
     )
 
 with tab_rows:
-    shown = orders.drop_nulls("is_total_bps").top_k(1000, by="is_total_bps").sort("is_total_bps", descending=True)
+    shown = tca.top(orders, 1000)
     st.caption(f"{shown.height:,} of {orders.height:,} orders shown (highest IS first); the download has them all.")
     st.dataframe(
         shown, hide_index=True, width="stretch", column_config=charts.number_formats(shown), key="tca_orders_df"

@@ -362,3 +362,11 @@ def test_open_order_without_cancel_or_done_still_counts_every_fill(tmp_path):
     assert r["filled_qty"] == 1000 and r["fill_count"] == 2
     assert r["end_action"] is None
     assert r["end_ts"].minute == 37  # ends at the last fill
+
+
+def test_top_orders_highest_first_without_nulls():
+    import polars as pl
+
+    df = pl.DataFrame({"order_id": list("abcde"), "is_total_bps": [3.0, None, 9.0, -1.0, 5.0]})
+    assert tca.top(df, 3)["order_id"].to_list() == ["c", "e", "a"]
+    assert tca.top(df, 10)["order_id"].to_list() == ["c", "e", "a", "d"]  # the null is never shown
