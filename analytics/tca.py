@@ -728,6 +728,14 @@ def markout_curve(
     return pl.concat(frames).sort([*keys, "horizon_s"])
 
 
+KEY_COLUMNS = (  # the columns a trader reads first; exports always carry every column
+    "order_id", "symbol", "side", "broker", "algo", "arrival_ts", "order_qty", "filled_qty", "fill_rate",
+    "filled_notional", "is_total_bps", "is_delay_bps", "is_trading_bps", "is_opportunity_bps", "is_fees_bps",
+    "arrival_cost_bps", "vwap_interval_cost_bps", "twap_cost_bps", "markout_cost_bps_60s", "size_pct_adv",
+    "participation_rate", "spread_at_arrival_bps", "duration_s", "fill_count",
+)  # fmt: skip
+
+
 def top(df: pl.DataFrame, n: int, by: str = "is_total_bps") -> pl.DataFrame:
     """The ``n`` rows with the highest ``by`` (nulls left out), highest first. Sorts the one column and
     gathers ``n`` rows: a year of orders (~500K rows x 85 columns) is never copied whole."""

@@ -51,7 +51,7 @@ with tab_cost:
     label = st.selectbox("Metric", list(METRICS), key="tca_metric")
     metric = METRICS[label]
     left, right = st.columns(2)
-    charts.show(charts.histogram(tca.histogram(orders, metric), label), left)
+    charts.show(charts.histogram(state.histogram(f, metric), label), left)
     left.caption("Bins span the 0.5th-99.5th percentiles; the end bins hold the tails.")
     dim = right.selectbox(
         "Break down by",
@@ -115,7 +115,12 @@ with tab_order:
 
 with tab_rows:
     shown = tca.top(orders, 1000)
-    st.caption(f"{shown.height:,} of {orders.height:,} orders shown (highest IS first); the download has them all.")
+    if not st.toggle("All columns", value=False, key="tca_all_columns"):
+        shown = shown.select([c for c in tca.KEY_COLUMNS if c in shown.columns])
+    st.caption(
+        f"{shown.height:,} of {orders.height:,} orders shown (highest IS first); the download has them all, "
+        "with every column."
+    )
     st.dataframe(
         shown, hide_index=True, width="stretch", column_config=charts.number_formats(shown), key="tca_orders_df"
     )

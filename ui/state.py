@@ -84,6 +84,19 @@ def tca_orders(f) -> pl.DataFrame:
     return _tca_orders(str(lk.root), ensure_tca(f), f)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _histogram(root: str, version: int, f, metric: str) -> pl.DataFrame:
+    from analytics import tca
+
+    return tca.histogram(_tca_orders(root, version, f), metric)
+
+
+def histogram(f, metric: str) -> pl.DataFrame:
+    """tca.histogram of the filter's orders, cached per version, filters and metric."""
+    lk = lake()
+    return _histogram(str(lk.root), ensure_tca(f), f, metric)
+
+
 @st.cache_data(show_spinner=False, max_entries=128)
 def _group_costs(root: str, version: int, f, dim: str, metric: str, min_orders: int) -> pl.DataFrame:
     from analytics import tca

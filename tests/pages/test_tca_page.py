@@ -87,3 +87,14 @@ def test_lake_without_orders_says_what_to_do(tmp_path, monkeypatch):
     at = _app()
     assert not at.exception
     assert any("No orders in this range" in i.value for i in at.info)
+
+
+def test_all_orders_tab_shows_key_columns_then_every_column(sim_env):
+    at = _app()
+    table = frame_with(at, "order_id", "is_total_bps", "broker")
+    assert "decision_price" not in table.columns and len(table.columns) == len(tca.KEY_COLUMNS)
+    assert table["is_total_bps"].is_monotonic_decreasing
+    at.toggle(key="tca_all_columns").set_value(True).run()
+    assert not at.exception
+    table = frame_with(at, "order_id", "is_total_bps", "decision_price")
+    assert "event_id" in table.columns and "source_version" in table.columns
