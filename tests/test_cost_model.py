@@ -1,0 +1,84 @@
+"""The learned cost model on synthetic orders whose true cost law and noise are known."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analytics import cost_model
+
+
+def _orders(n: int, seed: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Orders with cost = 2 + 0.8 * sigma_bps * sqrt(size/ADV) (+10 bps for LIQSEEK) and noise whose standard
+    deviation is 4 + 0.5 * sigma_bps * sqrt(size/ADV): returns the frame, the true mean and true sd."""
+    rng = np.random.default_rng(seed)
+    size = np.exp(rng.uniform(np.log(1e-3), np.log(0.1), n))
+    vol = rng.uniform(0.01, 0.03, n)
+    algo = rng.choice(["VWAP", "LIQSEEK", "TWAP"], n)
+    law = vol * 1e4 * np.sqrt(size)
+    mean = 2 + 0.8 * law + np.where(algo == "LIQSEEK", 10.0, 0.0)
+    sd = 4 + 0.5 * law
+    t0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+    df = pl.DataFrame(
+        {
+            "arrival_ts": [t0 + dt.timedelta(minutes=int(m)) for m in rng.integers(0, 380, n)],
+            "size_pct_adv": size,
+            "daily_volatility": vol,
+            "spread_at_arrival_bps": rng.uniform(2, 8, n),
+            "algo": algo,
+            "urgency": rng.choice(["LOW", "MEDIUM", "HIGH"], n),
+            "paper_notional": np.full(n, 1e6),
+            "is_total_bps": mean + sd * rng.standard_normal(n),
+        }
+    )
+    return df, mean, sd
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train, _, _ = _orders(4000, 1)
+    return cost_model.fit(train, cost_model.CostModelConfig(seed=3))
+
+
+def test_recovers_the_mean_and_the_noise_out_of_sample(fitted):
+    test, mean, sd = _orders(3000, 2)
+    p = cost_model.predict(fitted, test)
+    err = p["expected_cost_bps"].to_numpy() - mean
+    # the mean is learned to a fraction of the noise it is learned through
+    assert np.sqrt(np.mean(err**2)) < 0.2 * np.mean(sd)
+    assert abs(err.mean()) < 1.5
+    # heteroscedastic: the predicted sd follows the true sd
+    assert np.corrcoef(p["cost_std_bps"].to_numpy(), sd)[0, 1] > 0.8
+    # a 90% interval holds about 90% of the outcomes
+    y = test["is_total_bps"].to_numpy()
+    inside = (y >= p["cost_lo_bps"].to_numpy()) & (y <= p["cost_hi_bps"].to_numpy())
+    assert 0.85 <= inside.mean() <= 0.95
+    # the planted LIQSEEK premium of 10 bps is priced
+    liq = test["algo"].to_numpy() == "LIQSEEK"
+    gap = (p["expected_cost_bps"].to_numpy() - (mean - np.where(liq, 10.0, 0.0)))[liq].mean()
+    assert 6 < gap < 14
+
+
+def test_same_data_and_seed_give_the_same_model_and_json_round_trips(fitted):
+    train, _, _ = _orders(4000, 1)
+    again = cost_model.fit(train, cost_model.CostModelConfig(seed=3))
+    assert again.params == fitted.params
+    back = cost_model.CostModel.from_json(fitted.to_json())
+    test, _, _ = _orders(50, 9)
+    assert cost_model.predict(back, test).equals(cost_model.predict(fitted, test))
+
+
+def test_unseen_category_and_missing_inputs_still_predict(fitted):
+    test, _, _ = _orders(10, 4)
+    test = test.with_columns(pl.lit("NEWALGO").alias("algo"), pl.lit(None, pl.Float64).alias("spread_at_arrival_bps"))
+    p = cost_model.predict(fitted, test)
+    assert p.height == 10 and p["expected_cost_bps"].is_finite().all() and (p["cost_std_bps"] > 0).all()
+
+
+def test_too_few_orders_is_a_clear_error():
+    df, _, _ = _orders(10, 5)
+    with pytest.raises(ValueError, match="at least 20"):
+        cost_model.fit(df)
