@@ -24,12 +24,15 @@ Steps (each expensive one cached under data/bench/, so a re-run only times what 
    and ``order_tape`` over the order's day files only. Cold = the first call in a fresh process; warm =
    the same call repeated in that process (3 repeats, median). Figures are medians over ``--runs`` fresh
    processes (3); page totals add up the steps a run does;
-5. the real TCA page once through ``streamlit.testing.v1.AppTest`` against the history lake
-   (``ANALYTICS_LAKE``): first run (cold caches), second run (warm caches), a breakdown change and a
-   switch to the Impact page. Page children are stopped above ``--mem-limit-gb`` (8) of RSS.
+5. the real pages once through ``streamlit.testing.v1.AppTest`` against the history lake
+   (``ANALYTICS_LAKE``): the Overview landing page's first run (cold caches) and second run (warm), then
+   the TCA page's first and second runs, a breakdown change and a switch to the Impact page. Page children
+   are stopped above ``--mem-limit-gb`` (8) of RSS;
+6. a monthly report through ``python -m analytics report --period`` (PDF and HTML), each in a fresh
+   process: wall time, size and peak memory.
 
-Targets (issue): a page interaction under 300 ms warm and under 2 s cold over one year; peaks well below
-8 GB (24 GB, 2 cores). Figures to read, not a test.
+Targets (issues 4 and 9): a page interaction under 300 ms warm and under 2 s cold over one year; peaks well
+below 8 GB (24 GB, 2 cores); a full monthly PDF report under 20 s. Figures to read, not a test.
 
     .venv/bin/python benchmarks/history.py [--runs 3] [--month 2026-06] [--skip-apptest] [--recompute-tca]
 """
@@ -811,7 +814,9 @@ def child_apptest(span: str, month: str) -> dict:
         at.session_state["f_start"], at.session_state["f_end"] = start, end
     out = {"span": span, "start": str(start), "end": str(end)}
     for name, act in (
-        ("first", lambda: at.run()),
+        ("overview_first", lambda: at.run()),  # the landing page, cold caches
+        ("overview_second", lambda: at.run()),
+        ("first", lambda: at.switch_page("app_pages/tca.py").run()),
         ("second", lambda: at.run()),
         ("breakdown_algo", lambda: at.selectbox(key="tca_dim").select("algo").run()),
         ("impact_page", lambda: at.switch_page("app_pages/impact.py").run()),
@@ -844,14 +849,39 @@ def print_apptest(figs: dict) -> None:
         if r.get("killed"):
             print(f"   {span}: stopped after {r['secs']:.0f} s at {r['peak_gb']:.1f} GB of RSS (safety limit)")
             continue
+        print(
+            f"   {span:<5} Overview (landing): first run {_fmt_s(r.get('overview_first'))}, "
+            f"second run {_fmt_s(r.get('overview_second'))}"
+        )
         line = (
-            f"   {span:<5} first run {_fmt_s(r.get('first'))}, second run {_fmt_s(r.get('second'))}, "
+            f"   {span:<5} TCA: first run {_fmt_s(r.get('first'))}, second run {_fmt_s(r.get('second'))}, "
             f"breakdown -> algo {_fmt_s(r.get('breakdown_algo'))}, switch to Impact {_fmt_s(r.get('impact_page'))}; "
             f"peak RSS {r['child_peak_gb']:.2f} GB"
         )
         if r.get("exception"):
             line += f"; EXCEPTION: {r['exception']}"
         print(line)
+
+
+def run_report(month: str | None) -> dict:
+    """``python -m analytics report --period <month> --format pdf|html`` on the history lake, timed as a user
+    runs it (a fresh process: imports, connection, the month's stored TCA, charts, layout)."""
+    start, _ = _span("month", month)
+    period = start.strftime("%Y-%m")
+    out = {}
+    for fmt in ("pdf", "html"):
+        dest = BENCH / f"report-{period}.{fmt}"
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "analytics", "report", "--lake", str(LAKE), "--period", period,
+             "--format", fmt, "--out", str(dest)],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        secs = time.perf_counter() - t
+        del proc
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        out[fmt] = {"month": period, "secs": secs, "kb": dest.stat().st_size // 1024, "peak_gb": peak}
+    return out
 
 
 def main() -> None:
@@ -903,8 +933,13 @@ def main() -> None:
         return
     at = run_apptest(args.month, args.mem_limit_gb)
     _save_figures("apptest", at)
-    print("5. the real TCA page through streamlit.testing.v1.AppTest (ANALYTICS_LAKE = the history lake):")
+    print("5. the real pages through streamlit.testing.v1.AppTest (ANALYTICS_LAKE = the history lake):")
     print_apptest(at)
+    rep = run_report(args.month)
+    _save_figures("report", rep)
+    print("6. a monthly report through the CLI (fresh process each; target: a full monthly PDF under 20 s):")
+    for fmt, r in rep.items():
+        print(f"   {fmt:<4} {r['month']}: {r['secs']:.1f} s wall, {r['kb']:,} KB, peak RSS {r['peak_gb']:.2f} GB")
     print(f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
 
 
