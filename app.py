@@ -47,6 +47,9 @@ pages = {
     "Data": [
         st.Page("app_pages/data.py", title="Data", icon="🗄️", url_path="data"),
     ],
+    "Models": [
+        st.Page("app_pages/training_data.py", title="Training data", icon="🧪", url_path="training-data"),
+    ],
 }
 nav = st.navigation(pages)
 filters.sidebar()

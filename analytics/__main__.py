@@ -6,6 +6,7 @@ Commands:
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
+  dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
   risk [--portfolio ID ...] [--start D] [--end D] ...  risk-adjusted returns vs benchmark, peer ranking
   attribution --portfolio ID --start D --end D ...     Brinson attribution (PerformanceAttributionEvent rows)
 
@@ -257,6 +258,38 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """dataset build|list|show|diff: versioned training datasets (analytics/datasets.py); prints JSON."""
+    from analytics import datasets
+
+    lake = Lake(args.lake)
+    if args.action in ("build", "show") and len(args.ref) != 1:
+        print(
+            f"dataset {args.action}: give one NAME" + ("[@VERSION]" if args.action == "show" else ""), file=sys.stderr
+        )
+        return 2
+    try:
+        if args.action == "build":
+            out = datasets.build(
+                lake, args.ref[0], _date(args.start), _date(args.end), faults_dir=args.faults_from,
+                progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+            )  # fmt: skip
+        elif args.action == "list":
+            out = datasets.list_datasets(lake)
+        elif args.action == "show":
+            out = datasets.manifest(lake, args.ref[0])
+        else:
+            if len(args.ref) != 2:
+                print("dataset diff: give two versions, NAME@V1 NAME@V2", file=sys.stderr)
+                return 2
+            out = datasets.diff(lake, args.ref[0], args.ref[1])
+    except datasets.DatasetError as e:
+        print(f"dataset: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, default=str))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -341,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
     pr.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     pr.set_defaults(func=cmd_risk)
+
+    pds = sub.add_parser("dataset", help="versioned ML training datasets: build, list, show, diff (JSON)")
+    pds.add_argument("action", choices=["build", "list", "show", "diff"])
+    pds.add_argument("ref", nargs="*", metavar="NAME[@VERSION]")
+    pds.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    pds.add_argument("--end", help="last arrival date (inclusive)")
+    pds.add_argument("--faults-from", metavar="DIR", help="simulator output whose _faults.jsonl scores the rules")
+    _lake_arg(pds)
+    pds.set_defaults(func=cmd_dataset)
 
     return p
 

@@ -1,0 +1,166 @@
+"""Versioned datasets: event and manifest, reproducibility, no leak, quality vs the simulator's faults, diff,
+model feedback, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import polars as pl
+import pytest
+
+from analytics import datasets, features
+from analytics.ingest import ingest
+from analytics.store import Lake
+
+DAY1 = dt.date(2026, 3, 2)
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """A small simulated desk with 2% faults, ingested (files kept for the fault scoring)."""
+    from analytics.simulate import SimConfig, simulate
+
+    d = tmp_path_factory.mktemp("ds")
+    simulate(d / "files", SimConfig(days=2, symbols=8, orders_per_day=60, seed=13, faults=0.02, fills_per_order=10))
+    lake = Lake(d / "lake")
+    ingest([d / "files"], lake)
+    return lake, d / "files"
+
+
+@pytest.fixture(scope="module")
+def built(desk):
+    lake, files = desk
+    return datasets.build(lake, "exec", faults_dir=files)
+
+
+def test_event_and_manifest(desk, built):
+    lake, _ = desk
+    assert tuple(built) == datasets.EVENT_KEYS  # TrainingDatasetEvent: EVENTS.md keys exactly
+    assert built["version"] == 1 and built["lake_version"] == lake.version()
+    assert sum(built["label_counts"].values()) == built["rows"] > 100
+    assert set(built["label_counts"]) == {"excellent", "good", "neutral", "poor", "bad"}
+    assert built["quality_pct"] > 95
+    m = datasets.manifest(lake, "exec@1")
+    fd = m["quality"]["fault_detection"]
+    assert fd["precision"] > 0.95 and fd["recall"] > 0.95 and fd["faults"] > 50
+    data = datasets.load(lake, "exec")
+    assert data.height == built["rows"]
+    assert {f["column"] for f in built["features"]} <= set(data.columns)
+    assert all(f["definition"] and f["unit"] and f["window"] for f in built["features"])
+    fails = datasets.load(lake, "exec", "failures")
+    assert fails.height == m["quality"]["candidate_rows"] - m["quality"]["passing_rows"]
+    assert m["label_definition"]["thresholds"]["cuts"] == [-1.5, -0.5, 0.5, 1.5]
+
+
+def test_no_feature_reads_data_at_or_after_its_timestamp(desk, built):
+    d = datasets.load(desk[0], "exec")
+    assert (d["quote_ts"] < d["arrival_ts"]).all() and (d["trade_ts"].drop_nulls() < d["arrival_ts"].drop_nulls()).all()
+    assert (d["bar_day"] < d["arrival_ts"].dt.date()).all()
+    dec = d.drop_nulls("dec_quote_ts")
+    assert dec.height and (dec["dec_quote_ts"] < dec["decision_ts"]).all()
+
+
+def test_building_twice_gives_the_same_hash_and_no_new_version(desk, built):
+    lake, files = desk
+    again = datasets.build(lake, "exec", faults_dir=files)
+    assert again["content_hash"] == built["content_hash"] and again["version"] == 1
+    other = datasets.build(lake, "exec_copy", faults_dir=files)
+    assert datasets.versions(lake, "exec") == [1]
+    assert other["content_hash"] == built["content_hash"]  # the name and write time are not in the hash
+
+
+def test_day_by_day_contexts_give_the_same_rows(desk, built, monkeypatch):
+    lake, files = desk
+    monkeypatch.setattr(datasets, "DAYS_PER_RUN", 1)  # ticks loaded one probe day at a time
+    assert datasets.build(lake, "exec_daily", faults_dir=files)["content_hash"] == built["content_hash"]
+
+
+def test_same_hash_from_a_fresh_copy_of_the_lake(desk, built, tmp_path):
+    lake, files = desk
+    dst = tmp_path / "copy"
+    shutil.copytree(lake.root, dst, ignore=shutil.ignore_patterns("derived", "datasets"))
+    fresh = datasets.build(Lake(dst), "exec", faults_dir=files)  # TCA and features recomputed from scratch
+    assert fresh["content_hash"] == built["content_hash"]
+
+
+def test_versions_and_diff(desk, built):
+    lake, files = desk
+    day1 = datasets.build(lake, "grow", end=DAY1, faults_dir=files)
+    both = datasets.build(lake, "grow", faults_dir=files)
+    assert (day1["version"], both["version"]) == (1, 2)
+    d = datasets.diff(lake, "grow@1", "grow@2")
+    n1 = datasets.load(lake, "grow@1").height
+    assert d["rows"] == [day1["rows"], both["rows"]]
+    assert d["rows_removed"] == 0 and d["rows_added"] == both["rows"] - n1
+    assert d["lake_version"] == [lake.version(), lake.version()] and not d["schema_changed"]
+    same = datasets.diff(lake, "grow@2", "exec@1")
+    assert same["same_content"] and same["rows_added"] == same["rows_removed"] == same["rows_changed"] == 0
+    names = {(r["name"], r["version"]) for r in datasets.list_datasets(lake)}
+    assert {("exec", 1), ("grow", 1), ("grow", 2)} <= names
+
+
+def test_bad_refs_and_names(desk):
+    lake, _ = desk
+    with pytest.raises(datasets.DatasetError):
+        datasets.manifest(lake, "nope")
+    with pytest.raises(datasets.DatasetError):
+        datasets.build(lake, "../x")
+    assert datasets.parse_ref("a@v3") == ("a", 3) and datasets.parse_ref("a") == ("a", None)
+
+
+def test_content_hash_sees_one_changed_value():
+    df = pl.DataFrame({"order_id": ["a", "b"], "x": [1.0, 2.0]})
+    assert datasets.content_hash(df) == datasets.content_hash(df.clone())
+    assert datasets.content_hash(df) != datasets.content_hash(df.with_columns(pl.Series("x", [1.0, 2.0000001])))
+
+
+def test_model_feedback_by_hand():
+    ts = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+    rows = pl.DataFrame(
+        {
+            "model_id": ["m-v1"] * 4 + [None],
+            "decision_ts": [ts] * 5,
+            "alpha_bps": [10.0, 20.0, 30.0, 40.0, 5.0],
+            "realized_return_bps": [-5.0, 10.0, 20.0, None, 1.0],
+            "decision_net_bps": [-6.0, 9.0, 19.0, None, 0.0],
+        }
+    )
+    fb = datasets.model_feedback(rows)
+    r = fb.row(0, named=True)
+    assert fb.height == 1 and r["model_id"] == "m-v1" and r["period"] == dt.date(2026, 3, 1)
+    assert (r["decisions"], r["pending"]) == (3, 1)  # the fourth has not reached its horizon
+    assert r["expected_alpha_bps"] == pytest.approx(20.0) and r["realized_return_bps"] == pytest.approx(25 / 3)
+    assert r["hit_rate"] == pytest.approx(2 / 3)  # -5 has the wrong sign
+    assert r["ic"] == pytest.approx(1.0)  # ranks agree exactly
+    # OLS slope of (-5, 10, 20) on (10, 20, 30): cov = 250 / var = 200 = 1.25
+    assert r["calibration_slope"] == pytest.approx(1.25)
+    ev = datasets.feedback_events(fb, "exec")[0]
+    assert ev["event_type"] == "ModelPerformanceFeedbackEvent" and (ev["model_name"], ev["model_version"]) == (
+        "m",
+        "v1",
+    )
+
+
+def test_registry_and_dataset_columns_agree():
+    cols = datasets.feature_columns()
+    assert len(cols) == len(set(cols))
+    assert all(c in cols for c in features.REGISTRY)
+
+
+def test_cli_build_list_show_diff(desk, built, run_cli):
+    lake, files = desk
+    args = ("--lake", str(lake.root))
+    r = run_cli("dataset", "build", "cli", "--faults-from", str(files), *args)
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["content_hash"] == built["content_hash"] and ev["name"] == "cli"
+    r = run_cli("dataset", "list", *args)
+    assert any(d["name"] == "cli" for d in json.loads(r.stdout))
+    r = run_cli("dataset", "show", "cli@1", *args)
+    assert json.loads(r.stdout)["rows"] == built["rows"]
+    r = run_cli("dataset", "diff", "cli@1", "exec@1", *args)
+    assert json.loads(r.stdout)["same_content"] is True
+    r = run_cli("dataset", "show", "missing", *args)
+    assert r.returncode == 2 and "no dataset" in r.stderr

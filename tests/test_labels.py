@@ -1,0 +1,113 @@
+"""Outcome labels: thresholds, execution and decision labels by hand, the pluggable estimator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analytics import labels
+
+
+def test_threshold_boundaries():
+    z = pl.DataFrame({"z": [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, None]})
+    got = z.select(labels.THRESHOLDS.classify(pl.col("z")).alias("z"))["z"].to_list()
+    # z < -1.5 excellent; [-1.5, -0.5) good; [-0.5, 0.5] neutral; (0.5, 1.5] poor; > 1.5 bad
+    assert got == ["excellent", "good", "good", "neutral", "neutral", "neutral", "poor", "poor", "bad", None]
+
+
+def test_thresholds_are_one_frozen_config():
+    t = labels.LabelThresholds(cuts=(-2.0, -1.0, 1.0, 2.0))
+    with pytest.raises(AttributeError):
+        t.cuts = (0, 0, 0, 0)  # type: ignore[misc]
+    got = pl.DataFrame({"z": [-1.5, 1.5]}).select(t.classify(pl.col("z")).alias("z"))["z"].to_list()
+    assert got == ["good", "poor"]
+
+
+@given(st.lists(st.floats(-10, 10), min_size=1, max_size=50))
+def test_labels_are_monotone_in_z(zs):
+    rank = {c: i for i, c in enumerate(labels.CLASSES)}
+    df = pl.DataFrame({"z": sorted(zs)}).select(labels.THRESHOLDS.classify(pl.col("z")).alias("z"))
+    r = [rank[c] for c in df["z"]]
+    assert r == sorted(r)
+
+
+def order(**over) -> dict:
+    # spread 10 bps, sigma 2% a day (200 bps), 1% of ADV, 0.3 day planned, no delay
+    base = {"spread_bps": 10.0, "daily_volatility": 0.02, "size_pct_adv": 0.01, "planned_duration_s": 0.3 * 23_400,
+            "delay_s": 0.0, "is_total_bps": 15.0}  # fmt: skip
+    return base | over
+
+
+def test_execution_label_by_hand():
+    # expected = 0.5 x 10 + 0.5 x 200 x sqrt(0.01) = 5 + 10 = 15 bps
+    # sd = sqrt((10/2)^2 + 200^2 x 0.3 / 3) = sqrt(25 + 4000) = 63.443 bps
+    sd = math.sqrt(25 + 4000)
+    rows = pl.DataFrame([order(is_total_bps=15 + k * sd) for k in (-2.0, -1.0, 0.0, 1.0, 2.0)])
+    out = labels.execution_labels(rows)
+    assert out["expected_cost_bps"].to_list() == pytest.approx([15.0] * 5)
+    assert out["expected_cost_sd_bps"].to_list() == pytest.approx([sd] * 5)
+    assert out["execution_z"].to_list() == pytest.approx([-2, -1, 0, 1, 2])
+    assert out["execution_label"].to_list() == ["excellent", "good", "neutral", "poor", "bad"]
+
+
+def test_delay_adds_price_risk_and_unknown_duration_defaults():
+    # delay of a whole session: + sigma^2 x 1 day; unknown duration: 0.1 day
+    out = labels.execution_labels(pl.DataFrame([order(delay_s=23_400.0, planned_duration_s=None)]))
+    assert out["expected_cost_sd_bps"][0] == pytest.approx(math.sqrt(25 + 200**2 * (1 + 0.1 / 3)))
+
+
+def test_estimator_is_pluggable():
+    class Flat:
+        name = "flat"
+
+        def expected(self, df):
+            return df.with_columns(pl.lit(10.0).alias("expected_cost_bps"), pl.lit(5.0).alias("expected_cost_sd_bps"))
+
+        def params(self):
+            return {}
+
+    out = labels.execution_labels(pl.DataFrame([order(is_total_bps=20.0)]), Flat())
+    assert out["execution_z"][0] == pytest.approx(2.0) and out["execution_label"][0] == "bad"
+
+
+def test_fit_recovers_a_planted_law_and_falls_back_when_it_cannot():
+    rng = np.random.default_rng(3)
+    n = 400
+    sigma = rng.uniform(0.01, 0.03, n)
+    size = rng.uniform(0.001, 0.1, n)
+    x = sigma * 1e4 * np.sqrt(size)
+    y = 3.0 + 0.8 * x + rng.normal(0, 2.0, n)  # planted: intercept 3 bps, Y = 0.8
+    df = pl.DataFrame({"daily_volatility": sigma, "size_pct_adv": size, "is_total_bps": y})
+    est = labels.SquareRootEstimator.fit(df)
+    assert est.name == "sqrt_law_fit" and est.y == pytest.approx(0.8, abs=0.05)
+    assert est.intercept_bps == pytest.approx(3.0, abs=0.8) and est.spread_share == 0.0
+    assert labels.SquareRootEstimator.fit(df.head(10)) == labels.SquareRootEstimator()  # too few orders
+    flat = df.with_columns(pl.Series("is_total_bps", 3.0 - 0.5 * x + rng.normal(0, 2.0, n)))
+    assert labels.SquareRootEstimator.fit(flat).name == "sqrt_law_default"  # negative slope: not a cost law
+
+
+def test_decision_label_by_hand():
+    # realized +100 bps, IS 10 bps -> net 90; alpha 50; sd = 100 bps x sqrt(4) = 200; z = (50 - 90) / 200 = -0.2
+    rows = pl.DataFrame(
+        {
+            "realized_return_bps": [100.0, -400.0, None],
+            "is_total_bps": [10.0, 10.0, 10.0],
+            "alpha_bps": [50.0] * 3,
+            "daily_volatility": [0.01] * 3,
+            "horizon_days": [4.0] * 3,
+        }
+    )
+    out = labels.decision_labels(rows)
+    assert out["decision_net_bps"].to_list()[:2] == pytest.approx([90.0, -410.0])
+    assert out["decision_z"].to_list()[:2] == pytest.approx([-0.2, (50 + 410) / 200])  # 2.3 -> bad
+    assert out["decision_label"].to_list() == ["neutral", "bad", labels.PENDING]
+
+
+def test_distribution_lists_every_class():
+    d = labels.distribution(pl.Series(["good", "good", "bad", None]))
+    assert d == {"excellent": 0, "good": 2, "neutral": 0, "poor": 0, "bad": 1, "null": 1}
