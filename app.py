@@ -39,6 +39,7 @@ pages = {
     ],
     "Trading": [
         st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca"),
+        st.Page("app_pages/quality.py", title="Execution quality", icon="🏁", url_path="quality"),
         st.Page("app_pages/impact.py", title="Impact & attribution", icon="📉", url_path="impact"),
     ],
     "Portfolio": [

@@ -6,6 +6,7 @@ Commands:
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
+  quality [--by venue|algo|broker] [--start D] ...     execution quality (ExecutionQualityReportEvent rows)
   dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
   risk [--portfolio ID ...] [--start D] [--end D] ...  risk-adjusted returns vs benchmark, peer ranking
   attribution --portfolio ID --start D --end D ...     Brinson attribution (PerformanceAttributionEvent rows)
@@ -290,6 +291,43 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    from analytics import quality, tca
+    from analytics.export import ExportError, write_frame
+    from analytics.filters import Filters
+
+    lake = Lake(args.lake)
+    if not lake.exists():
+        print(f"quality: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+        return 2
+    start, end = _date(args.start), _date(args.end)
+    v = tca.ensure(lake, start, end, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    con = lake.connect(lake.manifest(v))
+    f = Filters(start=start, end=end)
+    try:
+        rows = quality.report(lake, con, f, args.by, v, period=args.period)
+        r605 = quality.rule605(lake, con, f, v) if args.rule605 else None
+        if args.out:
+            write_frame(rows, args.out)
+        if r605 is not None:
+            write_frame(r605, args.rule605)
+    except (ExportError, ValueError) as e:
+        print(f"quality: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows.to_dicts(), default=str))
+    else:
+        cols = ["key", "orders", "fills", "score", "arrival_cost_bps", "effective_spread_bps", "eq_ratio",
+                "markout_cost_bps_60s", "fill_rate_qty"]  # fmt: skip
+        fmt = [
+            {k: f"{x:.2f}" if isinstance(x, float) else x for k, x in r.items()} for r in rows.select(cols).to_dicts()
+        ]
+        _print_table(fmt, cols)
+        print(f"{rows.height} row(s) by {args.by}, source lake@{v}" + (f", wrote {args.out}" if args.out else "")
+              + (f", Rule 605 report {args.rule605}" if args.rule605 else ""))  # fmt: skip
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -383,6 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     pds.add_argument("--faults-from", metavar="DIR", help="simulator output whose _faults.jsonl scores the rules")
     _lake_arg(pds)
     pds.set_defaults(func=cmd_dataset)
+
+    pq = sub.add_parser("quality", help="execution quality by venue/algo/broker (ExecutionQualityReportEvent rows)")
+    _lake_arg(pq)
+    pq.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    pq.add_argument("--end", help="last arrival date (inclusive)")
+    pq.add_argument("--by", default="venue", help="venue, algo, broker (or a pair: broker+algo)")
+    pq.add_argument("--period", choices=["week", "month"], help="one row per key and week/month (default: the range)")
+    pq.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pq.add_argument("--rule605", metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)")
+    pq.add_argument("--json", action="store_true", help="print the rows as one JSON array")
+    pq.set_defaults(func=cmd_quality)
 
     return p
 
