@@ -262,7 +262,7 @@ def _check_name(name: str) -> str:
 
 
 def versions(lake: Lake, name: str) -> list[int]:
-    d = root(lake, name)
+    d = root(lake, _check_name(name))  # a typed name never reaches the file system unchecked
     return (
         sorted(int(p.name[1:]) for p in d.glob("v[0-9]*") if p.is_dir() and (p / "manifest.json").exists())
         if d.exists()

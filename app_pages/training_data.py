@@ -36,10 +36,10 @@ with st.form("td_build_form"):
     )
     go = st.form_submit_button("Build dataset", type="primary")
 if go:
-    before = datasets.versions(lake, name) if name and "/" not in name else []
     with st.status(f"Building {name}…", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
         try:
+            before = datasets.versions(lake, name)
             ev = datasets.build(
                 lake, name, f.start, f.end, progress=lambda x, m: bar.progress(min(max(x, 0.0), 1.0), text=m)
             )

@@ -164,3 +164,12 @@ def test_cli_build_list_show_diff(desk, built, run_cli):
     assert json.loads(r.stdout)["same_content"] is True
     r = run_cli("dataset", "show", "missing", *args)
     assert r.returncode == 2 and "no dataset" in r.stderr
+
+
+def test_a_typed_name_never_becomes_a_path(tmp_path):
+    from analytics.store import Lake
+
+    lake = Lake(tmp_path / "lake")
+    for bad in ("..", "../x", "a/b", ".hidden", ""):
+        with pytest.raises(datasets.DatasetError):
+            datasets.versions(lake, bad)

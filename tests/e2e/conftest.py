@@ -118,3 +118,21 @@ def pick_option(page, label: str, option: str, tries: int = 3) -> None:
                 raise
             page.keyboard.press("Escape")
     page.keyboard.press("Escape")
+
+
+def download(page, label: str, path, tries: int = 2):
+    """Click the download button ``label`` (after the script is idle) and save the file to ``path``; clicks
+    again if no download started (a rerun can replace the button under the click)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for i in range(tries):
+        wait_idle(page)
+        try:
+            with page.expect_download(timeout=60_000) as dl:
+                page.get_by_role("button", name=label).click()
+            dl.value.save_as(path)
+            return path
+        except PlaywrightTimeout:
+            if i == tries - 1:
+                raise
+    return path
