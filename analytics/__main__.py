@@ -6,6 +6,8 @@ Commands:
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
+  estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
+  train [--model istar|almgren] [--dataset NAME@V] ...  fit an impact model, log to MLflow, promote per the margin
   quality [--by venue|algo|broker] [--start D] ...     execution quality (ExecutionQualityReportEvent rows)
   dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
   risk [--portfolio ID ...] [--start D] [--end D] ...  risk-adjusted returns vs benchmark, peer ranking
@@ -328,6 +330,60 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """train: fit an impact model on a time-ordered split, log and register it in MLflow, promote it if it beats
+    the champion on the holdout by the margin; prints JSON (run, params with intervals, metrics, decision)."""
+    from analytics import tracking
+
+    lake = Lake(args.lake)
+    try:
+        out = tracking.train(
+            lake, args.model, _date(args.start), _date(args.end), dataset=args.dataset, margin=args.margin,
+            n_boot=args.n_boot, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+        )  # fmt: skip
+    except ValueError as e:  # too few orders, unknown dataset (DatasetError is a ValueError)
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out, default=str))
+        return 0
+    print(f"run {out['run_id']}  {out['registered_model']} v{out['version']}  dataset {out['dataset']}  "
+          f"train {out['n_train']} / holdout {out['n_test']} orders")  # fmt: skip
+    for k, v in out["params"].items():
+        lo, hi = out["intervals"][k]
+        print(f"  {k:14s} {v:10.4f}  [{lo:.4f}, {hi:.4f}]")
+    for k, v in out["metrics"].items():
+        print(f"  {k:28s} {v:.4f}")
+    print(f"{out['event']['decision']}: {out['event']['reason']}")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """estimate: one order's pre-trade impact cost in bps (volatility annualised, decimal, 250 days)."""
+    import math
+
+    import polars as pl
+
+    from analytics import impact_models as im
+    from analytics import tracking
+
+    fit, version = tracking.load_champion(Lake(args.lake), args.model) if not args.published else (None, None)
+    fit = fit or im.published(args.model)
+    order = pl.DataFrame({"size_adv": [args.size_adv], "sigma_daily": [args.volatility / math.sqrt(im.KISSELL_DAYS_PER_YEAR)],
+                          "pov": [args.pov], "algo": [args.algo]})  # fmt: skip
+    row = im.pretrade_estimate(fit, order).row(0, named=True)
+    keys = ["instantaneous_impact_bps", "permanent_bps", "temporary_bps", "market_impact_bps", "timing_risk_bps",
+            "expected_cost_bps", "cost_lo_bps", "cost_hi_bps", "outcome_lo_bps", "outcome_hi_bps"]  # fmt: skip
+    out = {"model": args.model, "version": version, "source": fit.source, "params": fit.params,
+           **{k: row[k] for k in keys if k in row}, "total_cost_bps": row["expected_cost_bps"]}  # fmt: skip
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        for k, v in out.items():
+            print(f"{k:26s} {v:.4f}" if isinstance(v, float) else f"{k:26s} {v}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -432,6 +488,28 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--rule605", metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)")
     pq.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     pq.set_defaults(func=cmd_quality)
+
+    ptr = sub.add_parser("train", help="fit an impact model (walk-forward holdout), log to MLflow, promote per margin")
+    ptr.add_argument("--model", choices=["istar", "almgren"], default="istar")
+    ptr.add_argument("--dataset", metavar="NAME@VERSION", help="dataset recorded with the run (default tca@<lake v>)")
+    ptr.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    ptr.add_argument("--end", help="last arrival date (inclusive)")
+    ptr.add_argument("--margin", type=float, default=0.1, help="bps of holdout MAE a challenger must gain (0.1)")
+    ptr.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples for the intervals (100)")
+    ptr.add_argument("--json", action="store_true")
+    _lake_arg(ptr)
+    ptr.set_defaults(func=cmd_train)
+
+    pe = sub.add_parser("estimate", help="pre-trade impact cost of one order (bps), champion or published model")
+    pe.add_argument("--model", choices=["istar", "almgren"], default="istar")
+    pe.add_argument("--size-adv", type=float, required=True, help="order shares / ADV, decimal (0.05 = 5%%)")
+    pe.add_argument("--volatility", type=float, required=True, help="annualised volatility, decimal (250 days)")
+    pe.add_argument("--pov", type=float, required=True, help="participation rate, decimal")
+    pe.add_argument("--algo", default=None, help="algo (Almgren per-algo multiplier)")
+    pe.add_argument("--published", action="store_true", help="use the published parameters, not the champion")
+    pe.add_argument("--json", action="store_true")
+    _lake_arg(pe)
+    pe.set_defaults(func=cmd_estimate)
 
     return p
 

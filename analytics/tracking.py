@@ -1,0 +1,374 @@
+"""MLflow tracking and registry of the impact models under the lake, offline, plus honest walk-forward evaluation.
+
+Store: sqlite at ``<lake>/mlflow/mlflow.db`` (tracking and registry), artifacts under ``<lake>/mlflow/artifacts``
+(explicit ``artifact_location``); no server, no network (``MLFLOW_DISABLE_TELEMETRY`` is set before mlflow is
+imported). Everything goes through one ``MlflowClient`` per call (no global active run), so a background retrain
+in the app cannot collide with a page reading the runs.
+
+Per training run: params (the fit's point estimates, ``model``, ``weights``, ``n``, ``dataset`` = NAME@VERSION),
+metrics (holdout MAE/RMSE/bias in bps, 90% coverage, Spearman), the plots as PNG (Altair rendered with
+vl-convert), and the model as ``model/fit.json`` (``ImpactFit.to_json``: parameters, intervals, bootstrap draws,
+residual quantiles; JSON rather than a pickle so any version can read it). Registry: one registered model per
+model kind (``impact-istar``, ``impact-almgren``); the ``champion`` alias points at the version the pre-trade
+estimates use. A challenger becomes champion only if its holdout MAE beats the champion's on the same holdout by
+``margin`` bps (:func:`promote_if_better`), which returns a ``ModelUpdateEvent`` (EVENTS.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported anywhere
+
+import numpy as np
+import polars as pl
+
+from analytics import impact_models as im
+
+CODE_VERSION = "impact-models-1"  # bump when a fit's meaning changes (recorded in every run and event)
+EXPERIMENT = "impact-models"
+CHAMPION = "champion"
+DEFAULT_MARGIN_BPS = 0.1  # a challenger must lower the holdout MAE by at least this much to be promoted
+HOLDOUT_METRIC = "holdout_mae_bps"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Honest evaluation (time-ordered splits, never random)
+# ---------------------------------------------------------------------------------------------------
+def walk_forward_splits(
+    ts: pl.Series, n_splits: int = 4, min_train_frac: float = 0.5
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window splits over the distinct UTC days of ``ts`` (arrival timestamps): the first
+    ``min_train_frac`` of the days train the first fold; the remaining days are cut into ``n_splits`` blocks, each
+    tested on a model trained on every earlier day. Returns (train_mask, test_mask) boolean arrays. A day never
+    sits on both sides, so intraday correlation cannot leak. Fewer than 2 days: no split."""
+    days = ts.dt.date().to_numpy()
+    uniq = np.unique(days)
+    if len(uniq) < 2:
+        return []
+    first = max(1, round(len(uniq) * min_train_frac))
+    blocks = [b for b in np.array_split(uniq[first:], min(n_splits, len(uniq) - first)) if len(b)]
+    return [(days < b[0], (days >= b[0]) & (days <= b[-1])) for b in blocks]
+
+
+def holdout_split(ts: pl.Series, test_frac: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """(train_mask, test_mask): the last ``test_frac`` of the distinct days are the holdout (at least one day)."""
+    days = ts.dt.date().to_numpy()
+    uniq = np.unique(days)
+    if len(uniq) < 2:
+        raise ValueError("a time-ordered holdout needs at least 2 trading days")
+    k = max(1, round(len(uniq) * test_frac))
+    cut = uniq[-k]
+    return days < cut, days >= cut
+
+
+def evaluate(y, pred, lo=None, hi=None) -> dict:
+    """Out-of-sample figures in bps: ``mae_bps``, ``rmse_bps``, ``bias_bps`` = mean(pred - y) (positive: the
+    model over-estimates cost), ``coverage`` = share of y inside [lo, hi] (a 90% interval should give ~0.90),
+    ``spearman`` = rank correlation of pred and y, ``n``."""
+    from scipy.stats import spearmanr
+
+    y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    e = pred - y
+    out = {
+        "mae_bps": float(np.mean(np.abs(e))),
+        "rmse_bps": float(np.sqrt(np.mean(e**2))),
+        "bias_bps": float(np.mean(e)),
+        "spearman": float(spearmanr(pred, y).statistic) if len(y) > 2 else float("nan"),
+        "n": len(y),
+    }
+    if lo is not None and hi is not None:
+        out["coverage"] = float(np.mean((y >= np.asarray(lo)) & (y <= np.asarray(hi))))
+    return out
+
+
+def holdout_metrics(fit: im.ImpactFit, test: pl.DataFrame) -> dict:
+    """:func:`evaluate` of ``fit`` on a :func:`analytics.impact_models.training_frame` slice, target
+    ``impact_cost_bps``, interval = the 90% outcome band; keys prefixed ``holdout_``."""
+    p = im.predict(fit, test)
+    m = evaluate(test["impact_cost_bps"], p["expected_cost_bps"], p["outcome_lo_bps"], p["outcome_hi_bps"])
+    return {f"holdout_{k}": v for k, v in m.items()}
+
+
+def calibration_chart(y, pred, title: str = "Holdout: realised vs expected impact cost (bps)"):
+    """Altair chart: mean realised cost per decile of expected cost, against the 45-degree line."""
+    import altair as alt
+
+    d = pl.DataFrame({"pred": np.asarray(pred, dtype=np.float64), "y": np.asarray(y, dtype=np.float64)})
+    d = d.with_columns(pl.col("pred").rank("ordinal").truediv(pl.len()).mul(10).ceil().alias("decile"))
+    g = (
+        d.group_by("decile")
+        .agg(pl.col("pred").mean().alias("expected_bps"), pl.col("y").mean().alias("realised_bps"), pl.len().alias("n"))
+        .sort("decile")
+    )
+    lo = float(min(g["expected_bps"].min(), g["realised_bps"].min()))
+    hi = float(max(g["expected_bps"].max(), g["realised_bps"].max()))
+    line = (
+        alt.Chart(pl.DataFrame({"x": [lo, hi], "y": [lo, hi]}))
+        .mark_line(strokeDash=[4, 4], color="gray")
+        .encode(x="x", y="y")
+    )
+    pts = alt.Chart(g).mark_circle(size=70).encode(
+        x=alt.X("expected_bps:Q", title="expected (bps)"), y=alt.Y("realised_bps:Q", title="realised (bps)"),
+        tooltip=["decile", "expected_bps", "realised_bps", "n"],
+    )  # fmt: skip
+    return (line + pts).properties(title=title, width=420, height=320)
+
+
+# ---------------------------------------------------------------------------------------------------
+# MLflow store
+# ---------------------------------------------------------------------------------------------------
+def mlflow_dir(lake) -> Path:
+    return Path(lake.root) / "mlflow"
+
+
+def tracking_uri(lake) -> str:
+    """``sqlite:///<lake>/mlflow/mlflow.db`` (absolute path)."""
+    return f"sqlite:///{(mlflow_dir(lake) / 'mlflow.db').resolve()}"
+
+
+def client(lake):
+    """An ``MlflowClient`` on the lake's sqlite store (created on first use)."""
+    from mlflow import MlflowClient
+
+    mlflow_dir(lake).mkdir(parents=True, exist_ok=True)
+    (mlflow_dir(lake) / "artifacts").mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(lake)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _experiment_id(c, lake, name: str = EXPERIMENT) -> str:
+    e = c.get_experiment_by_name(name)
+    if e is not None:
+        return e.experiment_id
+    loc = (mlflow_dir(lake) / "artifacts" / name).resolve().as_uri()
+    return c.create_experiment(name, artifact_location=loc)
+
+
+def registered_name(model: str) -> str:
+    return f"impact-{model}"
+
+
+def log_fit(
+    lake,
+    name: str,
+    result: im.ImpactFit,
+    dataset_ref: str,
+    metrics: dict[str, float],
+    plots: dict | None = None,
+    register: bool = True,
+) -> dict:
+    """Log one training run: params, metrics, ``dataset`` = NAME@VERSION, plots (name -> Altair chart or PNG
+    bytes, saved as ``plots/<name>.png``) and the model (``model/fit.json``); register it as a new version of
+    the registered model ``name``. Returns {"run_id", "version", "experiment_id"}."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    c = client(lake)
+    exp = _experiment_id(c, lake)
+    run = c.create_run(exp, run_name=f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}",
+                       tags={"model": result.model, "code_version": CODE_VERSION, "dataset": dataset_ref})  # fmt: skip
+    rid = run.info.run_id
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    params = [Param(k, repr(float(v))) for k, v in result.params.items()]
+    params += [Param(f"{k}_lo", repr(v[0])) for k, v in result.intervals.items()]
+    params += [Param(f"{k}_hi", repr(v[1])) for k, v in result.intervals.items()]
+    params += [Param("model", result.model), Param("weights", result.weights), Param("n", str(result.n)),
+               Param("dataset", dataset_ref), Param("source", result.source), Param("n_boot", str(len(result.draws)))]  # fmt: skip
+    mets = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+    if np.isfinite(result.loss):
+        mets.append(Metric("train_loss", float(result.loss), now, 0))
+    c.log_batch(
+        rid, metrics=mets, params=params, tags=[RunTag("mlflow.note.content", f"{result.model} on {dataset_ref}")]
+    )
+    c.log_text(rid, result.to_json(), "model/fit.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, chart in (plots or {}).items():
+            if isinstance(chart, bytes | bytearray):
+                png = bytes(chart)
+            else:
+                import vl_convert as vlc
+
+                png = vlc.vegalite_to_png(chart.to_json())
+            p = Path(tmp) / f"{k}.png"
+            p.write_bytes(png)
+            c.log_artifact(rid, str(p), "plots")
+    c.set_terminated(rid)
+    version = None
+    if register:
+        try:
+            c.get_registered_model(name)
+        except Exception:
+            c.create_registered_model(name)
+        src = f"{run.info.artifact_uri}/model"
+        mv = c.create_model_version(name, src, run_id=rid, tags={HOLDOUT_METRIC: str(metrics.get(HOLDOUT_METRIC))})
+        version = str(mv.version)
+    return {"run_id": rid, "version": version, "experiment_id": exp}
+
+
+def champion(lake, name: str):
+    """The champion's ModelVersion of registered model ``name``, or None."""
+    c = client(lake)
+    try:
+        return c.get_model_version_by_alias(name, CHAMPION)
+    except Exception:
+        return None
+
+
+def load_fit(lake, run_id: str) -> im.ImpactFit:
+    """The :class:`ImpactFit` logged by run ``run_id``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = client(lake).download_artifacts(run_id, "model/fit.json", tmp)
+        return im.ImpactFit.from_json(Path(p).read_text())
+
+
+def load_champion(lake, model: str = "istar") -> tuple[im.ImpactFit, str | None]:
+    """(fit, version) of the champion of ``impact-<model>``; the published parameters and None if none yet."""
+    mv = champion(lake, registered_name(model))
+    if mv is None:
+        return im.published(model), None
+    return load_fit(lake, mv.run_id), str(mv.version)
+
+
+def promote_if_better(
+    lake,
+    name: str,
+    run_id: str,
+    holdout_metric: float,
+    margin: float = DEFAULT_MARGIN_BPS,
+    champion_metric: float | None = None,
+    metric: str = HOLDOUT_METRIC,
+) -> dict:
+    """Promote run ``run_id``'s model version to ``champion`` of ``name`` iff there is no champion or
+    ``holdout_metric`` (lower is better, bps) < champion's - ``margin``. The champion's figure is
+    ``champion_metric`` when given (the champion re-scored on the challenger's holdout: the fair comparison),
+    else the one stored with its version. Returns the ``ModelUpdateEvent`` (also logged as
+    ``events/model_update.json`` on the run and as tags on the version)."""
+    c = client(lake)
+    versions = c.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")  # mlflow filter DSL, ids only
+    if not versions:
+        raise ValueError(f"run {run_id} has no version of {name}")
+    ver = str(versions[0].version)
+    cur = champion(lake, name)
+    prev = str(cur.version) if cur is not None else None
+    champ = champion_metric
+    if cur is not None and champ is None:
+        stored = (cur.tags or {}).get(metric)
+        champ = float(stored) if stored not in (None, "None") else None
+    if cur is None:
+        decision, reason = "promoted", "no champion yet"
+    elif prev == ver:
+        decision, reason = "unchanged", "already the champion"
+    elif champ is None or not np.isfinite(champ):
+        decision, reason = "promoted", "the champion has no holdout figure"
+    elif holdout_metric < champ - margin:
+        decision, reason = "promoted", f"{metric} {holdout_metric:.3f} < champion {champ:.3f} - margin {margin:g}"
+    else:
+        decision, reason = "rejected", f"{metric} {holdout_metric:.3f} does not beat champion {champ:.3f} by {margin:g}"
+    if decision == "promoted":
+        c.set_registered_model_alias(name, CHAMPION, ver)
+    event = {
+        "event_type": "ModelUpdateEvent",
+        "model_name": name,
+        "model_version": ver,
+        "run_id": run_id,
+        "previous_champion": prev,
+        "champion": ver if decision == "promoted" else prev,
+        "metrics": {"metric": metric, "challenger": holdout_metric, "champion": champ, "margin": margin},
+        "decision": decision,
+        "reason": reason,
+        "ts": dt.datetime.now(dt.UTC).isoformat(),
+        "code_version": CODE_VERSION,
+    }
+    c.set_model_version_tag(name, ver, "decision", decision)
+    c.log_text(run_id, json.dumps(event, indent=1), "events/model_update.json")
+    return event
+
+
+def runs(lake, name: str | None = None) -> pl.DataFrame:
+    """Every logged run (newest first): run_id, start, model, dataset, params and metrics as columns."""
+    c = client(lake)
+    e = c.get_experiment_by_name(EXPERIMENT)
+    if e is None:
+        return pl.DataFrame()
+    rows = []
+    for r in c.search_runs([e.experiment_id], order_by=["attributes.start_time DESC"], max_results=1000):
+        if name is not None and r.data.tags.get("model") != name.removeprefix("impact-"):
+            continue
+        rows.append({"run_id": r.info.run_id, "start": dt.datetime.fromtimestamp(r.info.start_time / 1000, dt.UTC),
+                     "model": r.data.tags.get("model"), "dataset": r.data.params.get("dataset"), **r.data.metrics})  # fmt: skip
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
+
+
+# ---------------------------------------------------------------------------------------------------
+# One training run end to end (the CLI and the app's Retrain call this)
+# ---------------------------------------------------------------------------------------------------
+def dataset_ref(lake, dataset: str | None = None) -> str:
+    """The dataset reference recorded with a run: ``dataset`` resolved to NAME@VERSION through
+    ``analytics.datasets`` when that module is present (raises its DatasetError if unknown), else as given;
+    without ``dataset``: ``tca@<lake version>`` (the stored TCA rows the impact models are fit on)."""
+    if not dataset:
+        return f"tca@{lake.version()}"
+    try:
+        from analytics import datasets
+    except ImportError:
+        return dataset
+    m = datasets.manifest(lake, dataset)
+    name, _ = datasets.parse_ref(dataset)
+    return f"{name}@{m.get('version', dataset.partition('@')[2])}"
+
+
+def train(
+    lake,
+    model: str = "istar",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    dataset: str | None = None,
+    margin: float = DEFAULT_MARGIN_BPS,
+    n_boot: int = 100,
+    weights: str = "notional",
+    seed: int = 0,
+    progress=None,
+) -> dict:
+    """Ensure the TCA, fit ``model`` on all but the last 25% of days, score it and the current champion on that
+    holdout (``impact_cost_bps``), log and register the run, promote per the margin rule. Returns a JSON-able
+    dict: run_id, version, model, dataset, n_train, n_test, params, intervals, metrics, event."""
+    from analytics import tca
+    from analytics.filters import Filters
+
+    step = progress or (lambda frac, msg: None)
+    ref = dataset_ref(lake, dataset)  # an unknown dataset fails before any work
+    step(0.0, "TCA")
+    tca.ensure(lake, start, end)
+    con = lake.connect()
+    try:
+        orders = tca.load_orders(lake, con, Filters(start=start, end=end))
+    finally:
+        con.close()
+    tf = im.training_frame(orders)
+    if tf.height < 50:
+        raise ValueError(f"only {tf.height} usable orders: need at least 50 to fit")
+    tr, te = holdout_split(tf["arrival_ts"])
+    train_f, test_f = tf.filter(pl.Series(tr)), tf.filter(pl.Series(te))
+    step(0.2, f"fitting {model} on {train_f.height} orders")
+    fit = im.fit(train_f, model, n_boot=n_boot, weights=weights, seed=seed)
+    step(0.7, "scoring the holdout")
+    metrics = holdout_metrics(fit, test_f)
+    name = registered_name(model)
+    champ_fit, champ_ver = load_champion(lake, model)
+    champ_metric = holdout_metrics(champ_fit, test_f)[HOLDOUT_METRIC] if champ_ver is not None else None
+    metrics["published_holdout_mae_bps"] = holdout_metrics(im.published(model), test_f)[HOLDOUT_METRIC]
+    pred = im.predict(fit, test_f)["expected_cost_bps"]
+    plots = {"calibration": calibration_chart(test_f["impact_cost_bps"], pred)}
+    step(0.85, "logging to MLflow")
+    logged = log_fit(lake, name, fit, ref, metrics, plots)
+    event = promote_if_better(lake, name, logged["run_id"], metrics[HOLDOUT_METRIC], margin, champ_metric)
+    step(1.0, f"{event['decision']}: {event['reason']}")
+    return {
+        "run_id": logged["run_id"], "version": logged["version"], "model": model, "registered_model": name,
+        "dataset": ref, "n_train": train_f.height, "n_test": test_f.height, "params": fit.params,
+        "intervals": {k: list(v) for k, v in fit.intervals.items()}, "metrics": metrics, "event": event,
+    }  # fmt: skip

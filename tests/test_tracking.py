@@ -1,0 +1,127 @@
+"""MLflow round trip in a temporary lake (log, register, champion alias, load, predict), the promotion rule and
+its ModelUpdateEvent, and the time-ordered evaluation helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # before mlflow is imported (tracking also sets it)
+
+from analytics import impact_models as im
+from analytics import tracking as tk
+from analytics.store import Lake
+
+NAME = "impact-istar"
+
+
+def _fit(a1: float = 600.0) -> im.ImpactFit:
+    p = {"a1": a1, "a2": 0.55, "a3": 0.71, "a4": 0.5, "b1": 0.98}
+    return im.ImpactFit("istar", p, {k: (v * 0.9, v * 1.1) for k, v in p.items()}, n=100, loss=0.01,
+                        resid_q=(-0.2, 0.2), draws=((a1 * 0.95, 0.55, 0.71, 0.5, 0.98), (a1 * 1.05, 0.55, 0.71, 0.5, 0.98)))  # fmt: skip
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(tmp_path / "lake")
+
+
+def test_store_is_local_sqlite_under_the_lake(lake):
+    uri = tk.tracking_uri(lake)
+    assert uri.startswith("sqlite:///") and uri.endswith("lake/mlflow/mlflow.db")
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_log_register_alias_load_predict(lake):
+    chart = tk.calibration_chart(np.arange(20.0), np.arange(20.0) + 1)
+    out = tk.log_fit(
+        lake, NAME, _fit(), "tca@3", {"holdout_mae_bps": 10.0, "holdout_coverage": 0.9}, {"calibration": chart}
+    )
+    assert out["version"] == "1"
+    art = lake.root / "mlflow" / "artifacts"
+    pngs = list(art.rglob("calibration.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(art.rglob("fit.json"))
+    runs = tk.runs(lake)
+    assert runs.height == 1 and runs["dataset"][0] == "tca@3" and runs["holdout_mae_bps"][0] == 10.0
+    # no champion yet: the published parameters
+    fit, ver = tk.load_champion(lake, "istar")
+    assert ver is None and fit.source == "published"
+    ev = tk.promote_if_better(lake, NAME, out["run_id"], 10.0, margin=0.5)
+    assert ev["decision"] == "promoted" and ev["previous_champion"] is None and ev["reason"] == "no champion yet"
+    fit, ver = tk.load_champion(lake, "istar")
+    assert ver == "1" and fit == _fit()
+    # the loaded model predicts as the logged one
+    orders = pl.DataFrame({"size_adv": [0.1], "sigma_daily": [0.02], "pov": [0.2]})
+    assert im.predict(fit, orders)["expected_cost_bps"][0] == im.predict(_fit(), orders)["expected_cost_bps"][0]
+
+
+def test_worse_challenger_is_not_promoted_better_one_is(lake):
+    first = tk.log_fit(lake, NAME, _fit(600.0), "tca@1", {"holdout_mae_bps": 10.0})
+    tk.promote_if_better(lake, NAME, first["run_id"], 10.0, margin=0.5)
+    worse = tk.log_fit(lake, NAME, _fit(650.0), "tca@1", {"holdout_mae_bps": 10.2})
+    ev = tk.promote_if_better(lake, NAME, worse["run_id"], 10.2, margin=0.5)
+    assert ev["decision"] == "rejected" and ev["champion"] == "1" and ev["model_version"] == "2"
+    assert str(tk.champion(lake, NAME).version) == "1"
+    # better, but not by the margin: 9.7 > 10.0 - 0.5
+    close = tk.log_fit(lake, NAME, _fit(660.0), "tca@1", {"holdout_mae_bps": 9.7})
+    assert tk.promote_if_better(lake, NAME, close["run_id"], 9.7, margin=0.5)["decision"] == "rejected"
+    better = tk.log_fit(lake, NAME, _fit(700.0), "tca@2", {"holdout_mae_bps": 9.0})
+    ev = tk.promote_if_better(lake, NAME, better["run_id"], 9.0, margin=0.5)
+    assert ev["decision"] == "promoted" and ev["previous_champion"] == "1" and ev["champion"] == "4"
+    assert ev["event_type"] == "ModelUpdateEvent" and ev["code_version"] == tk.CODE_VERSION
+    assert ev["metrics"] == {"metric": "holdout_mae_bps", "challenger": 9.0, "champion": 10.0, "margin": 0.5}
+    assert dt.datetime.fromisoformat(ev["ts"]).tzinfo is not None
+    assert str(tk.champion(lake, NAME).version) == "4"
+    assert tk.load_champion(lake, "istar")[0].params["a1"] == 700.0
+    # the champion re-scored on the challenger's holdout overrides its stored figure
+    again = tk.log_fit(lake, NAME, _fit(710.0), "tca@2", {"holdout_mae_bps": 9.0})
+    ev = tk.promote_if_better(lake, NAME, again["run_id"], 9.0, margin=0.5, champion_metric=12.0)
+    assert ev["decision"] == "promoted" and ev["metrics"]["champion"] == 12.0
+
+
+# --------------------------------------------------------------------------- evaluation helpers
+def _ts(days: list[int]) -> pl.Series:
+    base = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+    return pl.Series([base + dt.timedelta(days=d, minutes=i) for i, d in enumerate(days)])
+
+
+def test_walk_forward_splits_are_time_ordered():
+    ts = _ts([0, 0, 1, 2, 2, 3, 4, 5, 5, 6])  # 7 distinct days
+    splits = tk.walk_forward_splits(ts, n_splits=3, min_train_frac=0.5)
+    assert len(splits) == 3
+    days = ts.dt.date().to_numpy()
+    covered = np.zeros(len(ts), dtype=bool)
+    for train, test in splits:
+        assert train.any() and test.any() and not (train & test).any()
+        assert days[train].max() < days[test].min()  # never a random split: the past predicts the future
+        assert not (set(days[train]) & set(days[test]))
+        covered |= test
+    # the first 4 days (round(7 * .5) = 4) only ever train; each later day is tested exactly once
+    assert covered.tolist() == [False] * 6 + [True] * 4  # rows of days 0-3, then of days 4, 5, 5, 6
+    assert tk.walk_forward_splits(_ts([0, 0]), 3) == []
+
+
+def test_holdout_split_is_the_last_days():
+    ts = _ts([0, 1, 2, 3, 3])
+    train, test = tk.holdout_split(ts, 0.25)  # round(4 * .25) = 1 day: day 3
+    assert train.tolist() == [True, True, True, False, False] and test.tolist() == [False, False, False, True, True]
+    with pytest.raises(ValueError):
+        tk.holdout_split(_ts([0, 0]))
+
+
+def test_evaluate_by_hand():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    pred = np.array([2.0, 2.0, 2.0, 6.0])  # errors +1, 0, -1, +2
+    m = tk.evaluate(y, pred, lo=pred - 1.5, hi=pred + 1.5)
+    assert m["mae_bps"] == pytest.approx(1.0)  # (1 + 0 + 1 + 2) / 4
+    assert m["rmse_bps"] == pytest.approx(np.sqrt(6 / 4))  # (1 + 0 + 1 + 4) / 4
+    assert m["bias_bps"] == pytest.approx(0.5)  # (1 + 0 - 1 + 2) / 4: over-estimates on average
+    assert m["coverage"] == pytest.approx(0.75)  # 4 is outside [4.5, 7.5]
+    # ranks of pred: 2, 2, 2, 4 (ties averaged) vs 1..4: Spearman = Pearson of (2,2,2,4) and (1,2,3,4) = 0.7746
+    assert m["spearman"] == pytest.approx(0.7745967, abs=1e-6)
+    assert m["n"] == 4
