@@ -6,12 +6,12 @@ Commands:
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
-  estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
-  train [--model istar|almgren] [--dataset NAME@V] ...  fit an impact model, log to MLflow, promote per the margin
   quality [--by venue|algo|broker] [--start D] ...     execution quality (ExecutionQualityReportEvent rows)
-  dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
-  risk [--portfolio ID ...] [--start D] [--end D] ...  risk-adjusted returns vs benchmark, peer ranking
   attribution --portfolio ID --start D --end D ...     Brinson attribution (PerformanceAttributionEvent rows)
+  risk [--portfolio ID ...] [--start D] [--end D] ...  risk-adjusted returns vs benchmark, peer ranking
+  dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
+  train [--model istar|almgren] [--dataset NAME@V] ...  fit an impact model, log to MLflow, promote per the margin
+  estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
 
 Exit codes: 0 done (an ingest with quarantined rows is done), 2 bad usage or an unreadable input.
 """
@@ -261,38 +261,6 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dataset(args: argparse.Namespace) -> int:
-    """dataset build|list|show|diff: versioned training datasets (analytics/datasets.py); prints JSON."""
-    from analytics import datasets
-
-    lake = Lake(args.lake)
-    if args.action in ("build", "show") and len(args.ref) != 1:
-        print(
-            f"dataset {args.action}: give one NAME" + ("[@VERSION]" if args.action == "show" else ""), file=sys.stderr
-        )
-        return 2
-    try:
-        if args.action == "build":
-            out = datasets.build(
-                lake, args.ref[0], _date(args.start), _date(args.end), faults_dir=args.faults_from,
-                progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
-            )  # fmt: skip
-        elif args.action == "list":
-            out = datasets.list_datasets(lake)
-        elif args.action == "show":
-            out = datasets.manifest(lake, args.ref[0])
-        else:
-            if len(args.ref) != 2:
-                print("dataset diff: give two versions, NAME@V1 NAME@V2", file=sys.stderr)
-                return 2
-            out = datasets.diff(lake, args.ref[0], args.ref[1])
-    except datasets.DatasetError as e:
-        print(f"dataset: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(out, default=str))
-    return 0
-
-
 def cmd_quality(args: argparse.Namespace) -> int:
     from analytics import quality, tca
     from analytics.export import ExportError, write_frame
@@ -327,6 +295,38 @@ def cmd_quality(args: argparse.Namespace) -> int:
         _print_table(fmt, cols)
         print(f"{rows.height} row(s) by {args.by}, source lake@{v}" + (f", wrote {args.out}" if args.out else "")
               + (f", Rule 605 report {args.rule605}" if args.rule605 else ""))  # fmt: skip
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """dataset build|list|show|diff: versioned training datasets (analytics/datasets.py); prints JSON."""
+    from analytics import datasets
+
+    lake = Lake(args.lake)
+    if args.action in ("build", "show") and len(args.ref) != 1:
+        print(
+            f"dataset {args.action}: give one NAME" + ("[@VERSION]" if args.action == "show" else ""), file=sys.stderr
+        )
+        return 2
+    try:
+        if args.action == "build":
+            out = datasets.build(
+                lake, args.ref[0], _date(args.start), _date(args.end), faults_dir=args.faults_from,
+                progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+            )  # fmt: skip
+        elif args.action == "list":
+            out = datasets.list_datasets(lake)
+        elif args.action == "show":
+            out = datasets.manifest(lake, args.ref[0])
+        else:
+            if len(args.ref) != 2:
+                print("dataset diff: give two versions, NAME@V1 NAME@V2", file=sys.stderr)
+                return 2
+            out = datasets.diff(lake, args.ref[0], args.ref[1])
+    except datasets.DatasetError as e:
+        print(f"dataset: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, default=str))
     return 0
 
 
@@ -436,16 +436,28 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_arg(pd_)
     pd_.set_defaults(func=cmd_demo)
 
-    pr = sub.add_parser("report", help="an HTML or PDF report of a period (executive summary, TCA, ...)")
-    _lake_arg(pr)
-    pr.add_argument("--period", metavar="YYYY-MM", help="a calendar month (instead of --start/--end)")
-    pr.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    pr.add_argument("--end", help="last arrival date (inclusive)")
-    pr.add_argument("--sections", nargs="+", metavar="SECTION", help="sections in order (default: all)")
-    pr.add_argument("--format", choices=["html", "pdf"], required=True)
-    pr.add_argument("--out", metavar="FILE", required=True, help="where to write the report")
-    pr.add_argument("--title", help="the report's title")
-    pr.set_defaults(func=cmd_report)
+    prp = sub.add_parser("report", help="an HTML or PDF report of a period (executive summary, TCA, ...)")
+    _lake_arg(prp)
+    prp.add_argument("--period", metavar="YYYY-MM", help="a calendar month (instead of --start/--end)")
+    prp.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    prp.add_argument("--end", help="last arrival date (inclusive)")
+    prp.add_argument("--sections", nargs="+", metavar="SECTION", help="sections in order (default: all)")
+    prp.add_argument("--format", choices=["html", "pdf"], required=True)
+    prp.add_argument("--out", metavar="FILE", required=True, help="where to write the report")
+    prp.add_argument("--title", help="the report's title")
+    prp.set_defaults(func=cmd_report)
+
+    pq = sub.add_parser("quality", help="execution quality by venue/algo/broker (ExecutionQualityReportEvent rows)")
+    _lake_arg(pq)
+    pq.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
+    pq.add_argument("--end", help="last arrival date (inclusive)")
+    pq.add_argument("--by", default="venue", help="venue, algo, broker (or a pair: broker+algo)")
+    pq.add_argument("--period", choices=["week", "month"], help="one row per key and week/month (default: the range)")
+    pq.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pq.add_argument("--rule605", metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)")
+    pq.add_argument("--json", action="store_true", help="print the rows as one JSON array")
+    pq.set_defaults(func=cmd_quality)
+
     pa = sub.add_parser("attribution", help="Brinson attribution by group, linked over the period")
     pa.add_argument("--portfolio", required=True, metavar="ID")
     pa.add_argument("--benchmark", metavar="ID", help="default: the portfolio's benchmark_id")
@@ -478,17 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_arg(pds)
     pds.set_defaults(func=cmd_dataset)
 
-    pq = sub.add_parser("quality", help="execution quality by venue/algo/broker (ExecutionQualityReportEvent rows)")
-    _lake_arg(pq)
-    pq.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    pq.add_argument("--end", help="last arrival date (inclusive)")
-    pq.add_argument("--by", default="venue", help="venue, algo, broker (or a pair: broker+algo)")
-    pq.add_argument("--period", choices=["week", "month"], help="one row per key and week/month (default: the range)")
-    pq.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
-    pq.add_argument("--rule605", metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)")
-    pq.add_argument("--json", action="store_true", help="print the rows as one JSON array")
-    pq.set_defaults(func=cmd_quality)
-
     ptr = sub.add_parser("train", help="fit an impact model (walk-forward holdout), log to MLflow, promote per margin")
     ptr.add_argument("--model", choices=["istar", "almgren"], default="istar")
     ptr.add_argument("--dataset", metavar="NAME@VERSION", help="dataset recorded with the run (default tca@<lake v>)")
@@ -510,7 +511,6 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--json", action="store_true")
     _lake_arg(pe)
     pe.set_defaults(func=cmd_estimate)
-
     return p
 
 
