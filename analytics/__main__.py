@@ -350,8 +350,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {out['run_id']}  {out['registered_model']} v{out['version']}  dataset {out['dataset']}  "
           f"train {out['n_train']} / holdout {out['n_test']} orders")  # fmt: skip
     for k, v in out["params"].items():
-        lo, hi = out["intervals"][k]
-        print(f"  {k:14s} {v:10.4f}  [{lo:.4f}, {hi:.4f}]")
+        lo, hi = out["intervals"].get(k, (None, None))
+        print(f"  {k:14s} {v:10.4f}" + (f"  [{lo:.4f}, {hi:.4f}]" if lo is not None else ""))
     for k, v in out["metrics"].items():
         print(f"  {k:28s} {v:.4f}")
     print(f"{out['event']['decision']}: {out['event']['reason']}")
@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     pds.set_defaults(func=cmd_dataset)
 
     ptr = sub.add_parser("train", help="fit an impact model (walk-forward holdout), log to MLflow, promote per margin")
-    ptr.add_argument("--model", choices=["istar", "almgren"], default="istar")
+    ptr.add_argument("--model", choices=["istar", "almgren", "learned"], default="istar")
     ptr.add_argument("--dataset", metavar="NAME@VERSION", help="dataset recorded with the run (default tca@<lake v>)")
     ptr.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
     ptr.add_argument("--end", help="last arrival date (inclusive)")

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported anywhere
@@ -150,7 +151,7 @@ def _experiment_id(c, lake, name: str = EXPERIMENT) -> str:
 
 
 def registered_name(model: str) -> str:
-    return f"impact-{model}"
+    return "cost-learned" if model == "learned" else f"impact-{model}"
 
 
 def log_fit(
@@ -339,6 +340,8 @@ def train(
     from analytics import tca
     from analytics.filters import Filters
 
+    if model == "learned":
+        return train_learned(lake, start, end, dataset, margin, seed, progress)
     step = progress or (lambda frac, msg: None)
     ref = dataset_ref(lake, dataset)  # an unknown dataset fails before any work
     step(0.0, "TCA")
@@ -372,3 +375,129 @@ def train(
         "dataset": ref, "n_train": train_f.height, "n_test": test_f.height, "params": fit.params,
         "intervals": {k: list(v) for k, v in fit.intervals.items()}, "metrics": metrics, "event": event,
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# The learned cost model (analytics/cost_model.py): expected IS and its uncertainty, tracked the same way
+# ---------------------------------------------------------------------------------------------------
+COST_BUCKETS = 5  # "cost bucket accuracy": quintiles of the training orders' realised IS
+
+
+def bucket_accuracy(y_train, y, pred, k: int = COST_BUCKETS) -> float:
+    """The seed's "model accuracy", defined: the share of holdout orders whose predicted cost falls in the same
+    cost bucket as their realised cost, buckets = the ``k`` quantiles of the TRAINING orders' realised cost
+    (so the buckets are fixed before the holdout is seen). Chance level is about 1/k."""
+    edges = np.quantile(np.asarray(y_train, dtype=np.float64), np.linspace(0, 1, k + 1)[1:-1])
+    return float(np.mean(np.digitize(np.asarray(pred), edges) == np.digitize(np.asarray(y), edges)))
+
+
+def learned_holdout(model, train: pl.DataFrame, test: pl.DataFrame) -> dict:
+    """Holdout figures of a fitted cost model on ``test`` (target ``is_total_bps``), the seed's accuracy gates
+    made explicit (``holdout_coverage``: the 90% interval's hit rate, the "prediction accuracy"; and
+    ``holdout_bucket_accuracy``), and the baselines it must beat on the same orders: the training mean
+    (``constant``) and the square-root law fitted on the training orders (``sqrt_law``)."""
+    from analytics import cost_model, impact
+
+    y = test["is_total_bps"].to_numpy()
+    p = cost_model.predict(model, test)
+    out = {
+        f"holdout_{k}": v for k, v in evaluate(y, p["expected_cost_bps"], p["cost_lo_bps"], p["cost_hi_bps"]).items()
+    }
+    out["holdout_bucket_accuracy"] = bucket_accuracy(train["is_total_bps"], y, p["expected_cost_bps"])
+    w = train["paper_notional"].to_numpy()
+    const = float(np.average(train["is_total_bps"].to_numpy(), weights=w))
+    out["baseline_constant_mae_bps"] = float(np.mean(np.abs(y - const)))
+    law = impact.fit_sqrt_law(train, "is_total_bps")
+    if law is not None:
+        x = (
+            test["daily_volatility"].fill_null(0.0) * 1e4 * test["size_pct_adv"].fill_null(0.0).clip(0).sqrt()
+        ).to_numpy()
+        out["baseline_sqrt_law_mae_bps"] = float(np.mean(np.abs(y - (law.intercept + law.coefficient * x))))
+    return out
+
+
+def train_learned(
+    lake,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    dataset: str | None = None,
+    margin: float = DEFAULT_MARGIN_BPS,
+    seed: int = 0,
+    progress=None,
+) -> dict:
+    """Fit the learned cost model on all but the last 25% of days, score it and the current champion on that
+    holdout, log it (params, metrics, ``model/cost_model.json``, calibration plot), register it as
+    ``cost-learned`` and promote it per the margin rule. Same return shape as :func:`train`."""
+    from analytics import cost_model, tca
+    from analytics.filters import Filters
+
+    step = progress or (lambda frac, msg: None)
+    ref = dataset_ref(lake, dataset)
+    step(0.0, "TCA")
+    tca.ensure(lake, start, end)
+    con = lake.connect()
+    try:
+        orders = tca.load_orders(lake, con, Filters(start=start, end=end))
+    finally:
+        con.close()
+    orders = orders.filter(pl.col("is_total_bps").is_not_null() & (pl.col("paper_notional") > 0))
+    if orders.height < 50:
+        raise ValueError(f"only {orders.height} usable orders: need at least 50 to fit")
+    tr, te = holdout_split(orders["arrival_ts"])
+    train_f, test_f = orders.filter(pl.Series(tr)), orders.filter(pl.Series(te))
+    cfg = cost_model.CostModelConfig(seed=seed)
+    step(0.2, f"fitting the learned cost model on {train_f.height} orders")
+    model = cost_model.fit(train_f, cfg)
+    step(0.7, "scoring the holdout")
+    metrics = learned_holdout(model, train_f, test_f)
+    name = registered_name("learned")
+    champ_model, _ = load_learned_champion(lake)
+    champ_metric = learned_holdout(champ_model, train_f, test_f)[HOLDOUT_METRIC] if champ_model else None
+    pred = cost_model.predict(model, test_f)["expected_cost_bps"]
+    chart = calibration_chart(test_f["is_total_bps"], pred, "Holdout: realised vs expected IS (bps)")
+    step(0.85, "logging to MLflow")
+    c = client(lake)
+    run = c.create_run(_experiment_id(c, lake), run_name=f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}",
+                       tags={"model": "learned", "code_version": CODE_VERSION, "dataset": ref})  # fmt: skip
+    rid = run.info.run_id
+    from mlflow.entities import Metric, Param
+
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    params = [Param(k, str(v)) for k, v in asdict(cfg).items()]
+    params += [Param("model", "learned"), Param("dataset", ref), Param("n", str(train_f.height))]
+    mets = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+    c.log_batch(rid, metrics=mets, params=params)
+    c.log_text(rid, model.to_json(), "model/cost_model.json")
+    import vl_convert as vlc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "calibration.png"
+        png.write_bytes(vlc.vegalite_to_png(chart.to_json()))
+        c.log_artifact(rid, str(png), "plots")
+    c.set_terminated(rid)
+    try:
+        c.get_registered_model(name)
+    except Exception:
+        c.create_registered_model(name)
+    mv = c.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=rid,
+                                tags={HOLDOUT_METRIC: str(metrics[HOLDOUT_METRIC])})  # fmt: skip
+    event = promote_if_better(lake, name, rid, metrics[HOLDOUT_METRIC], margin, champ_metric)
+    step(1.0, f"{event['decision']}: {event['reason']}")
+    return {
+        "run_id": rid, "version": str(mv.version), "model": "learned", "registered_model": name, "dataset": ref,
+        "n_train": train_f.height, "n_test": test_f.height,
+        "params": {k: v for k, v in asdict(cfg).items() if isinstance(v, int | float)},
+        "intervals": {}, "metrics": metrics, "event": event,
+    }  # fmt: skip
+
+
+def load_learned_champion(lake):
+    """(CostModel, version) of the ``cost-learned`` champion, or (None, None) before the first training."""
+    from analytics import cost_model
+
+    mv = champion(lake, registered_name("learned"))
+    if mv is None:
+        return None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        p = client(lake).download_artifacts(mv.run_id, "model/cost_model.json", tmp)
+        return cost_model.CostModel.from_json(Path(p).read_text()), str(mv.version)

@@ -125,3 +125,27 @@ def test_evaluate_by_hand():
     # ranks of pred: 2, 2, 2, 4 (ties averaged) vs 1..4: Spearman = Pearson of (2,2,2,4) and (1,2,3,4) = 0.7746
     assert m["spearman"] == pytest.approx(0.7745967, abs=1e-6)
     assert m["n"] == 4
+
+
+def test_bucket_accuracy_by_hand():
+    # training quintile edges of 1..10 are 2.8, 4.6, 6.4, 8.2: buckets 0..4
+    y_train = np.arange(1.0, 11.0)
+    y = np.array([1.0, 5.0, 9.0, 3.0])  # buckets 0, 2, 4, 1
+    pred = np.array([2.0, 6.0, 2.0, 4.0])  # buckets 0, 2, 0, 1
+    assert tk.bucket_accuracy(y_train, y, pred) == 0.75
+
+
+def test_train_learned_end_to_end_then_a_rerun_is_not_promoted(sim_lake, tmp_path):
+    import shutil
+
+    lake = Lake(shutil.copytree(sim_lake.root, tmp_path / "lake"))  # MLflow writes under the lake
+    first = tk.train(lake, "learned", seed=1)
+    assert first["registered_model"] == "cost-learned" and first["event"]["decision"] == "promoted"
+    m = first["metrics"]
+    assert 0.0 <= m["holdout_coverage"] <= 1.0 and 0.0 <= m["holdout_bucket_accuracy"] <= 1.0
+    assert m["holdout_n"] == first["n_test"] > 0 and "baseline_constant_mae_bps" in m
+    model, version = tk.load_learned_champion(lake)
+    assert version == first["version"] and model.train_rows == first["n_train"]
+    again = tk.train(lake, "learned", seed=1)  # the same model again: no gain, no promotion
+    assert again["event"]["decision"] == "rejected"
+    assert tk.load_learned_champion(lake)[1] == first["version"]
