@@ -50,6 +50,7 @@ pages = {
     ],
     "Models": [
         st.Page("app_pages/training_data.py", title="Training data", icon="🧪", url_path="training-data"),
+        st.Page("app_pages/models.py", title="Cost models", icon="🧠", url_path="models"),
     ],
 }
 nav = st.navigation(pages)

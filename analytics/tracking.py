@@ -501,3 +501,54 @@ def load_learned_champion(lake):
     with tempfile.TemporaryDirectory() as tmp:
         p = client(lake).download_artifacts(mv.run_id, "model/cost_model.json", tmp)
         return cost_model.CostModel.from_json(Path(p).read_text()), str(mv.version)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Drift: realised vs expected cost over time (PredictiveAnalyticsEvent), and when to retrain
+# ---------------------------------------------------------------------------------------------------
+DRIFT_THRESHOLD_BPS = 2.0  # a period's mean error beyond this, with its 95% interval excluding 0, asks for a retrain
+
+
+def drift(
+    ts: pl.Series,
+    y,
+    pred,
+    model_name: str,
+    model_version: str | None,
+    every: str = "1w",
+    threshold_bps: float = DRIFT_THRESHOLD_BPS,
+) -> pl.DataFrame:
+    """``PredictiveAnalyticsEvent`` rows, one per period (``every``: a Polars duration, e.g. 1d, 1w, 1mo) of the
+    orders' arrival ``ts``: ``n``, ``mae_bps``, ``bias_bps`` = mean(pred - y) (+ = the model over-estimates the
+    cost), its 95% interval (normal, mean ± 1.96 sd / sqrt(n)), and ``retrain`` = the interval excludes 0 and
+    |bias| > ``threshold_bps`` (a drift that is both real and large enough to matter)."""
+    d = pl.DataFrame({"ts": ts, "e": np.asarray(pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)})
+    g = (
+        d.sort("ts")
+        .group_by_dynamic("ts", every=every)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("e").abs().mean().alias("mae_bps"),
+            pl.col("e").mean().alias("bias_bps"),
+            (1.959963984540054 * pl.col("e").std() / pl.len().sqrt()).alias("half"),
+        )
+        .rename({"ts": "period_start"})
+    )
+    return g.select(
+        pl.lit("PredictiveAnalyticsEvent").alias("event_type"),
+        pl.lit(model_name).alias("model_name"),
+        pl.lit(model_version or "published").alias("model_version"),
+        "period_start",
+        "n",
+        "mae_bps",
+        "bias_bps",
+        (pl.col("bias_bps") - pl.col("half")).alias("bias_lo_bps"),
+        (pl.col("bias_bps") + pl.col("half")).alias("bias_hi_bps"),
+        (
+            ((pl.col("bias_bps") - pl.col("half") > 0) | (pl.col("bias_bps") + pl.col("half") < 0))
+            & (pl.col("bias_bps").abs() > threshold_bps)
+        )
+        .fill_null(False)
+        .alias("retrain"),
+        pl.lit(CODE_VERSION).alias("code_version"),
+    )

@@ -149,3 +149,19 @@ def test_train_learned_end_to_end_then_a_rerun_is_not_promoted(sim_lake, tmp_pat
     again = tk.train(lake, "learned", seed=1)  # the same model again: no gain, no promotion
     assert again["event"]["decision"] == "rejected"
     assert tk.load_learned_champion(lake)[1] == first["version"]
+
+
+def test_drift_flags_only_a_real_and_large_bias():
+    import datetime as dt
+
+    rng = np.random.default_rng(0)
+    days = [dt.datetime(2026, 3, 2, tzinfo=dt.UTC) + dt.timedelta(days=int(d)) for d in np.repeat(np.arange(21), 200)]
+    y = rng.normal(10, 5, len(days))
+    pred = y + rng.normal(0, 5, len(days))  # unbiased: no week asks for a retrain
+    pred[-200:] += 6.0  # the last day drifts by +6 bps (a week of 5 days: mean bias ~ +1.2 within that week)
+    weekly = tk.drift(pl.Series(days), y, pred, "impact-istar", "3", every="1w")
+    assert weekly["n"].sum() == len(days)
+    assert not weekly["retrain"][:-1].any()
+    daily = tk.drift(pl.Series(days), y, pred, "impact-istar", "3", every="1d")
+    assert daily["retrain"].to_list() == [False] * 20 + [True]  # by day the drift is found, and only there
+    assert daily["bias_bps"][-1] == pytest.approx(6.0, abs=1.0)

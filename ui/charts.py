@@ -68,6 +68,11 @@ def _data(df: pl.DataFrame) -> alt.Data:
     return alt.Data(values=df.to_dicts())
 
 
+def inline(df: pl.DataFrame) -> alt.Data:
+    """A frame as inline Vega-Lite data (times as ISO-8601 UTC strings), for charts built on a page."""
+    return _data(df)
+
+
 def histogram(bins: pl.DataFrame, title: str) -> alt.Chart:
     """Bars of pre-computed bins (analytics.tca.histogram): the spec carries ~60 rows, not every order."""
     return (

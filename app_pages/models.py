@@ -1,0 +1,151 @@
+"""Cost models: a pre-trade estimate for an order from every model (champions from the MLflow registry, else the
+published parameters), the cost-risk frontier and the recommended horizon, realised vs expected cost over time
+(drift, with a retrain flag), the registry's runs, and retraining from the app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from analytics import cost_model, tca, tracking
+from analytics import impact_models as im
+from analytics.store import Lake
+from ui import charts, filters, state
+
+f = filters.current()
+lake = state.lake()
+st.title("Cost models")
+st.caption(charts.COST_NOTE + " Pre-trade estimates use the champion of each model in the lake's MLflow registry.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _champions(root: str, stamp: int) -> dict:
+    """Champion of each model (``stamp`` changes after a retrain, so a new champion is picked up)."""
+    lk = Lake(root)
+    out = {m: tracking.load_champion(lk, m) for m in ("istar", "almgren")}
+    out["learned"] = tracking.load_learned_champion(lk)
+    return out
+
+
+ss = st.session_state
+champs = _champions(str(lake.root), ss.get("models_stamp", 0))
+opts = state.options()
+
+st.subheader("Pre-trade estimate")
+c = st.columns(5)
+size = c[0].number_input("Size (% ADV)", 0.01, 100.0, 5.0, 0.5, key="m_size") / 100
+vol = c[1].number_input("Daily volatility (%)", 0.1, 20.0, 2.0, 0.1, key="m_vol") / 100
+pov = c[2].number_input("Participation (%)", 0.5, 100.0, 10.0, 0.5, key="m_pov") / 100
+algo = c[3].selectbox("Algo", opts.get("algo") or ["VWAP"], key="m_algo")
+spread = c[4].number_input("Spread (bps)", 0.1, 200.0, 5.0, 0.5, key="m_spread")
+order = pl.DataFrame({"size_adv": [size], "sigma_daily": [vol], "pov": [pov], "algo": [algo]})
+rows = []
+for m in ("istar", "almgren"):
+    fit, ver = champs[m]
+    e = im.pretrade_estimate(fit, order).row(0, named=True)
+    rows.append({"model": m, "version": ver or "published", "target": "impact (spread excluded)",
+                 "expected_cost_bps": e["expected_cost_bps"], "lo_bps": e["outcome_lo_bps"], "hi_bps": e["outcome_hi_bps"]})  # fmt: skip
+learned, lver = champs["learned"]
+if learned is not None:
+    now = dt.datetime.combine(f.end or dt.date.today(), dt.time(15, 0), dt.UTC)
+    x = pl.DataFrame({"arrival_ts": [now], "size_pct_adv": [size], "daily_volatility": [vol],
+                      "spread_at_arrival_bps": [spread], "algo": [algo], "urgency": ["MEDIUM"]})  # fmt: skip
+    p = cost_model.predict(learned, x).row(0, named=True)
+    rows.append({"model": "learned", "version": lver, "target": "implementation shortfall",
+                 "expected_cost_bps": p["expected_cost_bps"], "lo_bps": p["cost_lo_bps"], "hi_bps": p["cost_hi_bps"]})  # fmt: skip
+est = pl.DataFrame(rows)
+est_chart = (
+    alt.Chart(alt.Data(values=est.to_dicts()))
+    .encode(alt.Y("model:N", title=None))
+    .mark_point(filled=True, size=90, color=charts.NEUTRAL)
+    .encode(
+        alt.X("expected_cost_bps:Q", title="Expected cost (bps), 90% band"),
+        tooltip=["model:N", "version:N", "target:N", "expected_cost_bps:Q", "lo_bps:Q", "hi_bps:Q"],
+    )
+)
+band = (
+    alt.Chart(alt.Data(values=est.to_dicts()))
+    .mark_rule()
+    .encode(alt.Y("model:N"), alt.X("lo_bps:Q"), alt.X2("hi_bps:Q"))
+)
+charts.show((band + est_chart).properties(height=40 + 30 * est.height))
+st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="m_estimates")
+st.caption(
+    "I-Star and Almgren estimate market impact (spread excluded) with a 90% band for the realised outcome; the "
+    "learned model estimates the whole implementation shortfall."
+    + ("" if learned is not None else " No learned model yet: train one below.")
+)
+
+st.subheader("Cost-risk frontier (Almgren-Chriss)")
+lam = st.slider("Risk aversion λ (cost + λ · timing risk)", 0.0, 3.0, 0.5, 0.1, key="m_lambda")
+front = im.frontier(champs["istar"][0], size, vol, risk_aversion=lam)
+best = front.filter(pl.col("recommended")).row(0, named=True)
+pts = alt.Chart(alt.Data(values=front.to_dicts())).encode(
+    alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"), alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
+    tooltip=["horizon_days:Q", alt.Tooltip("pov:Q", format=".1%"), alt.Tooltip("expected_cost_bps:Q", format=".1f"),
+             alt.Tooltip("timing_risk_bps:Q", format=".1f")],
+)  # fmt: skip
+charts.show(
+    pts.mark_line(point=True, color=charts.NEUTRAL)
+    + pts.mark_point(size=220, color=charts.BAD, shape="diamond").transform_filter("datum.recommended")
+)
+st.markdown(
+    f"Recommended: trade over **{best['horizon_days']:g} day(s)** (about {best['pov']:.0%} of volume): "
+    f"expected impact {best['expected_cost_bps']:.1f} bps, timing risk {best['timing_risk_bps']:.1f} bps "
+    f"(I-Star {champs['istar'][1] or 'published'})."
+)
+
+st.subheader("Realised vs expected over time")
+orders = state.tca_orders(f)
+tf = im.training_frame(orders)
+if tf.height:
+    fit, ver = champs["istar"]
+    pred = im.predict(fit, tf)["expected_cost_bps"]
+    every = st.radio("Period", ["1d", "1w", "1mo"], index=1, horizontal=True, key="m_every",
+                     format_func={"1d": "day", "1w": "week", "1mo": "month"}.get)  # fmt: skip
+    dr = tracking.drift(tf["arrival_ts"], tf["impact_cost_bps"], pred, tracking.registered_name("istar"), ver, every)
+    line = alt.Chart(charts.inline(dr)).encode(alt.X("period_start:T", title=None))
+    charts.show(
+        line.mark_area(opacity=0.2).encode(alt.Y("bias_lo_bps:Q", title="Expected − realised (bps)"), alt.Y2("bias_hi_bps:Q"))
+        + line.mark_line(point=True).encode(alt.Y("bias_bps:Q"), tooltip=["period_start:T", "n:Q", "bias_bps:Q", "mae_bps:Q"])
+    )  # fmt: skip
+    if dr["retrain"].tail(1).item():
+        st.warning("The latest period drifted beyond the threshold with a 95% interval excluding zero: retrain.")
+    st.dataframe(dr, hide_index=True, width="stretch", column_config=charts.number_formats(dr), key="m_drift")
+    st.download_button(
+        "Download PredictiveAnalyticsEvents (CSV)", dr.write_csv(), "drift.csv", "text/csv", key="dl_m_drift"
+    )
+else:
+    st.info("No filled orders with volatility and ADV in this range: widen the dates.")
+
+st.subheader("Registry and retraining")
+c1, c2 = st.columns([1, 3])
+which = c1.selectbox("Model", ["istar", "almgren", "learned"], key="m_train_model")
+if c1.button("Retrain", type="primary", key="m_retrain"):
+    with st.status(f"Training {which}…", expanded=True) as status:
+        bar = st.progress(0.0)
+        try:
+            out = tracking.train(lake, which, f.start, f.end, progress=lambda x, m: bar.progress(min(x, 1.0), text=m))
+        except ValueError as e:
+            status.update(label=f"Training failed: {e}", state="error")
+        else:
+            ev = out["event"]
+            status.update(label=f"{out['registered_model']} v{out['version']}: {ev['decision']} ({ev['reason']})",
+                          state="complete")  # fmt: skip
+            ss["models_stamp"] = ss.get("models_stamp", 0) + 1
+            ss["m_last_event"] = ev
+            st.rerun()  # the estimates above now use the new champion
+if "m_last_event" in ss:
+    c2.json(ss["m_last_event"], expanded=False)
+runs = tracking.runs(lake)
+if runs.height:
+    st.dataframe(runs, hide_index=True, width="stretch", key="m_runs")
+    st.download_button("Download runs (CSV)", runs.write_csv(), "model_runs.csv", "text/csv", key="dl_m_runs")
+else:
+    st.caption("No training run yet.")
+st.caption(f"MLflow store: {tracking.tracking_uri(lake)} · source lake@{state.version()} · tca {tca.CODE_VERSION} · "
+           f"I-Star uses σ annualised over {im.KISSELL_DAYS_PER_YEAR} days ({math.sqrt(im.KISSELL_DAYS_PER_YEAR):.2f}×)")  # fmt: skip
