@@ -51,6 +51,7 @@ pages = {
     "Models": [
         st.Page("app_pages/training_data.py", title="Training data", icon="🧪", url_path="training-data"),
         st.Page("app_pages/models.py", title="Cost models", icon="🧠", url_path="models"),
+        st.Page("app_pages/pretrade.py", title="Pre-trade", icon="🎯", url_path="pretrade"),
     ],
 }
 nav = st.navigation(pages)

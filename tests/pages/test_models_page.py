@@ -52,3 +52,15 @@ def test_retrain_from_the_page_promotes_a_champion(own_lake):
     assert est.loc[est["model"] == "istar", "version"].iloc[0] == version  # the estimate now uses it
     runs = frame_with(at, "run_id", "model")
     assert len(runs) == 1
+
+
+def test_pretrade_page_prices_every_algo_and_recommends(own_lake):
+    at = open_app("app_pages/pretrade.py")
+    assert not at.exception
+    assert at.title[0].value == "Pre-trade estimate"
+    est = frame_with(at, "algo", "istar_bps", "almgren_bps", "pov")
+    assert len(est) >= 3  # one row per algo of the lake
+    assert any("Lowest expected cost" in m.value for m in at.markdown)
+    at.number_input(key="pt_qty").set_value(500_000).run()
+    bigger = frame_with(at, "algo", "istar_bps", "almgren_bps", "pov")
+    assert (bigger["istar_bps"].to_numpy() > est["istar_bps"].to_numpy()).all()

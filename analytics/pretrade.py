@@ -1,0 +1,155 @@
+"""Pre-trade: an order described as a trader types it (symbol, side, quantity, urgency) turned into model inputs
+from the lake, then expected cost per algo from every model, and a recommendation the numbers support.
+
+Market context (point-in-time: only data before ``asof``): ADV = mean daily volume of the last
+``ADV_WINDOW_DAYS`` daily bars before ``asof``; daily volatility = sample stdev of their close-to-close log
+returns (decimal per day); the last close; the spread = median quoted spread at arrival (bps) of the desk's
+stored TCA orders in the symbol (a 5 bps default when it has none).
+
+Participation per algo: the median realised ``participation_rate`` of the desk's own orders with that algo and
+urgency in the stored TCA (falling back to the algo's median, then to URGENCY_POV), so "VWAP at MEDIUM" is
+priced at the participation this desk actually gets from it.
+
+Units: bps of the order's notional, positive = cost (EVENTS.md). The impact models (I-Star, Almgren) estimate
+market impact without the spread; the learned model estimates the whole implementation shortfall.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from analytics import cost_model
+from analytics import impact_models as im
+from analytics.conventions import ADV_WINDOW_DAYS
+from analytics.store import query
+
+URGENCY_POV = {"LOW": 0.03, "MEDIUM": 0.08, "HIGH": 0.15}  # used only when the desk has no history to go by
+DEFAULT_SPREAD_BPS = 5.0
+
+
+def market_context(con: duckdb.DuckDBPyConnection, symbol: str, asof: dt.date) -> dict | None:
+    """ADV, daily volatility and last close of ``symbol`` from the daily bars strictly before ``asof``
+    (None when there are fewer than 2 such bars)."""
+    rows = query(
+        con,
+        """SELECT ts, close, volume FROM bars
+           WHERE symbol = ? AND interval = '1d' AND ts < ? ORDER BY ts DESC LIMIT ?""",
+        [symbol, dt.datetime.combine(asof, dt.time(), dt.UTC), ADV_WINDOW_DAYS + 1],
+    ).sort("ts")
+    if rows.height < 2:
+        return None
+    lr = (rows["close"] / rows["close"].shift(1)).log().drop_nulls()
+    window = rows.tail(ADV_WINDOW_DAYS)
+    return {
+        "symbol": symbol,
+        "asof": asof,
+        "adv": float(window["volume"].mean()),
+        "sigma_daily": float(lr.std()) if lr.len() > 1 else None,
+        "last_close": float(rows["close"][-1]),
+        "bars": window.height,
+    }
+
+
+def desk_participation(orders: pl.DataFrame) -> pl.DataFrame:
+    """Median realised participation and spread at arrival per (algo, urgency) and per algo (urgency null)."""
+    ok = orders.filter(pl.col("participation_rate").is_not_null() & (pl.col("filled_qty") > 0))
+    by_u = ok.group_by("algo", "urgency").agg(pl.col("participation_rate").median().alias("pov"), pl.len().alias("n"))
+    by_a = ok.group_by("algo").agg(pl.col("participation_rate").median().alias("pov"), pl.len().alias("n"))
+    return pl.concat([by_u, by_a.with_columns(pl.lit(None, pl.String).alias("urgency"))], how="diagonal_relaxed")
+
+
+def estimate(
+    ctx: dict,
+    quantity: float,
+    urgency: str,
+    algos: list[str],
+    history: pl.DataFrame,
+    istar: im.ImpactFit,
+    almgren: im.ImpactFit,
+    learned: cost_model.CostModel | None = None,
+    spread_bps: float | None = None,
+    arrival: dt.datetime | None = None,
+) -> pl.DataFrame:
+    """Expected cost per algo (one row each): ``pov`` used, ``istar_bps``, ``almgren_bps`` with its 90% outcome
+    band, and (with a learned model) ``learned_bps`` with its 90% interval; ``size_pct_adv`` and notional."""
+    size = quantity / ctx["adv"]
+    sigma = ctx["sigma_daily"] or 0.02
+    part = desk_participation(history) if history.height else pl.DataFrame()
+    sym_spread = spread_bps
+    if sym_spread is None and history.height:
+        s = history.filter(pl.col("symbol") == ctx["symbol"])["spread_at_arrival_bps"].drop_nulls()
+        sym_spread = float(s.median()) if s.len() else None
+    sym_spread = sym_spread if sym_spread is not None else DEFAULT_SPREAD_BPS
+
+    def pov_of(algo: str) -> float:
+        for u in (urgency, None):
+            if part.height:
+                hit = part.filter((pl.col("algo") == algo) & (pl.col("urgency").eq_missing(pl.lit(u, pl.String))))
+                if hit.height and hit["pov"][0] is not None and hit["n"][0] >= 5:
+                    return float(hit["pov"][0])
+        return URGENCY_POV.get(urgency, 0.08)
+
+    frame = pl.DataFrame(
+        {
+            "algo": algos,
+            "size_adv": [size] * len(algos),
+            "sigma_daily": [sigma] * len(algos),
+            "pov": [max(pov_of(a), im.POV_FLOOR) for a in algos],
+        }
+    )
+    i = im.predict(istar, frame)
+    a = im.predict(almgren, frame)
+    out = frame.select(
+        "algo",
+        "pov",
+        pl.lit(size).alias("size_pct_adv"),
+        pl.lit(quantity * ctx["last_close"]).alias("notional"),
+        i["expected_cost_bps"].alias("istar_bps"),
+        a["expected_cost_bps"].alias("almgren_bps"),
+        a["outcome_lo_bps"].alias("almgren_lo_bps"),
+        a["outcome_hi_bps"].alias("almgren_hi_bps"),
+    )
+    if learned is not None:
+        ts = arrival or dt.datetime.combine(ctx["asof"], dt.time(14, 30), dt.UTC)
+        x = pl.DataFrame(
+            {
+                "arrival_ts": [ts] * len(algos),
+                "size_pct_adv": [size] * len(algos),
+                "daily_volatility": [sigma] * len(algos),
+                "spread_at_arrival_bps": [sym_spread] * len(algos),
+                "algo": algos,
+                "urgency": [urgency] * len(algos),
+            }
+        )
+        p = cost_model.predict(learned, x)
+        out = out.with_columns(
+            p["expected_cost_bps"].alias("learned_bps"),
+            p["cost_lo_bps"].alias("learned_lo_bps"),
+            p["cost_hi_bps"].alias("learned_hi_bps"),
+        )
+    return out.with_columns(pl.lit(sym_spread).alias("spread_bps"))
+
+
+def recommend(est: pl.DataFrame) -> dict:
+    """The algo with the lowest expected cost by the learned model (else Almgren's, which prices algos through
+    its fitted temporary-impact multipliers), its expected saving against the runner-up, and the half-width of
+    the best algo's 90% band for ONE order's outcome: an expected saving much smaller than that band pays off on
+    average over many orders, not visibly on each (the page says so rather than overclaiming)."""
+    col = "learned_bps" if "learned_bps" in est.columns else "almgren_bps"
+    lo, hi = ("learned_lo_bps", "learned_hi_bps") if col == "learned_bps" else ("almgren_lo_bps", "almgren_hi_bps")
+    ranked = est.drop_nulls(col).sort(col)
+    if ranked.is_empty():
+        return {}
+    best = ranked.row(0, named=True)
+    nxt = ranked.row(1, named=True) if ranked.height > 1 else None
+    return {
+        "algo": best["algo"],
+        "model": col.removesuffix("_bps"),
+        "expected_bps": best[col],
+        "runner_up": nxt["algo"] if nxt else None,
+        "saving_bps": (nxt[col] - best[col]) if nxt else None,
+        "band_half_width_bps": (best[hi] - best[lo]) / 2,
+    }

@@ -1,0 +1,109 @@
+"""Pre-trade: symbol, side, quantity and urgency -> expected cost per algo from every model with its interval,
+the cost-risk frontier and a recommendation (from the lake's point-in-time market context and the champions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from analytics import impact_models as im
+from analytics import pretrade, tracking
+from analytics.store import Lake
+from ui import charts, filters, state
+
+f = filters.current()
+st.title("Pre-trade estimate")
+st.caption(
+    charts.COST_NOTE + " Market context from the daily bars before the date; participation per algo is what this "
+    "desk's own orders with that algo and urgency achieved."
+)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _champions(root: str, version: int, stamp: int) -> dict:
+    lk = Lake(root)
+    return {
+        "istar": tracking.load_champion(lk, "istar"),
+        "almgren": tracking.load_champion(lk, "almgren"),
+        "learned": tracking.load_learned_champion(lk),
+    }
+
+
+opts = state.options()
+symbols = opts.get("symbol") or []
+if not symbols:
+    st.info("No securities in the lake yet: ingest data on the Data page.")
+    st.stop()
+c = st.columns(5)
+symbol = c[0].selectbox("Symbol", symbols, key="pt_symbol")
+side = c[1].radio("Side", ["BUY", "SELL"], horizontal=True, key="pt_side")
+qty = c[2].number_input("Quantity (shares)", 1, 100_000_000, 50_000, 1_000, key="pt_qty")
+urgency = c[3].selectbox("Urgency", ["LOW", "MEDIUM", "HIGH"], index=1, key="pt_urgency")
+asof = c[4].date_input("As of", value=f.end or opts.get("end") or dt.date.today(), key="pt_asof")
+
+con = state.cursor()
+ctx = pretrade.market_context(con, symbol, asof)
+if ctx is None:
+    st.info(f"Fewer than 2 daily bars for {symbol} before {asof}: pick a later date or another symbol.")
+    st.stop()
+champs = _champions(str(state.lake().root), state.version(), st.session_state.get("models_stamp", 0))
+history = state.tca_orders(f)
+algos = opts.get("algo") or ["VWAP"]
+est = pretrade.estimate(
+    ctx, float(qty), urgency, algos, history, champs["istar"][0], champs["almgren"][0], champs["learned"][0]
+)
+m = st.columns(4)
+m[0].metric("Size", f"{100 * qty / ctx['adv']:.2f}% ADV", help=f"ADV {ctx['adv']:,.0f} shares ({ctx['bars']} bars)")
+m[1].metric("Daily volatility", f"{100 * (ctx['sigma_daily'] or 0):.2f}%")
+m[2].metric("Notional", charts.compact(qty * ctx["last_close"]), help=f"last close {ctx['last_close']:,.2f}")
+m[3].metric("Spread", f"{est['spread_bps'][0]:.1f} bps", help="median quoted spread at the desk's arrivals in the name")
+
+rec = pretrade.recommend(est)
+if rec:
+    text = f"Lowest expected cost ({rec['model']} model): **{rec['algo']}** at {rec['expected_bps']:+.1f} bps"
+    if rec["saving_bps"] is not None:
+        text += (
+            f", {rec['saving_bps']:.1f} bps less than {rec['runner_up']}. One order's outcome varies by about "
+            f"±{rec['band_half_width_bps']:.0f} bps (90%), so the saving is an average over many orders."
+        )
+    st.markdown(text)
+long = pl.concat(
+    [
+        est.select("algo", pl.lit("I-Star (impact)").alias("model"), pl.col("istar_bps").alias("bps"),
+                   pl.col("istar_bps").alias("lo"), pl.col("istar_bps").alias("hi")),
+        est.select("algo", pl.lit("Almgren (impact)").alias("model"), pl.col("almgren_bps").alias("bps"),
+                   pl.col("almgren_lo_bps").alias("lo"), pl.col("almgren_hi_bps").alias("hi")),
+        *([est.select("algo", pl.lit("Learned (IS)").alias("model"), pl.col("learned_bps").alias("bps"),
+                      pl.col("learned_lo_bps").alias("lo"), pl.col("learned_hi_bps").alias("hi"))]
+          if "learned_bps" in est.columns else []),
+    ]
+)  # fmt: skip
+base = alt.Chart(charts.inline(long)).encode(alt.Y("algo:N", title=None), alt.YOffset("model:N"), alt.Color("model:N"))
+charts.show(
+    (base.mark_rule().encode(alt.X("lo:Q", title="Expected cost (bps), 90% band"), alt.X2("hi:Q"))
+     + base.mark_point(filled=True, size=80).encode(alt.X("bps:Q"), tooltip=["algo:N", "model:N", alt.Tooltip("bps:Q", format=".1f")]))
+    .properties(height=60 * est.height)
+)  # fmt: skip
+st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="pt_table")
+st.download_button("Download estimates (CSV)", est.write_csv(), f"pretrade_{symbol}.csv", "text/csv", key="dl_pt")
+
+st.subheader("Cost-risk frontier")
+lam = st.slider("Risk aversion λ", 0.0, 3.0, 0.5, 0.1, key="pt_lambda")
+front = im.frontier(champs["istar"][0], qty / ctx["adv"], ctx["sigma_daily"] or 0.02, risk_aversion=lam)
+best = front.filter(pl.col("recommended")).row(0, named=True)
+pts = alt.Chart(charts.inline(front)).encode(
+    alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"), alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
+    tooltip=["horizon_days:Q", alt.Tooltip("pov:Q", format=".1%"), alt.Tooltip("expected_cost_bps:Q", format=".1f")],
+)  # fmt: skip
+charts.show(
+    pts.mark_line(point=True)
+    + pts.mark_point(size=200, shape="diamond", color=charts.BAD).transform_filter("datum.recommended")
+)
+st.markdown(
+    f"With λ = {lam}: trade over **{best['horizon_days']:g} day(s)** (~{best['pov']:.0%} of volume), expected impact "
+    f"{best['expected_cost_bps']:.1f} bps, timing risk {best['timing_risk_bps']:.1f} bps. {side} side: impact is "
+    "symmetric in these models."
+)
