@@ -100,12 +100,37 @@ def leaders(groups: pl.DataFrame, dim: str, metric: str = "arrival_cost_bps") ->
     }
 
 
-def board(orders: pl.DataFrame, venues: pl.DataFrame | None = None, min_orders: int = MIN_ORDERS) -> list[dict]:
-    """Best and worst broker and algo (orders' arrival cost) and venue (fills' arrival cost, ``venues`` as
-    ``tca.venue_costs`` returns it)."""
-    out = [leaders(tca.by_group(orders, d, min_orders=min_orders), d) for d in ("broker", "algo")]
+def adjusted_groups(orders: pl.DataFrame, dim: str) -> pl.DataFrame:
+    """Difficulty-adjusted arrival cost per value of an order dimension (broker, algo): the execution-quality
+    regression (``quality.adjust``: expected cost on the desk's average order mix, cluster-bootstrap 95%
+    intervals), in the ``tca.by_group`` shape :func:`leaders` reads."""
+    from analytics import quality
+
+    adj = quality.adjust(quality.adjustment_units(None, None, Filters(), dim, orders), dimension=dim)
+    if adj.table.is_empty():
+        return pl.DataFrame()
+    return adj.table.select(
+        pl.col("key").alias(dim),
+        pl.col("adjusted_bps").alias("arrival_cost_bps"),
+        pl.col("adjusted_lo").alias("arrival_cost_bps_lo"),
+        pl.col("adjusted_hi").alias("arrival_cost_bps_hi"),
+        pl.col("n").alias("orders"),
+        "small_sample",
+    )
+
+
+def board(
+    orders: pl.DataFrame, venues: pl.DataFrame | None = None, min_orders: int = MIN_ORDERS, adjusted: bool = True
+) -> list[dict]:
+    """Best and worst broker and algo by arrival cost, difficulty-adjusted (``adjusted``; else raw, notional-
+    weighted), and venue by its fills' raw arrival cost (``venues`` as ``tca.venue_costs`` returns it; a venue
+    does not choose its orders' difficulty the way a broker's mix does). Each entry says which (``basis``)."""
+    out = []
+    for d in ("broker", "algo"):
+        g = adjusted_groups(orders, d) if adjusted else tca.by_group(orders, d, min_orders=min_orders)
+        out.append({**leaders(g, d), "basis": "difficulty-adjusted" if adjusted else "raw"})
     if venues is not None:
-        out.append(leaders(venues, "venue"))
+        out.append({**leaders(venues, "venue"), "basis": "raw"})
     return out
 
 
@@ -198,8 +223,10 @@ def narrative(
             continue
         lo, hi = b["best"], b["worst"]
         m = "arrival_cost_bps"
+        basis = f" ({b['basis']})" if b.get("basis") else ""
         sentence = (
-            f"By {b['dimension']}: {lo['key']} was cheapest at {_bps(lo[m])} and {hi['key']} costliest at {_bps(hi[m])}"
+            f"By {b['dimension']}{basis}: {lo['key']} was cheapest at {_bps(lo[m])} and {hi['key']} costliest "
+            f"at {_bps(hi[m])}"
         )
         sentence += (
             " (the 95% intervals do not overlap)."

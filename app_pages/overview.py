@@ -23,7 +23,7 @@ if orders.is_empty():
 prev_f = overview.previous_period(f)
 prev = state.tca_orders(prev_f) if prev_f else None
 head = overview.headline(orders, prev)
-board = overview.board(orders, state.venue_costs(f))
+board = state.board(f)
 status = overview.data_status(state.lake_summary())
 books = state.portfolios(f)
 
@@ -55,10 +55,11 @@ st.subheader("Summary")
 st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status, books)))
 
 st.subheader("Best and worst (arrival cost, 95% intervals)")
+st.caption("Brokers and algos difficulty-adjusted (expected cost on the desk's average order mix); venues raw.")
 cols = st.columns(len(board))
 for col, b in zip(cols, board, strict=True):
     with col.container(border=True):
-        st.markdown(f"**{b['dimension'].capitalize()}**")
+        st.markdown(f"**{b['dimension'].capitalize()}** · {b.get('basis', 'raw')}")
         if not b["best"]:
             st.caption("Too few orders to rank.")
             continue
@@ -66,7 +67,7 @@ for col, b in zip(cols, board, strict=True):
         st.markdown(f"Cheapest: **{b['best']['key']}** {b['best'][m]:+.1f} bps")
         st.markdown(f"Costliest: **{b['worst']['key']}** {b['worst'][m]:+.1f} bps")
         st.caption("Intervals do not overlap." if b["separated"] else "Intervals overlap: not conclusive.")
-st.page_link("app_pages/impact.py", label="Comparable orders and recommendations: Impact & attribution", icon="📉")
+st.page_link("app_pages/quality.py", label="Leaderboards with intervals: Execution quality", icon="🏁")
 
 if books.height:
     st.subheader("Portfolios: active return and its largest effect")

@@ -117,3 +117,18 @@ def test_portfolio_lines_equal_the_attribution_cli(sim_lake, capsys):
         top = max((x for x in rows if x["group"] != "TOTAL"), key=lambda x: max(abs(x[e]) for e in
                   ("allocation", "selection", "interaction")))  # fmt: skip
         assert r["top_group"] == top["group"]
+
+
+def test_board_ranks_brokers_and_algos_difficulty_adjusted_and_venues_raw(sim_lake):
+    from analytics import tca
+
+    con = sim_lake.connect()
+    orders = tca.load_orders(sim_lake, con, Filters())
+    b = overview.board(orders, tca.venue_costs(sim_lake, con, Filters()), min_orders=5)
+    assert [x["dimension"] for x in b] == ["broker", "algo", "venue"]
+    assert [x["basis"] for x in b] == ["difficulty-adjusted", "difficulty-adjusted", "raw"]
+    g = overview.adjusted_groups(orders, "broker")
+    assert set(g["broker"]) <= set(orders["broker"]) and (g["arrival_cost_bps_lo"] <= g["arrival_cost_bps_hi"]).all()
+    for x in b:
+        if x["best"]:
+            assert x["best"]["arrival_cost_bps"] <= x["worst"]["arrival_cost_bps"]

@@ -161,3 +161,18 @@ def portfolios(f) -> pl.DataFrame:
     """overview.portfolios for the filter's dates and portfolios, cached per version."""
     lk = lake()
     return _portfolios(str(lk.root), lk.version(), f.start, f.end, f.portfolio)
+
+
+@st.cache_data(show_spinner="Comparing brokers, algos and venues…", max_entries=32)
+def _board(root: str, version: int, f) -> list[dict]:
+    from analytics import overview, tca
+
+    orders = _tca_orders(root, version, f)
+    venues = tca.venue_costs(Lake(root), _connection(root, version).cursor(), f, version)
+    return overview.board(orders, venues)
+
+
+def board(f) -> list[dict]:
+    """overview.board (difficulty-adjusted broker and algo, raw venue) for the filters, cached per version."""
+    lk = lake()
+    return _board(str(lk.root), ensure_tca(f), f)
