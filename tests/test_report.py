@@ -23,10 +23,10 @@ def test_month_span():
 
 
 def test_html_report_is_self_contained_and_has_every_section(sim_lake):
-    rep = report.build(sim_lake, Filters(), ("summary", "tca", "attribution"))
+    rep = report.build(sim_lake, Filters(), tuple(report.SECTIONS))
     doc = report.to_html(rep)
-    assert [s.key for s in rep.sections] == ["summary", "tca", "attribution"]
-    for title in ("Executive summary", "Transaction cost analysis", "Performance attribution"):
+    assert [s.key for s in rep.sections] == ["summary", "tca", "quality", "attribution", "models"]
+    for title in report.SECTIONS.values():
         assert f"<h2>{title}</h2>" in doc
     # no script, no external resource: every URL in the file is an XML namespace of the inline SVGs
     assert "<script" not in doc
@@ -36,6 +36,7 @@ def test_html_report_is_self_contained_and_has_every_section(sim_lake):
     # the headline equals tca.summary of the same rows (one source of truth)
     head = tca.summary(tca.load_orders(sim_lake, sim_lake.connect(), Filters()))
     assert f"{head['orders']:,} orders" in doc
+    assert "Rule 605-style report" in doc and "Impact model champions" in doc
 
 
 def test_pdf_report_is_valid_and_renders(sim_lake, tmp_path):

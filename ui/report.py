@@ -29,7 +29,9 @@ from ui import charts
 SECTIONS = {
     "summary": "Executive summary",
     "tca": "Transaction cost analysis",
+    "quality": "Execution quality",
     "attribution": "Performance attribution",
+    "models": "Cost models",
 }
 TABLE_ROWS = 25  # rows of a table shown in a report (the full tables are in the app's downloads)
 
@@ -157,7 +159,73 @@ def _attribution(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Secti
     return sec
 
 
-BUILDERS = {"summary": _summary, "tca": _tca, "attribution": _attribution}
+def _quality(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
+    from analytics import quality
+
+    sec = Section("quality", SECTIONS["quality"])
+    if orders.is_empty():
+        sec.paragraphs.append("No orders in this period.")
+        return sec
+    v = lake.version()
+    quality.ensure_sums(lake, con, f.start, f.end, v)
+    sec.paragraphs.append(
+        "Venues by their fills (Rule 605 definitions: effective over quoted spread, price improvement against the "
+        "NBBO at the fill, realized spreads); brokers and algos by arrival cost adjusted for order difficulty "
+        "(expected cost on the desk's average mix). Intervals: 95%, cluster bootstrap over orders."
+    )
+    an = quality.analyse(lake, con, f, "venue", v, orders=orders)
+    keep = ["key", "orders", "fills", "score", "arrival_cost_bps", "effective_spread_bps", "eq_ratio",
+            "price_improvement_bps", "markout_cost_bps_60s", "small_sample"]  # fmt: skip
+    sec.tables.append(("Venues", an.leaderboard.select([c for c in keep if c in an.leaderboard.columns])))
+    for dim in ("broker", "algo"):
+        adj = quality.adjust(quality.adjustment_units(lake, con, f, dim, orders, v), dimension=dim)
+        if adj.table.height:
+            sec.tables.append((
+                f"{dim.capitalize()}s, difficulty-adjusted arrival cost (bps)",
+                adj.table.select("key", "n", "adjusted_bps", "adjusted_lo", "adjusted_hi", "raw_bps", "small_sample"),
+            ))  # fmt: skip
+    r605 = quality.rule605(lake, con, f, v, orders=orders)
+    if r605.height:
+        sec.tables.append(("Rule 605-style report (by order type and notional size)", r605))
+    return sec
+
+
+def _models(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
+    from analytics import impact_models as im
+    from analytics import tracking
+
+    sec = Section("models", SECTIONS["models"])
+    rows = []
+    for m in ("istar", "almgren"):
+        fit, ver = tracking.load_champion(lake, m)
+        rows.append(
+            {
+                "model": tracking.registered_name(m),
+                "champion": ver or "published",
+                **{k: float(x) for k, x in fit.params.items()},
+            }
+        )
+    sec.tables.append(("Impact model champions (parameters)", pl.DataFrame(rows, infer_schema_length=None)))
+    runs = tracking.runs(lake)
+    if runs.height:
+        keep = [c for c in ("start", "model", "dataset", "holdout_mae_bps", "holdout_coverage", "holdout_bias_bps",
+                            "holdout_bucket_accuracy") if c in runs.columns]  # fmt: skip
+        sec.tables.append(("Training runs (holdout: the latest 25% of days)", runs.select(keep)))
+    tf = im.training_frame(orders)
+    if tf.height:
+        fit, ver = tracking.load_champion(lake, "istar")
+        pred = im.predict(fit, tf)["expected_cost_bps"]
+        dr = tracking.drift(tf["arrival_ts"], tf["impact_cost_bps"], pred, tracking.registered_name("istar"), ver, "1w")
+        sec.paragraphs.append(
+            "Realised vs expected impact by week for the I-Star champion (bias = expected − realised, bps; a week is "
+            "flagged for retraining when its 95% interval excludes zero and |bias| exceeds "
+            f"{tracking.DRIFT_THRESHOLD_BPS:g} bps)."
+        )
+        sec.tables.append(("Drift (PredictiveAnalyticsEvent)", dr.drop("event_type", "code_version")))
+    return sec
+
+
+BUILDERS = {"summary": _summary, "tca": _tca, "quality": _quality, "attribution": _attribution, "models": _models}
 
 
 def build(
