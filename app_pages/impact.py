@@ -6,7 +6,6 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analytics import cost_attribution, impact
 from ui import charts, filters, state
 
 f = filters.current()
@@ -28,8 +27,8 @@ with tab_impact:
     y = {"Arrival cost": "arrival_cost_bps", "Impact during the order": "impact_during_bps",
          "Permanent impact": "permanent_impact_bps"}[y_label]  # fmt: skip
     by = st.radio("Bucket by", ["participation_rate", "size_pct_adv"], horizontal=True, key="impact_by")
-    fit = impact.fit_sqrt_law(orders, y)
-    b = impact.buckets(orders, by, (y, "permanent_impact_bps", "temporary_impact_bps"))
+    fit = state.on_orders(f, "fit_sqrt_law", y)
+    b = state.on_orders(f, "buckets", by, (y, "permanent_impact_bps", "temporary_impact_bps"))
     left, right = st.columns(2)
     charts.show(charts.law_fit(b, fit, y, f"{y_label} (bps)"), left)
     if fit:
@@ -39,7 +38,7 @@ with tab_impact:
         )
     else:
         left.info("Fewer than 30 orders with volatility and ADV: no fit.")
-    charts.show(charts.reversion(impact.reversion_curve(orders)), right)
+    charts.show(charts.reversion(state.on_orders(f, "reversion_curve")), right)
     right.caption("After the order ends the mid gives back its temporary impact; what stays after 30 min is permanent.")
     st.dataframe(b, hide_index=True, width="stretch", column_config=charts.number_formats(b), key="impact_buckets_df")
     st.download_button(
@@ -52,7 +51,7 @@ with tab_attr:
         ["algo", "broker", "size_bucket", "urgency", "strategy", "sector", "trader", "time_bucket"],
         key="attr_dim",
     )
-    d = cost_attribution.decompose(orders, dim)
+    d = state.on_orders(f, "decompose", dim)
     charts.show(charts.stacked_components(d, dim))
     st.dataframe(d, hide_index=True, width="stretch", column_config=charts.number_formats(d), key="attr_df")
     st.caption(
@@ -64,7 +63,7 @@ with tab_attr:
 
 with tab_rec:
     choice = st.radio("Compare", ["algo", "broker"], horizontal=True, key="rec_choice")
-    cmp = cost_attribution.compare(orders, choice)
+    cmp = state.on_orders(f, "compare", choice)
     found = cmp.filter(pl.col("significant"))
     if found.is_empty():
         st.info(

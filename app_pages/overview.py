@@ -21,8 +21,7 @@ if orders.is_empty():
     st.stop()
 
 prev_f = overview.previous_period(f)
-prev = state.tca_orders(prev_f) if prev_f else None
-head = overview.headline(orders, prev)
+head = state.headline(f, prev_f)
 board = state.board(f)
 status = overview.data_status(state.lake_summary())
 books = state.portfolios(f)
@@ -95,7 +94,7 @@ if books.height:
     st.page_link("app_pages/attribution.py", label="Where it came from: Attribution", icon="📊")
 
 left, right = st.columns(2)
-day = overview.daily(orders)
+day = state.daily(f)
 charts.show(charts.trend(day, "is_total_bps", "IS (bps)"), left)
 charts.show(charts.trend(day, "filled_notional", "Traded notional"), right)
 

@@ -20,7 +20,7 @@ orders = state.tca_orders(f)
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
-head = tca.summary(orders)
+head = state.summary(f)
 
 c = st.columns(5)
 c[0].metric("Orders", f"{head['orders']:,}", help=f"{head['fills']:,} fills")
@@ -80,7 +80,7 @@ with tab_markout:
 
 with tab_order:
     # The 500 costliest orders to pick from (a year holds ~1M: too many for a list), or any id typed in.
-    worst = tca.top(orders, 500)
+    worst = state.top_orders(f, 500)
     typed = st.text_input("Order id (optional)", key="tca_order_id", placeholder="or pick below").strip()
     options = worst["order_id"].to_list()
     if typed and orders.filter(pl.col("order_id") == typed).height:
@@ -96,15 +96,14 @@ with tab_order:
     )
     of = state.order_fills(oid, o["arrival_ts"].date())
     pad = dt.timedelta(minutes=5)
-    quotes, prints = tca.order_tape(state.cursor(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad, state.lake())
-    levels = pl.DataFrame(
-        {
-            "benchmark": ["Decision", "Arrival", "Interval VWAP", "TWAP", "End"],
-            "price": [o["decision_price"], o["arrival_price"], o["interval_vwap"], o["twap"], o["end_price"]],
-        }
-    ).drop_nulls()
+    names = ("Decision", "Arrival", "Interval VWAP", "TWAP", "End")
+    prices = (o["decision_price"], o["arrival_price"], o["interval_vwap"], o["twap"], o["end_price"])
+    levels = tuple((n, p) for n, p in zip(names, prices, strict=True) if p is not None)
     left, right = st.columns([3, 2])
-    charts.show(charts.order_path(quotes, prints, of, levels), left)
+    spec = state.order_path_spec(
+        oid, o["arrival_ts"].date(), o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad, levels
+    )
+    left.vega_lite_chart(spec, width="stretch")
     steps = tca.waterfall(o)
     charts.show(charts.waterfall(steps), right)
     right.dataframe(steps.select("step", "bps", "currency"), hide_index=True, key="tca_waterfall_df")
@@ -114,7 +113,7 @@ with tab_order:
     )
 
 with tab_rows:
-    shown = tca.top(orders, 1000)
+    shown = state.top_orders(f, 1000)
     if not st.toggle("All columns", value=False, key="tca_all_columns"):
         shown = shown.select([c for c in tca.KEY_COLUMNS if c in shown.columns])
     st.caption(

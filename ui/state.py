@@ -131,12 +131,66 @@ def markouts(f, by_venue: bool) -> pl.DataFrame:
     return _fill_aggregates(str(lk.root), ensure_tca(f), f, "markouts_venue" if by_venue else "markouts")
 
 
-def order_fills(order_id: str, day) -> pl.DataFrame:
-    """One order's fills for the drill-down (read from its day's stored file, not from the page's frame)."""
+@st.cache_data(show_spinner=False, max_entries=32)
+def _summary(root: str, version: int, f) -> dict:
     from analytics import tca
 
+    return tca.summary(_tca_orders(root, version, f))
+
+
+def summary(f) -> dict:
+    """tca.summary of the filter's orders, cached per version and filters."""
     lk = lake()
-    return tca.order_fills(lk, cursor(), order_id, day, version=lk.version())
+    return _summary(str(lk.root), ensure_tca(f), f)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _top(root: str, version: int, f, n: int) -> pl.DataFrame:
+    from analytics import tca
+
+    return tca.top(_tca_orders(root, version, f), n)
+
+
+def top_orders(f, n: int) -> pl.DataFrame:
+    """The ``n`` orders of the filters with the highest IS (tca.top), cached per version and filters."""
+    lk = lake()
+    return _top(str(lk.root), ensure_tca(f), f, n)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _tape(root: str, version: int, symbol: str, start, end):
+    from analytics import tca
+
+    return tca.order_tape(_connection(root, version).cursor(), symbol, start, end, Lake(root))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _order_fills(root: str, version: int, order_id: str, day) -> pl.DataFrame:
+    from analytics import tca
+
+    return tca.order_fills(Lake(root), _connection(root, version).cursor(), order_id, day, version=version)
+
+
+def order_fills(order_id: str, day) -> pl.DataFrame:
+    """One order's fills for the drill-down (read from its day's stored file, not from the page's frame)."""
+    lk = lake()
+    return _order_fills(str(lk.root), lk.version(), order_id, day)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _order_path_spec(root: str, version: int, order_id: str, day, symbol: str, start, end, levels: tuple) -> dict:
+    from ui import charts
+
+    quotes, prints = _tape(root, version, symbol, start, end)
+    fills = _order_fills(root, version, order_id, day)
+    lv = pl.DataFrame(list(levels), schema=["benchmark", "price"], orient="row")
+    return charts.order_path(quotes, prints, fills, lv).to_dict(validate=False)
+
+
+def order_path_spec(order_id: str, day, symbol: str, start, end, levels: tuple) -> dict:
+    """The drill-down chart's Vega-Lite spec, built once per order and version (thousands of quote rows)."""
+    lk = lake()
+    return _order_path_spec(str(lk.root), lk.version(), order_id, day, symbol, start, end, levels)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -176,3 +230,59 @@ def board(f) -> list[dict]:
     """overview.board (difficulty-adjusted broker and algo, raw venue) for the filters, cached per version."""
     lk = lake()
     return _board(str(lk.root), ensure_tca(f), f)
+
+
+# Aggregates of the filter's orders that the pages redraw on every rerun: computed once per (version, filters,
+# function, arguments). Only these named functions can be called (no user text reaches the dispatch).
+def _order_functions() -> dict:
+    from analytics import cost_attribution, impact
+
+    return {
+        "fit_sqrt_law": impact.fit_sqrt_law,
+        "buckets": impact.buckets,
+        "reversion_curve": impact.reversion_curve,
+        "decompose": cost_attribution.decompose,
+        "compare": cost_attribution.compare,
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _on_orders(root: str, version: int, f, name: str, args: tuple):
+    return _order_functions()[name](_tca_orders(root, version, f), *args)
+
+
+def on_orders(f, name: str, *args):
+    """``name``(orders, *args) for the filter's orders (fit_sqrt_law, buckets, reversion_curve, decompose,
+    compare), cached per version, filters and arguments."""
+    lk = lake()
+    return _on_orders(str(lk.root), ensure_tca(f), f, name, args)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _headline(root: str, version: int, f, prev) -> dict:
+    from analytics import overview
+
+    previous = _tca_orders(root, version, prev) if prev is not None else None
+    return overview.headline(_tca_orders(root, version, f), previous)
+
+
+def headline(f, prev) -> dict:
+    """overview.headline of the filters against ``prev`` (the previous period's filters, or None), cached."""
+    lk = lake()
+    v = ensure_tca(f)
+    if prev is not None:
+        ensure_tca(prev)
+    return _headline(str(lk.root), v, f, prev)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _daily(root: str, version: int, f) -> pl.DataFrame:
+    from analytics import overview
+
+    return overview.daily(_tca_orders(root, version, f))
+
+
+def daily(f) -> pl.DataFrame:
+    """overview.daily (per-day orders, notional, IS) of the filters, cached per version."""
+    lk = lake()
+    return _daily(str(lk.root), ensure_tca(f), f)
