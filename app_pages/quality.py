@@ -35,7 +35,9 @@ def _rule605(root: str, version: int, f) -> pl.DataFrame:
 
 
 def _download(df: pl.DataFrame, label: str, name: str, key: str) -> None:
-    st.download_button(label, lambda: df.write_csv(), name, "text/csv", key=key)  # CSV made on click only
+    # eager bytes: these tables are small, and a deferred (callable) download can hang on its spinner when the
+    # page reruns between the render and the click (seen in the browser journey)
+    st.download_button(label, df.write_csv(), name, "text/csv", key=key)
 
 
 f = filters.current()
