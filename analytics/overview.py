@@ -177,6 +177,43 @@ def portfolios(
     return pl.DataFrame(rows)
 
 
+def expectation(orders: pl.DataFrame, fit) -> dict:
+    """Realised vs expected market impact of the period's filled orders under an impact model ``fit`` (the
+    I-Star champion on the pages): filled-notional-weighted means in bps of ``impact_cost_bps`` (fills' mids vs
+    the arrival mid, spread excluded: what the model predicts) and of the model's expectation at each order's
+    executed size, volatility and participation; ``saving`` = (expected - realised) / 1e4 x filled notional
+    summed (currency; positive = the desk traded better than the model expected)."""
+    from analytics import impact_models as im
+
+    tf = im.training_frame(orders)
+    if tf.is_empty():
+        return {"orders": 0}
+    pred = im.predict(fit, tf)["expected_cost_bps"]
+    w = tf["filled_notional"]
+    realised = float((tf["impact_cost_bps"] * w).sum() / w.sum())
+    expected = float((pred * w).sum() / w.sum())
+    return {
+        "orders": tf.height,
+        "realised_bps": realised,
+        "expected_bps": expected,
+        "difference_bps": realised - expected,
+        "saving": float(((pred - tf["impact_cost_bps"]) * w).sum() / BPS),
+    }
+
+
+def dataset_status(listing: list[dict]) -> list[dict]:
+    """The latest version of each training dataset with its quality (% of candidate rows passing every rule)
+    and whether it meets the product's promise of more than 95%."""
+    latest: dict[str, dict] = {}
+    for d in listing:
+        if d["name"] not in latest or d["version"] > latest[d["name"]]["version"]:
+            latest[d["name"]] = d
+    return [
+        {**d, "meets_promise": d.get("quality_pct") is not None and d["quality_pct"] > 95.0}
+        for d in sorted(latest.values(), key=lambda x: x["name"])
+    ]
+
+
 def data_status(lake_summary: dict) -> dict:
     """The lake's quality status from ``Lake.summary()``: rows accepted, rows quarantined and their share,
     the top reasons; ``status`` is ``ok`` below 1% quarantined, ``check`` up to 5%, else ``poor``."""
@@ -199,7 +236,11 @@ def _bps(x: float | None) -> str:
 
 
 def narrative(
-    head: dict, board: list[dict], status: dict | None = None, books: pl.DataFrame | None = None
+    head: dict,
+    board: list[dict],
+    status: dict | None = None,
+    books: pl.DataFrame | None = None,
+    expect: dict | None = None,
 ) -> list[str]:
     """Plain sentences with the numbers (no model): what was traded, what it cost against the previous
     period, which choices were cheapest and costliest (hedged when their intervals overlap), data quality."""
@@ -243,6 +284,13 @@ def narrative(
         if r["top_group"] is not None:
             line += f"; the largest effect was {r['top_effect']} in {r['top_group']} ({BPS * r['top_value']:+.0f} bps)"
         out.append(line + ".")
+    if expect and expect.get("orders"):
+        word = "better" if expect["difference_bps"] < 0 else "worse"
+        out.append(
+            f"Market impact was {expect['realised_bps']:+.1f} bps against {expect['expected_bps']:+.1f} bps expected by "
+            f"the I-Star model: {abs(expect['difference_bps']):.1f} bps {word} than expected "
+            f"({expect['saving']:+,.0f} in currency)."
+        )
     if status:
         out.append(
             f"Data quality: {status['quarantined']:,} rows quarantined "

@@ -25,6 +25,7 @@ head = state.headline(f, prev_f)
 board = state.board(f)
 status = overview.data_status(state.lake_summary())
 books = state.portfolios(f)
+expect, expect_version = state.expectation(f)
 
 
 def _pct(x: float | None) -> str | None:
@@ -49,9 +50,23 @@ c[3].metric(
     "IS in currency", charts.compact(head["is_total_cost"]), _pct(head["is_total_cost_change"]), delta_color="inverse"
 )
 st.page_link("app_pages/tca.py", label="Costs in detail: TCA", icon="💸")
+if expect.get("orders"):
+    e = st.columns(3)
+    e[0].metric(
+        "Realised impact", f"{expect['realised_bps']:+.1f} bps", help="fills' mids vs arrival, notional-weighted"
+    )
+    e[1].metric(
+        "Expected (I-Star)",
+        f"{expect['expected_bps']:+.1f} bps",
+        f"{expect['difference_bps']:+.1f} bps realised − expected",
+        delta_color="inverse",
+        help=f"champion {expect_version or 'published parameters'}",
+    )
+    e[2].metric("Saving vs expectation", charts.compact(expect["saving"]), help="(expected − realised) × notional")
+    st.page_link("app_pages/models.py", label="Models and drift: Cost models", icon="🧠")
 
 st.subheader("Summary")
-st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status, books)))
+st.markdown("\n".join(f"- {s}" for s in overview.narrative(head, board, status, books, expect)))
 
 st.subheader("Best and worst (arrival cost, 95% intervals)")
 st.caption("Brokers and algos difficulty-adjusted (expected cost on the desk's average order mix); venues raw.")
@@ -105,3 +120,9 @@ with st.container(border=True):
         f"({100 * status['quarantined_share']:.2f}% of input) · lake version {status['version']}"
     )
     st.page_link("app_pages/data.py", label="Quarantine and ingest history: Data", icon="🗄️")
+    for d in state.dataset_status():
+        mark = "✅" if d["meets_promise"] else "❌"
+        st.markdown(
+            f"{mark} Dataset **{d['name']}@{d['version']}**: {d['rows']:,} rows, quality {d['quality_pct']:.2f}%"
+        )
+    st.page_link("app_pages/training_data.py", label="Datasets and their quality: Training data", icon="🧪")

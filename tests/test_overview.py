@@ -132,3 +132,36 @@ def test_board_ranks_brokers_and_algos_difficulty_adjusted_and_venues_raw(sim_la
     for x in b:
         if x["best"]:
             assert x["best"]["arrival_cost_bps"] <= x["worst"]["arrival_cost_bps"]
+
+
+def test_expectation_weights_by_notional_and_prices_the_saving():
+    from analytics import impact_models as im
+
+    t = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+    orders = pl.DataFrame(
+        {
+            "order_id": ["a", "b"], "arrival_ts": [t, t], "algo": ["VWAP", "VWAP"],
+            "filled_qty": [1e4, 3e4], "adv": [1e6, 1e6], "participation_rate": [0.05, 0.10],
+            "daily_volatility": [0.02, 0.02], "filled_notional": [1e6, 3e6],
+            "trading_impact_cost": [100.0, 600.0],  # 1 bps and 2 bps of their filled notional
+            "permanent_impact_bps": [0.0, 0.0], "temporary_impact_bps": [0.0, 0.0],
+        }
+    )  # fmt: skip
+    fit = im.published("istar")
+    e = overview.expectation(orders, fit)
+    assert e["orders"] == 2
+    assert e["realised_bps"] == pytest.approx((1 * 1e6 + 2 * 3e6) / 4e6)  # 1.75 bps
+    pred = im.predict(fit, im.training_frame(orders))["expected_cost_bps"].to_list()
+    assert e["expected_bps"] == pytest.approx((pred[0] * 1e6 + pred[1] * 3e6) / 4e6)
+    assert e["saving"] == pytest.approx(((pred[0] - 1) * 1e6 + (pred[1] - 2) * 3e6) / 1e4)
+    assert overview.expectation(orders.head(0), fit) == {"orders": 0}
+
+
+def test_dataset_status_keeps_the_latest_version_and_checks_the_promise():
+    listing = [
+        {"name": "exec", "version": 1, "rows": 10, "quality_pct": 99.0},
+        {"name": "exec", "version": 2, "rows": 12, "quality_pct": 94.0},
+        {"name": "dec", "version": 1, "rows": 5, "quality_pct": 100.0},
+    ]
+    s = overview.dataset_status(listing)
+    assert [(d["name"], d["version"], d["meets_promise"]) for d in s] == [("dec", 1, True), ("exec", 2, False)]

@@ -98,7 +98,10 @@ def _summary(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     board = overview.board(orders, tca.venue_costs(lake, con, f)) if orders.height else []
     status = overview.data_status(lake.summary())
     books = overview.portfolios(con, f.start, f.end, f.portfolio)
-    sec = Section("summary", SECTIONS["summary"], paragraphs=overview.narrative(head, board, status, books))
+    from analytics import tracking
+
+    expect = overview.expectation(orders, tracking.load_champion(lake, "istar")[0]) if orders.height else None
+    sec = Section("summary", SECTIONS["summary"], paragraphs=overview.narrative(head, board, status, books, expect))
     rows = [
         ("Traded notional", f"{head.get('filled_notional', 0):,.0f}"),
         ("Orders", f"{head.get('orders', 0):,}"),

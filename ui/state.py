@@ -286,3 +286,31 @@ def daily(f) -> pl.DataFrame:
     """overview.daily (per-day orders, notional, IS) of the filters, cached per version."""
     lk = lake()
     return _daily(str(lk.root), ensure_tca(f), f)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _expectation(root: str, version: int, f, stamp: int) -> tuple[dict, str | None]:
+    from analytics import overview, tracking
+
+    fit, ver = tracking.load_champion(Lake(root), "istar")
+    return overview.expectation(_tca_orders(root, version, f), fit), ver
+
+
+def expectation(f) -> tuple[dict, str | None]:
+    """overview.expectation under the I-Star champion (published parameters before any training) and its
+    version; recomputed after a retrain from the app (``models_stamp``)."""
+    lk = lake()
+    return _expectation(str(lk.root), ensure_tca(f), f, st.session_state.get("models_stamp", 0))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _datasets(root: str, version: int) -> list[dict]:
+    from analytics import datasets, overview
+
+    return overview.dataset_status(datasets.list_datasets(Lake(root)))
+
+
+def dataset_status() -> list[dict]:
+    """The latest version of each training dataset with its quality figure."""
+    lk = lake()
+    return _datasets(str(lk.root), lk.version())
