@@ -25,8 +25,10 @@ print (a closing cross can print outside the last quote: it then counts as outsi
 Order-level metrics (order dimensions only; null for venue, whose orders are routed by someone else):
 ``fill_rate_qty`` = Σ filled / Σ ordered; ``fill_rate_orders`` = share of orders completely filled;
 ``cancel_rate`` = share of orders ended by CANCEL; ``avg_time_to_first_fill_s`` over orders with a fill;
-``avg_time_to_completion_s`` = mean duration of completely filled orders. Size improvement (shares executed
-beyond the displayed size at the NBBO) is not derivable from the stored rows (they keep no quote sizes).
+``avg_time_to_completion_s`` = mean duration of completely filled orders. ``pct_size_improved`` (size
+improvement, as in Rule 605's amendments): of the shares in fills executed at or better than the quote, the share
+in fills larger than the size displayed at the touch they executed against (the ask size for a buy, the bid size
+for a sell), from the NBBO sizes TCA stores with each fill.
 
 Speed: a lake's fills are summed once per lake version and day into per-(order, venue) sums stored beside
 the TCA (:func:`ensure_sums`; a year: ~25M fills -> ~3M rows); every filter, dimension and period then sums
@@ -75,7 +77,7 @@ from analytics.cost_attribution import _holm, _p_two_sided
 from analytics.filters import Filters
 from analytics.store import query, quote_ident
 
-CODE_VERSION = "quality-2"  # bump when the stored sums change: they are keyed by it
+CODE_VERSION = "quality-3"  # bump when the stored sums change: they are keyed by it
 FILL_DIMS = ("venue",)
 ORDER_DIMS = ("algo", "broker", "trader", "urgency")
 DIMENSIONS = (*FILL_DIMS, *ORDER_DIMS)
@@ -97,7 +99,7 @@ SCORE_COMPONENTS: tuple[tuple[str, int, float, float], ...] = (
 EVENT_COLUMNS = [
     "period_start", "period_end", "dimension", "key", "orders", "fills", "shares", "notional", "fill_rate_qty",
     "fill_rate_orders", "avg_time_to_first_fill_s", "score", "effective_spread_bps", "quoted_spread_bps",
-    "eq_ratio", "price_improvement_bps", "pct_improved", "pct_at_quote", "pct_outside_quote",
+    "eq_ratio", "price_improvement_bps", "pct_improved", "pct_at_quote", "pct_outside_quote", "pct_size_improved",
     *[f"realized_spread_bps_{h}" for h in RS], *[f"markout_cost_bps_{h}" for h in MK], "arrival_cost_bps",
 ]  # fmt: skip
 
@@ -118,6 +120,8 @@ class QualityConfig:
 # ---------------------------------------------------------------------------------------------------
 _QOK = "mid > 0 AND bid IS NOT NULL AND ask IS NOT NULL"
 _PI = "(CASE WHEN s = 1 THEN ask - p ELSE p - bid END)"  # price improvement per share, currency
+_DISPLAYED = "(CASE WHEN s = 1 THEN ask_size ELSE bid_size END)"  # shares shown at the touch the fill took
+_SZOK = f"{_QOK} AND {_DISPLAYED} > 0 AND {_PI} >= -{AT_QUOTE_TOL} * mid"  # at or better than the quote
 
 
 def _fill_sums() -> dict[str, str]:
@@ -138,6 +142,10 @@ def _fill_sums() -> dict[str, str]:
         "q_improved": f"coalesce(sum(q) FILTER ({_QOK} AND {_PI} > {AT_QUOTE_TOL} * mid), 0)",
         "q_at_quote": f"coalesce(sum(q) FILTER ({_QOK} AND abs({_PI}) <= {AT_QUOTE_TOL} * mid), 0)",
         "q_outside": f"coalesce(sum(q) FILTER ({_QOK} AND {_PI} < -{AT_QUOTE_TOL} * mid), 0)",
+        # size improvement: of the shares of fills at or better than the quote with a displayed size, those in
+        # fills larger than the size displayed at the touch they executed against (ask for a buy, bid for a sell)
+        "q_size_base": f"coalesce(sum(q) FILTER ({_SZOK}), 0)",
+        "q_size_improved": f"coalesce(sum(q) FILTER ({_SZOK} AND q > {_DISPLAYED}), 0)",
         "arr_num_f": "coalesce(sum(p * q * arrival_cost_bps) FILTER (arrival_cost_bps IS NOT NULL), 0)",
         "arr_den_f": "coalesce(sum(p * q) FILTER (arrival_cost_bps IS NOT NULL), 0)",
     }
@@ -153,7 +161,7 @@ def _fill_sums() -> dict[str, str]:
 
 
 FILL_SUMS = _fill_sums()
-FILL_INPUTS = ("s", "q", "p", "mid", "bid", "ask", "arrival_cost_bps", *[f"mid_{h}" for h in RS],
+FILL_INPUTS = ("s", "q", "p", "mid", "bid", "ask", "bid_size", "ask_size", "arrival_cost_bps", *[f"mid_{h}" for h in RS],
                *[f"markout_cost_bps_{h}" for h in MK])  # fmt: skip
 
 
@@ -173,6 +181,7 @@ FILL_RATIOS: dict[str, tuple[str, str]] = {
     "pct_improved": ("q_improved", "q_quoted"),
     "pct_at_quote": ("q_at_quote", "q_quoted"),
     "pct_outside_quote": ("q_outside", "q_quoted"),
+    "pct_size_improved": ("q_size_improved", "q_size_base"),
     **{f"realized_spread_bps_{h}": (f"rs_{h}", f"q_rs_{h}") for h in RS},
     **{f"markout_cost_bps_{h}": (f"mk_{h}", f"q_mk_{h}") for h in MK},
 }

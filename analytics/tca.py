@@ -61,7 +61,7 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-5"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-6"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _quote_integral(quotes: pl.LazyFrame, need: pl.DataFrame) -> pl.DataFrame:
     operator). Rows must be in time order within each (symbol, day): checked, and sorted only when not (a
     Polars window over unsorted rows would silently give wrong values)."""
     q = (
-        quotes.select("symbol", "ts", "bid", "ask")
+        quotes.select("symbol", "ts", "bid", "ask", "bid_size", "ask_size")
         .with_columns(pl.col("ts").dt.date().alias("day"))
         .join(need.lazy(), on=["symbol", "day"], how="semi")
         .collect()
@@ -229,16 +229,25 @@ def compute(
             pl.scan_parquet(files)
             if files
             else pl.LazyFrame(
-                schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "bid": pl.Float64, "ask": pl.Float64}
+                schema={
+                    "symbol": pl.String,
+                    "ts": pl.Datetime("us", "UTC"),
+                    "bid": pl.Float64,
+                    "ask": pl.Float64,
+                    "bid_size": pl.Float64,
+                    "ask_size": pl.Float64,
+                }
             )
         )
         src = src.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
     else:
-        src = query(con, "SELECT symbol, ts, bid, ask FROM quotes WHERE ts >= ? AND ts < ?", [lo, hi]).lazy()
+        src = query(
+            con, "SELECT symbol, ts, bid, ask, bid_size, ask_size FROM quotes WHERE ts >= ? AND ts < ?", [lo, hi]
+        ).lazy()
     con.register("_tca_q", _quote_integral(src, need).to_arrow())
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _tca_m AS
-           SELECT p.id, p.k, p.pts, q.mid, q.bid, q.ask,
+           SELECT p.id, p.k, p.pts, q.mid, q.bid, q.ask, q.bid_size, q.ask_size,
                   q.integ + q.mid * (epoch_us(p.pts) - epoch_us(q.ts)) AS integ_at
            FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts >= q.ts"""
     )
@@ -294,7 +303,8 @@ def compute(
 def _fill_marks(
     con: duckdb.DuckDBPyConnection, mark_horizons: tuple[float, ...], markout_horizons: tuple[float, ...]
 ) -> pl.DataFrame:
-    """Per fill: mid, bid, ask prevailing at the fill, the mid at t + h for every mark horizon (``mid_<h>``,
+    """Per fill: mid, bid, ask and the displayed bid_size, ask_size prevailing at the fill, the mid at t + h
+    for every mark horizon (``mid_<h>``,
     markouts and Rule 605 realized-spread horizons), and ``markout_cost_bps_<h>`` for the markout horizons."""
     marks = ", ".join(
         f"max(m.mid) FILTER (WHERE m.k = {i + 1}) AS mid_{horizon_label(h)}" for i, h in enumerate(mark_horizons)
@@ -307,7 +317,9 @@ def _fill_marks(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _tca_fm AS
             WITH m AS (SELECT m.id AS fid, max(m.mid) FILTER (WHERE m.k = 0) AS mid, max(m.bid) FILTER (WHERE m.k = 0) AS bid,
-                              max(m.ask) FILTER (WHERE m.k = 0) AS ask, {marks}
+                              max(m.ask) FILTER (WHERE m.k = 0) AS ask,
+                              max(m.bid_size) FILTER (WHERE m.k = 0) AS bid_size,
+                              max(m.ask_size) FILTER (WHERE m.k = 0) AS ask_size, {marks}
                        FROM _tca_m m WHERE m.k >= 0 GROUP BY 1)
             SELECT f.*, m.* EXCLUDE (fid), {markouts},
                    f.s * (f.p - o_arr.arrival_mid) / o_arr.arrival_mid * {BPS} AS arrival_cost_bps

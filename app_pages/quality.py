@@ -74,7 +74,7 @@ if adjusted:
     title = "Adjusted arrival cost (bps)"
 else:
     cols = ["key", "orders", "fills", "rank", "score", "score_lo", "score_hi", "arrival_cost_bps", "arrival_cost_bps_lo",
-            "arrival_cost_bps_hi", "effective_spread_bps", "eq_ratio", "price_improvement_bps", "pct_improved",
+            "arrival_cost_bps_hi", "effective_spread_bps", "eq_ratio", "price_improvement_bps", "pct_improved", "pct_size_improved",
             "realized_spread_bps_60s", "markout_cost_bps_60s", "markout_cost_bps_60s_lo", "markout_cost_bps_60s_hi",
             "fill_rate_qty", "avg_time_to_first_fill_s", "cancel_rate", "small_sample"]  # fmt: skip
     board = an.leaderboard.select(cols)
@@ -88,7 +88,7 @@ shown = board.with_columns(  # small samples: figures hidden, the row kept with 
 )
 left, right = st.columns([3, 2])
 left.dataframe(shown, hide_index=True, width="stretch", column_config=charts.number_formats(shown), key="q_board")
-right.altair_chart(charts.bars_with_ci(bars, "key", "cost_bps", title), width="stretch")
+charts.show(charts.bars_with_ci(bars, "key", "cost_bps", title), right)
 _download(shown, "Download leaderboard (CSV)", f"quality_{dim}_{'adjusted' if adjusted else 'raw'}.csv", "dl_q_board")
 
 recs = q.recommendations(adj, q.venue_routing_pairs(an) if dim == "venue" else None)
@@ -113,7 +113,7 @@ if not trend.is_empty():
                                                 alt.Color("key:N", title=dim))  # fmt: skip
     tip = ["key:N", "period_start:T", alt.Tooltip("score:Q", format=".1f"), "orders:Q", "changed:N"]
     pts = base.mark_point(filled=True, size=90).encode(shape=alt.Shape("changed:N", title="Change"), tooltip=tip)
-    st.altair_chart((base.mark_line() + pts).properties(height=280), width="stretch")
+    charts.show((base.mark_line() + pts).properties(height=280))
     flagged = trend.filter(pl.col("changed"))
     st.caption(
         f"{flagged.height} change(s) flagged: a score more than max(3 sd, 10 points) away from its previous 4 periods."
@@ -133,16 +133,14 @@ st.subheader("Cost vs difficulty")
 if not adj.scatter.is_empty():
     pick = st.selectbox("Highlight", sorted(adj.scatter["key"].unique().to_list()), key="q_highlight")
     sc = adj.scatter.with_columns((pl.col("key") == pick).alias("chosen"))
-    st.altair_chart(
-        alt.Chart(sc).mark_circle(size=18).encode(
+    charts.show(alt.Chart(sc).mark_circle(size=18).encode(
             alt.X("expected_cost_bps:Q", title="Expected cost from difficulty (bps)"),
             alt.Y("cost_bps:Q", title="Arrival cost (bps)"),
             color=alt.condition("datum.chosen", alt.value(charts.BAD), alt.value("#bdbdbd")),
             opacity=alt.condition("datum.chosen", alt.value(0.9), alt.value(0.3)),
             order=alt.Order("chosen:N"), tooltip=["key:N", alt.Tooltip("expected_cost_bps:Q", format=".1f"),
                                                   alt.Tooltip("cost_bps:Q", format=".1f")],
-        ).properties(height=320), width="stretch",
-    )  # fmt: skip
+        ).properties(height=320))  # fmt: skip
     st.caption(
         f"Up to 3,000 sampled orders{' (per venue)' if dim == 'venue' else ''}; x = what the regression "
         "expects from size, spread, volatility, participation, urgency and time of day."
@@ -150,7 +148,7 @@ if not adj.scatter.is_empty():
 
 st.subheader("Markouts by venue")
 curve = q.markout_curve(_analysis(root, v, f, "venue"))
-st.altair_chart(charts.markout_lines(curve, "venue"), width="stretch")
+charts.show(charts.markout_lines(curve, "venue"))
 _download(curve, "Download markouts (CSV)", "quality_markouts.csv", "dl_q_markouts")
 
 st.subheader("Reports")

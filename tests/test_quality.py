@@ -26,7 +26,8 @@ def _fills(rows: list[dict]) -> pl.DataFrame:
     cols = {
         "fill_id": pl.String, "order_id": pl.String, "ts": pl.Datetime("us", "UTC"), "venue": pl.String,
         "liquidity": pl.String, "s": pl.Int64, "q": pl.Float64, "p": pl.Float64, "mid": pl.Float64,
-        "bid": pl.Float64, "ask": pl.Float64, "arrival_cost_bps": pl.Float64,
+        "bid": pl.Float64, "ask": pl.Float64, "bid_size": pl.Float64, "ask_size": pl.Float64,
+        "arrival_cost_bps": pl.Float64,
         **{f"mid_{h}": pl.Float64 for h in q.RS}, **{f"markout_cost_bps_{h}": pl.Float64 for h in q.MK},
     }  # fmt: skip
     return pl.DataFrame([{"ts": T, **r} for r in rows], schema=cols)
@@ -79,6 +80,26 @@ def test_fill_metrics_by_hand_per_venue():
     assert b["realized_spread_bps_60s"] == pytest.approx((8 - 4) / 2)
     assert b["markout_cost_bps_60s"] == pytest.approx((4.0 - 2.0) / 2)
     assert b["realized_spread_bps_1s"] is None and b["markout_cost_bps_1s"] is None  # no data: null, not 0
+
+
+def test_size_improvement_by_hand():
+    """NBBO 99.98 x 100.02 with 300 shown at the ask and 200 at the bid."""
+    sz = {**Q, "bid_size": 200.0, "ask_size": 300.0}
+    fills = _fills([
+        # buy 500 at the ask, 300 shown: at the quote and larger than displayed -> improved (500)
+        {"fill_id": "G1", "order_id": "O1", "venue": "A", "s": 1, "q": 500, "p": 100.02, **sz},
+        # buy 100 at the ask: within the displayed size -> in the base only (100)
+        {"fill_id": "G2", "order_id": "O1", "venue": "A", "s": 1, "q": 100, "p": 100.02, **sz},
+        # sell 400 inside the quote at 99.99, 200 shown at the bid -> improved (400)
+        {"fill_id": "G3", "order_id": "O2", "venue": "A", "s": -1, "q": 400, "p": 99.99, **sz},
+        # buy 1000 outside the quote: no size improvement is possible, left out of the base
+        {"fill_id": "G4", "order_id": "O3", "venue": "A", "s": 1, "q": 1000, "p": 100.05, **sz},
+        # sell 100 with no displayed size: left out
+        {"fill_id": "G5", "order_id": "O4", "venue": "A", "s": -1, "q": 100, "p": 99.98, **Q},
+    ])  # fmt: skip
+    m = q.fill_metrics(fills).row(0, named=True)
+    assert m["pct_size_improved"] == pytest.approx((500 + 400) / (500 + 100 + 400))
+    assert q.fill_metrics(TINY).row(0, named=True)["pct_size_improved"] is None  # no sizes at all: null, not 0
 
 
 def test_fill_metrics_overall_is_a_ratio_of_sums_not_a_mean_of_venues():
