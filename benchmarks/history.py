@@ -820,6 +820,8 @@ def child_apptest(span: str, month: str) -> dict:
         ("second", lambda: at.run()),
         ("breakdown_algo", lambda: at.selectbox(key="tca_dim").select("algo").run()),
         ("impact_page", lambda: at.switch_page("app_pages/impact.py").run()),
+        ("impact_second", lambda: at.run()),
+        ("overview_again", lambda: at.switch_page("app_pages/overview.py").run()),
     ):
         t = time.perf_counter()
         act()
@@ -855,7 +857,8 @@ def print_apptest(figs: dict) -> None:
         )
         line = (
             f"   {span:<5} TCA: first run {_fmt_s(r.get('first'))}, second run {_fmt_s(r.get('second'))}, "
-            f"breakdown -> algo {_fmt_s(r.get('breakdown_algo'))}, switch to Impact {_fmt_s(r.get('impact_page'))}; "
+            f"breakdown -> algo {_fmt_s(r.get('breakdown_algo'))}, switch to Impact {_fmt_s(r.get('impact_page'))}, "
+            f"Impact rerun {_fmt_s(r.get('impact_second'))}, back to Overview {_fmt_s(r.get('overview_again'))}; "
             f"peak RSS {r['child_peak_gb']:.2f} GB"
         )
         if r.get("exception"):
