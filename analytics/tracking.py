@@ -307,6 +307,20 @@ def runs(lake, name: str | None = None) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------------
 # One training run end to end (the CLI and the app's Retrain call this)
 # ---------------------------------------------------------------------------------------------------
+def _stored_orders(lake, start: dt.date | None, end: dt.date | None, step) -> pl.DataFrame:
+    """The stored TCA order rows of ``start..end``, computing any missing day first."""
+    from analytics import tca
+    from analytics.filters import Filters
+
+    step(0.0, "TCA")
+    tca.ensure(lake, start, end)
+    con = lake.connect()
+    try:
+        return tca.load_orders(lake, con, Filters(start=start, end=end))
+    finally:
+        con.close()
+
+
 def dataset_ref(lake, dataset: str | None = None) -> str:
     """The dataset reference recorded with a run: ``dataset`` resolved to NAME@VERSION through
     ``analytics.datasets`` when that module is present (raises its DatasetError if unknown), else as given;
@@ -337,20 +351,12 @@ def train(
     """Ensure the TCA, fit ``model`` on all but the last 25% of days, score it and the current champion on that
     holdout (``impact_cost_bps``), log and register the run, promote per the margin rule. Returns a JSON-able
     dict: run_id, version, model, dataset, n_train, n_test, params, intervals, metrics, event."""
-    from analytics import tca
-    from analytics.filters import Filters
 
     if model == "learned":
         return train_learned(lake, start, end, dataset, margin, seed, progress)
     step = progress or (lambda frac, msg: None)
     ref = dataset_ref(lake, dataset)  # an unknown dataset fails before any work
-    step(0.0, "TCA")
-    tca.ensure(lake, start, end)
-    con = lake.connect()
-    try:
-        orders = tca.load_orders(lake, con, Filters(start=start, end=end))
-    finally:
-        con.close()
+    orders = _stored_orders(lake, start, end, step)
     tf = im.training_frame(orders)
     if tf.height < 50:
         raise ValueError(f"only {tf.height} usable orders: need at least 50 to fit")
@@ -428,19 +434,13 @@ def train_learned(
     """Fit the learned cost model on all but the last 25% of days, score it and the current champion on that
     holdout, log it (params, metrics, ``model/cost_model.json``, calibration plot), register it as
     ``cost-learned`` and promote it per the margin rule. Same return shape as :func:`train`."""
-    from analytics import cost_model, tca
-    from analytics.filters import Filters
+    from analytics import cost_model
 
     step = progress or (lambda frac, msg: None)
     ref = dataset_ref(lake, dataset)
-    step(0.0, "TCA")
-    tca.ensure(lake, start, end)
-    con = lake.connect()
-    try:
-        orders = tca.load_orders(lake, con, Filters(start=start, end=end))
-    finally:
-        con.close()
-    orders = orders.filter(pl.col("is_total_bps").is_not_null() & (pl.col("paper_notional") > 0))
+    orders = _stored_orders(lake, start, end, step).filter(
+        pl.col("is_total_bps").is_not_null() & (pl.col("paper_notional") > 0)
+    )
     if orders.height < 50:
         raise ValueError(f"only {orders.height} usable orders: need at least 50 to fit")
     tr, te = holdout_split(orders["arrival_ts"])
