@@ -28,6 +28,8 @@ def number_formats(df: pl.DataFrame) -> dict:
             or c.endswith("_hi")
         ):
             cfg[c] = st.column_config.NumberColumn(format="%.2f")
+        elif c in ("score", "score_lo", "score_hi"):  # 0-100
+            cfg[c] = st.column_config.NumberColumn(format="%.1f")
         elif "notional" in c or c.endswith("_cost") or c == "is_fees":
             cfg[c] = st.column_config.NumberColumn(format="localized")
         elif c in ("orders", "fills", "n") or d.is_integer():
