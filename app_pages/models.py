@@ -13,7 +13,6 @@ import streamlit as st
 
 from analytics import cost_model, tca, tracking
 from analytics import impact_models as im
-from analytics.store import Lake
 from ui import charts, filters, state
 
 f = filters.current()
@@ -22,17 +21,8 @@ st.title("Cost models")
 st.caption(charts.COST_NOTE + " Pre-trade estimates use the champion of each model in the lake's MLflow registry.")
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _champions(root: str, stamp: int) -> dict:
-    """Champion of each model (``stamp`` changes after a retrain, so a new champion is picked up)."""
-    lk = Lake(root)
-    out = {m: tracking.load_champion(lk, m) for m in ("istar", "almgren")}
-    out["learned"] = tracking.load_learned_champion(lk)
-    return out
-
-
 ss = st.session_state
-champs = _champions(str(lake.root), ss.get("models_stamp", 0))
+champs = state.champions()
 opts = state.options()
 
 st.subheader("Pre-trade estimate")

@@ -109,7 +109,7 @@ if books.height:
     st.page_link("app_pages/attribution.py", label="Where it came from: Attribution", icon="📊")
 
 left, right = st.columns(2)
-day = state.daily(f)
+day = state.on_orders(f, "daily")
 charts.show(charts.trend(day, "is_total_bps", "IS (bps)"), left)
 charts.show(charts.trend(day, "filled_notional", "Traded notional"), right)
 

@@ -10,8 +10,7 @@ import polars as pl
 import streamlit as st
 
 from analytics import impact_models as im
-from analytics import pretrade, tracking
-from analytics.store import Lake
+from analytics import pretrade
 from ui import charts, filters, state
 
 f = filters.current()
@@ -20,16 +19,6 @@ st.caption(
     charts.COST_NOTE + " Market context from the daily bars before the date; participation per algo is what this "
     "desk's own orders with that algo and urgency achieved."
 )
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _champions(root: str, version: int, stamp: int) -> dict:
-    lk = Lake(root)
-    return {
-        "istar": tracking.load_champion(lk, "istar"),
-        "almgren": tracking.load_champion(lk, "almgren"),
-        "learned": tracking.load_learned_champion(lk),
-    }
 
 
 opts = state.options()
@@ -49,7 +38,7 @@ ctx = pretrade.market_context(con, symbol, asof)
 if ctx is None:
     st.info(f"Fewer than 2 daily bars for {symbol} before {asof}: pick a later date or another symbol.")
     st.stop()
-champs = _champions(str(state.lake().root), state.version(), st.session_state.get("models_stamp", 0))
+champs = state.champions()
 history = state.tca_orders(f)
 algos = opts.get("algo") or ["VWAP"]
 est = pretrade.estimate(

@@ -20,7 +20,7 @@ orders = state.tca_orders(f)
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
-head = state.summary(f)
+head = state.on_orders(f, "summary")
 
 c = st.columns(5)
 c[0].metric("Orders", f"{head['orders']:,}", help=f"{head['fills']:,} fills")
@@ -51,14 +51,14 @@ with tab_cost:
     label = st.selectbox("Metric", list(METRICS), key="tca_metric")
     metric = METRICS[label]
     left, right = st.columns(2)
-    charts.show(charts.histogram(state.histogram(f, metric), label), left)
+    charts.show(charts.histogram(state.on_orders(f, "histogram", metric), label), left)
     left.caption("Bins span the 0.5th-99.5th percentiles; the end bins hold the tails.")
     dim = right.selectbox(
         "Break down by",
         ["broker", "algo", "size_bucket", "urgency", "strategy", "sector", "time_bucket"],
         key="tca_dim",
     )
-    grp = state.group_costs(f, dim, metric, min_orders=30)
+    grp = state.on_orders(f, "by_group", dim, metric, 30)
     charts.show(charts.bars_with_ci(grp, dim, metric, label), right)
     right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
     st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")

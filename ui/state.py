@@ -85,32 +85,6 @@ def tca_orders(f) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _histogram(root: str, version: int, f, metric: str) -> pl.DataFrame:
-    from analytics import tca
-
-    return tca.histogram(_tca_orders(root, version, f), metric)
-
-
-def histogram(f, metric: str) -> pl.DataFrame:
-    """tca.histogram of the filter's orders, cached per version, filters and metric."""
-    lk = lake()
-    return _histogram(str(lk.root), ensure_tca(f), f, metric)
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def _group_costs(root: str, version: int, f, dim: str, metric: str, min_orders: int) -> pl.DataFrame:
-    from analytics import tca
-
-    return tca.by_group(_tca_orders(root, version, f), dim, metric, min_orders=min_orders)
-
-
-def group_costs(f, dim: str, metric: str, min_orders: int = 30) -> pl.DataFrame:
-    """tca.by_group over the filter's orders, cached per version, filters, slice and metric."""
-    lk = lake()
-    return _group_costs(str(lk.root), ensure_tca(f), f, dim, metric, min_orders)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
 def _fill_aggregates(root: str, version: int, f, kind: str) -> pl.DataFrame:
     from analytics import tca
 
@@ -129,19 +103,6 @@ def venue_costs(f) -> pl.DataFrame:
 def markouts(f, by_venue: bool) -> pl.DataFrame:
     lk = lake()
     return _fill_aggregates(str(lk.root), ensure_tca(f), f, "markouts_venue" if by_venue else "markouts")
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _summary(root: str, version: int, f) -> dict:
-    from analytics import tca
-
-    return tca.summary(_tca_orders(root, version, f))
-
-
-def summary(f) -> dict:
-    """tca.summary of the filter's orders, cached per version and filters."""
-    lk = lake()
-    return _summary(str(lk.root), ensure_tca(f), f)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -219,11 +180,9 @@ def portfolios(f) -> pl.DataFrame:
 
 @st.cache_data(show_spinner="Comparing brokers, algos and venues…", max_entries=32)
 def _board(root: str, version: int, f) -> list[dict]:
-    from analytics import overview, tca
+    from analytics import overview
 
-    orders = _tca_orders(root, version, f)
-    venues = tca.venue_costs(Lake(root), _connection(root, version).cursor(), f, version)
-    return overview.board(orders, venues)
+    return overview.board(_tca_orders(root, version, f), _fill_aggregates(root, version, f, "venue_costs"))
 
 
 def board(f) -> list[dict]:
@@ -235,9 +194,13 @@ def board(f) -> list[dict]:
 # Aggregates of the filter's orders that the pages redraw on every rerun: computed once per (version, filters,
 # function, arguments). Only these named functions can be called (no user text reaches the dispatch).
 def _order_functions() -> dict:
-    from analytics import cost_attribution, impact
+    from analytics import cost_attribution, impact, overview, tca
 
     return {
+        "summary": tca.summary,
+        "histogram": tca.histogram,
+        "by_group": tca.by_group,
+        "daily": overview.daily,
         "fit_sqrt_law": impact.fit_sqrt_law,
         "buckets": impact.buckets,
         "reversion_curve": impact.reversion_curve,
@@ -252,8 +215,8 @@ def _on_orders(root: str, version: int, f, name: str, args: tuple):
 
 
 def on_orders(f, name: str, *args):
-    """``name``(orders, *args) for the filter's orders (fit_sqrt_law, buckets, reversion_curve, decompose,
-    compare), cached per version, filters and arguments."""
+    """``name``(orders, *args) for the filter's orders (summary, histogram, by_group, daily, fit_sqrt_law,
+    buckets, reversion_curve, decompose, compare), cached per version, filters and arguments."""
     lk = lake()
     return _on_orders(str(lk.root), ensure_tca(f), f, name, args)
 
@@ -275,24 +238,28 @@ def headline(f, prev) -> dict:
     return _headline(str(lk.root), v, f, prev)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _daily(root: str, version: int, f) -> pl.DataFrame:
-    from analytics import overview
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _champions(root: str, stamp: int) -> dict:
+    from analytics import tracking
 
-    return overview.daily(_tca_orders(root, version, f))
+    lk = Lake(root)
+    out = {m: tracking.load_champion(lk, m) for m in ("istar", "almgren")}
+    out["learned"] = tracking.load_learned_champion(lk)
+    return out
 
 
-def daily(f) -> pl.DataFrame:
-    """overview.daily (per-day orders, notional, IS) of the filters, cached per version."""
-    lk = lake()
-    return _daily(str(lk.root), ensure_tca(f), f)
+def champions() -> dict:
+    """(model, version) of each model's champion in the lake's MLflow registry: ``istar`` and ``almgren`` (their
+    published parameters and None before any training) and ``learned`` ((None, None) before any training).
+    Reloaded after a retrain from the app, which bumps ``models_stamp``."""
+    return _champions(str(lake().root), st.session_state.get("models_stamp", 0))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _expectation(root: str, version: int, f, stamp: int) -> tuple[dict, str | None]:
-    from analytics import overview, tracking
+    from analytics import overview
 
-    fit, ver = tracking.load_champion(Lake(root), "istar")
+    fit, ver = _champions(root, stamp)["istar"]
     return overview.expectation(_tca_orders(root, version, f), fit), ver
 
 
