@@ -74,15 +74,7 @@ st.subheader("Cost-risk frontier (Almgren-Chriss)")
 lam = st.slider("Risk aversion λ (cost + λ · timing risk)", 0.0, 3.0, 0.5, 0.1, key="m_lambda")
 front = im.frontier(champs["istar"][0], size, vol, risk_aversion=lam)
 best = front.filter(pl.col("recommended")).row(0, named=True)
-pts = alt.Chart(alt.Data(values=front.to_dicts())).encode(
-    alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"), alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
-    tooltip=["horizon_days:Q", alt.Tooltip("pov:Q", format=".1%"), alt.Tooltip("expected_cost_bps:Q", format=".1f"),
-             alt.Tooltip("timing_risk_bps:Q", format=".1f")],
-)  # fmt: skip
-charts.show(
-    pts.mark_line(point=True, color=charts.NEUTRAL)
-    + pts.mark_point(size=220, color=charts.BAD, shape="diamond").transform_filter("datum.recommended")
-)
+charts.show(charts.frontier(front))
 st.markdown(
     f"Recommended: trade over **{best['horizon_days']:g} day(s)** (about {best['pov']:.0%} of volume): "
     f"expected impact {best['expected_cost_bps']:.1f} bps, timing risk {best['timing_risk_bps']:.1f} bps "

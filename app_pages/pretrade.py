@@ -83,14 +83,7 @@ st.subheader("Cost-risk frontier")
 lam = st.slider("Risk aversion λ", 0.0, 3.0, 0.5, 0.1, key="pt_lambda")
 front = im.frontier(champs["istar"][0], qty / ctx["adv"], ctx["sigma_daily"] or 0.02, risk_aversion=lam)
 best = front.filter(pl.col("recommended")).row(0, named=True)
-pts = alt.Chart(charts.inline(front)).encode(
-    alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"), alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
-    tooltip=["horizon_days:Q", alt.Tooltip("pov:Q", format=".1%"), alt.Tooltip("expected_cost_bps:Q", format=".1f")],
-)  # fmt: skip
-charts.show(
-    pts.mark_line(point=True)
-    + pts.mark_point(size=200, shape="diamond", color=charts.BAD).transform_filter("datum.recommended")
-)
+charts.show(charts.frontier(front))
 st.markdown(
     f"With λ = {lam}: trade over **{best['horizon_days']:g} day(s)** (~{best['pov']:.0%} of volume), expected impact "
     f"{best['expected_cost_bps']:.1f} bps, timing risk {best['timing_risk_bps']:.1f} bps. {side} side: impact is "

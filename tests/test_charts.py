@@ -9,6 +9,7 @@ import polars as pl
 import vl_convert as vlc
 
 from analytics import cost_attribution, impact, overview, tca
+from analytics import impact_models as im
 from analytics.filters import Filters
 from ui import charts
 
@@ -34,6 +35,7 @@ def test_every_chart_validates_and_renders(sim_lake):
         "stacked_components": charts.stacked_components(cost_attribution.decompose(orders, "algo"), "algo"),
         "reversion": charts.reversion(impact.reversion_curve(orders)),
         "trend": charts.trend(overview.daily(orders), "is_total_bps", "IS (bps)"),
+        "frontier": charts.frontier(im.frontier("istar", 0.05, 0.02)),
     }
     for name, chart in built.items():
         spec = chart.to_dict()  # validates against the Vega-Lite schema (raises on an invalid spec)

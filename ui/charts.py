@@ -265,3 +265,21 @@ def trend(daily: pl.DataFrame, value: str, title: str, height: int = 120) -> alt
         )
         .properties(height=height)
     )
+
+
+def frontier(front: pl.DataFrame) -> alt.LayerChart:
+    """The Almgren-Chriss cost-risk frontier (``impact_models.frontier``): expected impact against timing risk
+    per horizon, the recommended horizon marked with a diamond."""
+    pts = alt.Chart(_data(front)).encode(
+        alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"),
+        alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
+        tooltip=[
+            "horizon_days:Q",
+            alt.Tooltip("pov:Q", format=".1%"),
+            alt.Tooltip("expected_cost_bps:Q", format=".1f"),
+            alt.Tooltip("timing_risk_bps:Q", format=".1f"),
+        ],
+    )
+    return pts.mark_line(point=True, color=NEUTRAL) + pts.mark_point(
+        size=220, color=BAD, shape="diamond"
+    ).transform_filter("datum.recommended")
