@@ -198,16 +198,15 @@ def _models(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     from analytics import tracking
 
     sec = Section("models", SECTIONS["models"])
-    rows = []
-    for m in ("istar", "almgren"):
-        fit, ver = tracking.load_champion(lake, m)
-        rows.append(
-            {
-                "model": tracking.registered_name(m),
-                "champion": ver or "published",
-                **{k: float(x) for k, x in fit.params.items()},
-            }
-        )
+    champs = {m: tracking.load_champion(lake, m) for m in ("istar", "almgren")}
+    rows = [
+        {
+            "model": tracking.registered_name(m),
+            "champion": ver or "published",
+            **{k: float(x) for k, x in fit.params.items()},
+        }
+        for m, (fit, ver) in champs.items()
+    ]
     sec.tables.append(("Impact model champions (parameters)", pl.DataFrame(rows, infer_schema_length=None)))
     runs = tracking.runs(lake)
     if runs.height:
@@ -216,7 +215,7 @@ def _models(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
         sec.tables.append(("Training runs (holdout: the latest 25% of days)", runs.select(keep)))
     tf = im.training_frame(orders)
     if tf.height:
-        fit, ver = tracking.load_champion(lake, "istar")
+        fit, ver = champs["istar"]
         pred = im.predict(fit, tf)["expected_cost_bps"]
         dr = tracking.drift(tf["arrival_ts"], tf["impact_cost_bps"], pred, tracking.registered_name("istar"), ver, "1w")
         sec.paragraphs.append(
