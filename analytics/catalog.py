@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import uuid
 
 import duckdb
 import polars as pl
 
-from analytics.store import query
+from analytics.store import query, write_text_atomic
 
 
 def filter_options(con: duckdb.DuckDBPyConnection, lake=None, version: int | None = None) -> dict:
@@ -26,10 +24,7 @@ def filter_options(con: duckdb.DuckDBPyConnection, lake=None, version: int | Non
         out = json.loads(path.read_text())
         return {**out, **{k: dt.date.fromisoformat(out[k]) if out[k] else None for k in ("start", "end")}}
     out = _filter_options(con)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(out, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(out, default=str))
     return out
 
 

@@ -120,6 +120,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` all at once: a uniquely named temp file beside it, then a rename (readers see
+    the old file or the new one, never half of one; concurrent writers never share a temp file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def sql_literal(text: str) -> str:
     """Quote a path for DDL, which cannot take bound parameters (TOOLCHAIN.md)."""
     return "'" + text.replace("'", "''") + "'"

@@ -24,6 +24,7 @@ import polars as pl
 from analytics import overview, risk, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
+from analytics.store import write_text_atomic
 from ui import charts
 
 SECTIONS = {
@@ -407,13 +408,7 @@ def definitions_dir(lake) -> Path:
 
 def save_definition(lake, d: Definition) -> Path:
     """Save (or replace) a definition as JSON under the lake, atomically; returns its path."""
-    folder = definitions_dir(lake)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_slug(d.name)}.json"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(asdict(d), indent=2))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(definitions_dir(lake) / f"{_slug(d.name)}.json", json.dumps(asdict(d), indent=2))
 
 
 def load_definitions(lake) -> list[Definition]:
