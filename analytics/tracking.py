@@ -154,38 +154,35 @@ def registered_name(model: str) -> str:
     return "cost-learned" if model == "learned" else f"impact-{model}"
 
 
-def log_fit(
+def _log_run(
     lake,
     name: str,
-    result: im.ImpactFit,
+    model: str,
     dataset_ref: str,
+    params: dict[str, str],
     metrics: dict[str, float],
+    model_json: str,
+    model_file: str,
     plots: dict | None = None,
     register: bool = True,
+    note: str | None = None,
 ) -> dict:
-    """Log one training run: params, metrics, ``dataset`` = NAME@VERSION, plots (name -> Altair chart or PNG
-    bytes, saved as ``plots/<name>.png``) and the model (``model/fit.json``); register it as a new version of
-    the registered model ``name``. Returns {"run_id", "version", "experiment_id"}."""
+    """One MLflow run: tags (model, code version, dataset), ``params``, the finite ``metrics``, the model as
+    ``model/<model_file>``, plots (name -> Altair chart or PNG bytes, saved as ``plots/<name>.png``); registered
+    as a new version of ``name`` (tagged with its holdout metric). Returns {"run_id", "version",
+    "experiment_id"}."""
     from mlflow.entities import Metric, Param, RunTag
 
     c = client(lake)
     exp = _experiment_id(c, lake)
     run = c.create_run(exp, run_name=f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}",
-                       tags={"model": result.model, "code_version": CODE_VERSION, "dataset": dataset_ref})  # fmt: skip
+                       tags={"model": model, "code_version": CODE_VERSION, "dataset": dataset_ref})  # fmt: skip
     rid = run.info.run_id
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    params = [Param(k, repr(float(v))) for k, v in result.params.items()]
-    params += [Param(f"{k}_lo", repr(v[0])) for k, v in result.intervals.items()]
-    params += [Param(f"{k}_hi", repr(v[1])) for k, v in result.intervals.items()]
-    params += [Param("model", result.model), Param("weights", result.weights), Param("n", str(result.n)),
-               Param("dataset", dataset_ref), Param("source", result.source), Param("n_boot", str(len(result.draws)))]  # fmt: skip
     mets = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
-    if np.isfinite(result.loss):
-        mets.append(Metric("train_loss", float(result.loss), now, 0))
-    c.log_batch(
-        rid, metrics=mets, params=params, tags=[RunTag("mlflow.note.content", f"{result.model} on {dataset_ref}")]
-    )
-    c.log_text(rid, result.to_json(), "model/fit.json")
+    tags = [RunTag("mlflow.note.content", note)] if note else []
+    c.log_batch(rid, metrics=mets, params=[Param(k, v) for k, v in params.items()], tags=tags)
+    c.log_text(rid, model_json, f"model/{model_file}")
     with tempfile.TemporaryDirectory() as tmp:
         for k, chart in (plots or {}).items():
             if isinstance(chart, bytes | bytearray):
@@ -208,6 +205,29 @@ def log_fit(
         mv = c.create_model_version(name, src, run_id=rid, tags={HOLDOUT_METRIC: str(metrics.get(HOLDOUT_METRIC))})
         version = str(mv.version)
     return {"run_id": rid, "version": version, "experiment_id": exp}
+
+
+def log_fit(
+    lake,
+    name: str,
+    result: im.ImpactFit,
+    dataset_ref: str,
+    metrics: dict[str, float],
+    plots: dict | None = None,
+    register: bool = True,
+) -> dict:
+    """Log one training run of an impact model: its point estimates and interval bounds as params, metrics
+    (plus ``train_loss``), ``dataset`` = NAME@VERSION, plots, and the model as ``model/fit.json``; register it as
+    a new version of ``name``. Returns {"run_id", "version", "experiment_id"}."""
+    params = {k: repr(float(v)) for k, v in result.params.items()}
+    params |= {f"{k}_lo": repr(v[0]) for k, v in result.intervals.items()}
+    params |= {f"{k}_hi": repr(v[1]) for k, v in result.intervals.items()}
+    params |= {"model": result.model, "weights": result.weights, "n": str(result.n), "dataset": dataset_ref,
+               "source": result.source, "n_boot": str(len(result.draws))}  # fmt: skip
+    if np.isfinite(result.loss):
+        metrics = {**metrics, "train_loss": float(result.loss)}
+    return _log_run(lake, name, result.model, dataset_ref, params, metrics, result.to_json(), "fit.json", plots,
+                    register, note=f"{result.model} on {dataset_ref}")  # fmt: skip
 
 
 def champion(lake, name: str):
@@ -456,35 +476,18 @@ def train_learned(
     pred = cost_model.predict(model, test_f)["expected_cost_bps"]
     chart = calibration_chart(test_f["is_total_bps"], pred, "Holdout: realised vs expected IS (bps)")
     step(0.85, "logging to MLflow")
-    c = client(lake)
-    run = c.create_run(_experiment_id(c, lake), run_name=f"{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}",
-                       tags={"model": "learned", "code_version": CODE_VERSION, "dataset": ref})  # fmt: skip
-    rid = run.info.run_id
-    from mlflow.entities import Metric, Param
-
-    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    params = [Param(k, str(v)) for k, v in asdict(cfg).items()]
-    params += [Param("model", "learned"), Param("dataset", ref), Param("n", str(train_f.height))]
-    mets = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
-    c.log_batch(rid, metrics=mets, params=params)
-    c.log_text(rid, model.to_json(), "model/cost_model.json")
-    import vl_convert as vlc
-
-    with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / "calibration.png"
-        png.write_bytes(vlc.vegalite_to_png(chart.to_json()))
-        c.log_artifact(rid, str(png), "plots")
-    c.set_terminated(rid)
-    try:
-        c.get_registered_model(name)
-    except Exception:
-        c.create_registered_model(name)
-    mv = c.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=rid,
-                                tags={HOLDOUT_METRIC: str(metrics[HOLDOUT_METRIC])})  # fmt: skip
+    params = {k: str(v) for k, v in asdict(cfg).items()} | {
+        "model": "learned",
+        "dataset": ref,
+        "n": str(train_f.height),
+    }
+    logged = _log_run(lake, name, "learned", ref, params, metrics, model.to_json(), "cost_model.json",
+                      {"calibration": chart})  # fmt: skip
+    rid = logged["run_id"]
     event = promote_if_better(lake, name, rid, metrics[HOLDOUT_METRIC], margin, champ_metric)
     step(1.0, f"{event['decision']}: {event['reason']}")
     return {
-        "run_id": rid, "version": str(mv.version), "model": "learned", "registered_model": name, "dataset": ref,
+        "run_id": rid, "version": logged["version"], "model": "learned", "registered_model": name, "dataset": ref,
         "n_train": train_f.height, "n_test": test_f.height,
         "params": {k: v for k, v in asdict(cfg).items() if isinstance(v, int | float)},
         "intervals": {}, "metrics": metrics, "event": event,
