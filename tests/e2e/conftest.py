@@ -136,3 +136,21 @@ def download(page, label: str, path, tries: int = 2):
             if i == tries - 1:
                 raise
     return path
+
+
+def land(page, server) -> None:
+    """Open the app and wait for the Overview landing page (a fresh server builds the demo lake first)."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url)
+    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
+    wait_idle(page)
+
+
+def go_to(page, link: str, heading: str, idle_timeout: float = 120_000) -> None:
+    """Follow the sidebar link ``link`` and wait until the page shows ``heading`` and its script is idle."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name=link, exact=True).click()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    wait_idle(page, timeout=idle_timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import go_to, land, wait_idle
 
 
 def _choose(page: Page, label: str, option: str) -> None:
@@ -16,12 +16,8 @@ def _choose(page: Page, label: str, option: str) -> None:
 
 def test_attribution_grouping_linking_drill_download(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(120_000)
-    page.goto(fresh_server.url)
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="Attribution", exact=True).click()
-    expect(page.get_by_role("heading", name="Performance attribution")).to_be_visible()
-    wait_idle(page)
+    land(page, fresh_server)
+    go_to(page, "Attribution", "Performance attribution")
     active = (
         page.locator('[data-testid="stMetric"]')
         .filter(has_text="Active (bps)")

@@ -6,18 +6,13 @@ import json
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import go_to, land, wait_idle
 
 
 def test_fresh_app_builds_demo_then_upload_quarantines(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(120_000)
-    page.goto(fresh_server.url)
-    # First run: the demo lake is built (simulate + ingest with faults), then the app opens on the Overview.
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="Data", exact=True).click()
-    expect(page.get_by_role("heading", name="Data")).to_be_visible()
-    wait_idle(page)
+    land(page, fresh_server)
+    go_to(page, "Data", "Data")
     assert page.locator('[data-testid="stException"]').count() == 0
     metrics = page.locator('[data-testid="stMetric"]')
     expect(metrics.first).to_contain_text("Lake version")

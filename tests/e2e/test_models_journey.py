@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import go_to, land, wait_idle
 
 
 def test_retrain_then_pretrade_estimate(page: Page, fresh_server):
     page.set_default_timeout(180_000)
-    page.goto(fresh_server.url)
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="Cost models", exact=True).click()
-    expect(page.get_by_role("heading", name="Cost models")).to_be_visible()
-    wait_idle(page)
+    land(page, fresh_server)
+    go_to(page, "Cost models", "Cost models")
     page.get_by_role("button", name="Retrain").click()
     wait_idle(page, timeout=300_000)
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import pick_option, wait_idle
+from tests.e2e.conftest import land, pick_option, wait_idle
 
 
 def _metric(page: Page, label: str):
@@ -14,9 +14,7 @@ def _metric(page: Page, label: str):
 
 def test_overview_tile_to_tca_then_pdf_report(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(120_000)
-    page.goto(fresh_server.url)
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
+    land(page, fresh_server)
     orders_all = _metric(page, "Orders").inner_text()
 
     broker = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text="Broker")

@@ -7,7 +7,7 @@ import csv
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import download, wait_idle
+from tests.e2e.conftest import download, go_to, land, wait_idle
 
 
 def _download(page: Page, label: str, path):
@@ -17,12 +17,8 @@ def _download(page: Page, label: str, path):
 
 def test_quality_toggle_adjustment_and_download_605(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(180_000)
-    page.goto(fresh_server.url)
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="Execution quality", exact=True).click()
-    expect(page.get_by_role("heading", name="Execution quality")).to_be_visible()
-    wait_idle(page, timeout=180_000)
+    land(page, fresh_server)
+    go_to(page, "Execution quality", "Execution quality", idle_timeout=180_000)
     heading = page.get_by_role("heading", name="Leaderboard by")
     expect(heading).not_to_contain_text("difficulty-adjusted")
     raw = _download(page, "Download leaderboard (CSV)", tmp_path / "raw.csv")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import pick_option, wait_idle
+from tests.e2e.conftest import go_to, land, pick_option, wait_idle
 
 
 def test_tca_broker_drill_down_and_download(page: Page, fresh_server, tmp_path):
     page.set_default_timeout(120_000)
-    page.goto(fresh_server.url)  # the first view builds the demo lake, then lands on the Overview
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="TCA").first.click()
-    expect(page.get_by_role("heading", name="Transaction cost analysis")).to_be_visible()
-    wait_idle(page)
+    land(page, fresh_server)
+    go_to(page, "TCA", "Transaction cost analysis")
     orders_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Orders")
     orders_before = orders_metric.inner_text()
 

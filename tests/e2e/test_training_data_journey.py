@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import go_to, land, wait_idle
 
 
 def test_build_a_dataset_from_the_page(page: Page, fresh_server):
     page.set_default_timeout(180_000)
-    page.goto(fresh_server.url)
-    expect(page.get_by_role("heading", name="Desk overview")).to_be_visible(timeout=240_000)
-    wait_idle(page)
-    page.get_by_role("link", name="Training data", exact=True).click()
-    expect(page.get_by_role("heading", name="Training data")).to_be_visible()
-    wait_idle(page)
+    land(page, fresh_server)
+    go_to(page, "Training data", "Training data")
     name = page.get_by_label("Dataset name")
     name.fill("e2e-journey")
     page.get_by_role("button", name="Build dataset").click()
