@@ -81,7 +81,7 @@ with tabs[0]:
     )
     order = ["excellent", "good", "neutral", "poor", "bad", "pending", "null"]
     st.altair_chart(
-        alt.Chart(charts._data(counts)).mark_bar().encode(
+        alt.Chart(charts.inline(counts)).mark_bar().encode(
             alt.X("label:N", sort=order, title=None), alt.Y("rows:Q"), alt.Color("label:N", sort=order, legend=None),
             alt.Column("outcome:N", title=None), tooltip=["outcome:N", "label:N", alt.Tooltip("rows:Q", format=",")],
         ).properties(width=260, height=220),
@@ -97,7 +97,7 @@ with tabs[1]:
     st.dataframe(datasets.feature_summary(data), hide_index=True, width="stretch", key="td_summary_df")
     corr = datasets.correlations(data, [c for c in num if not c.startswith("dec_")] + ["execution_z"])
     st.altair_chart(
-        alt.Chart(charts._data(corr)).mark_rect().encode(
+        alt.Chart(charts.inline(corr)).mark_rect().encode(
             alt.X("a:N", title=None), alt.Y("b:N", title=None),
             alt.Color("corr:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1])),
             tooltip=["a:N", "b:N", alt.Tooltip("corr:Q", format=".2f")],

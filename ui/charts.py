@@ -61,8 +61,9 @@ def compact(x: float | None) -> str:
 GOOD, BAD, NEUTRAL = "#2e7d32", "#c62828", "#1f4e79"
 
 
-def _data(df: pl.DataFrame) -> alt.Data:
-    """Inline records for Vega-Lite (no pandas): times as ISO-8601 UTC strings, dates as YYYY-MM-DD."""
+def inline(df: pl.DataFrame) -> alt.Data:
+    """Inline records for Vega-Lite (no pandas): times as ISO-8601 UTC strings, dates as YYYY-MM-DD; also for
+    charts built on a page."""
     df = df.with_columns(
         [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ") for c, d in df.schema.items() if isinstance(d, pl.Datetime)]
         + [pl.col(c).cast(pl.String) for c, d in df.schema.items() if d == pl.Date]
@@ -70,15 +71,10 @@ def _data(df: pl.DataFrame) -> alt.Data:
     return alt.Data(values=df.to_dicts())
 
 
-def inline(df: pl.DataFrame) -> alt.Data:
-    """A frame as inline Vega-Lite data (times as ISO-8601 UTC strings), for charts built on a page."""
-    return _data(df)
-
-
 def histogram(bins: pl.DataFrame, title: str) -> alt.Chart:
     """Bars of pre-computed bins (analytics.tca.histogram): the spec carries ~60 rows, not every order."""
     return (
-        alt.Chart(_data(bins))
+        alt.Chart(inline(bins))
         .mark_bar(color=NEUTRAL, opacity=0.85)
         .encode(
             alt.X("bin_start:Q", title=title, bin="binned"),
@@ -102,7 +98,9 @@ def bars_with_ci(
     lo, hi = f"{value}_lo", f"{value}_hi"
     data = df.with_columns(pl.col(group).cast(pl.String)).sort(value, descending=True, nulls_last=True)
     order = data[group].to_list()  # one explicit order for both layers, so whiskers sit on their bars
-    base = alt.Chart(_data(data)).encode(alt.Y(f"{group}:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False)))
+    base = alt.Chart(inline(data)).encode(
+        alt.Y(f"{group}:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False))
+    )
     color = (
         alt.condition(f"datum.{dim_col}", alt.value("#bdbdbd"), alt.value(NEUTRAL))
         if dim_col and dim_col in df.columns
@@ -123,7 +121,7 @@ def bars_with_ci(
 def markout_lines(curve: pl.DataFrame, group: str | None = None) -> alt.LayerChart:
     data = curve.with_columns(pl.col("horizon_s").cast(pl.Float64))
     enc = {"color": alt.Color(f"{group}:N", title=group.capitalize())} if group else {}
-    base = alt.Chart(_data(data)).encode(
+    base = alt.Chart(inline(data)).encode(
         alt.X("horizon_s:Q", scale=alt.Scale(type="log"), title="Horizon after the fill (s, log scale)"),
         alt.Y("markout_bps:Q", title="Markout (bps, + = adverse)"),
         **enc,
@@ -145,7 +143,7 @@ def waterfall(steps: pl.DataFrame) -> alt.LayerChart:
         .otherwise(pl.lit("gain"))
         .alias("kind")
     )
-    base = alt.Chart(_data(data)).encode(alt.X("step:N", sort=None, title=None))
+    base = alt.Chart(inline(data)).encode(alt.X("step:N", sort=None, title=None))
     bars = base.mark_bar().encode(
         alt.Y("start:Q", title="bps of paper notional"),
         alt.Y2("end:Q"),
@@ -164,18 +162,18 @@ def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, 
     trades = trades.select("ts", "price", "size", "venue")
     fills = fills.select("ts", "p", "q", "venue", "liquidity")
     x = alt.X("ts:T", title="Time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M"))
-    q = alt.Chart(_data(quotes)).encode(x)
+    q = alt.Chart(inline(quotes)).encode(x)
     band = q.mark_area(opacity=0.18, color=NEUTRAL, interpolate="step-after").encode(
         alt.Y("bid:Q", scale=alt.Scale(zero=False), title="Price"), alt.Y2("ask:Q")
     )
     mid = q.mark_line(color="black", strokeWidth=1.2, interpolate="step-after").encode(alt.Y("mid:Q"))
     prints = (
-        alt.Chart(_data(trades))
+        alt.Chart(inline(trades))
         .mark_circle(color="#9e9e9e", opacity=0.35, size=12)
         .encode(x, alt.Y("price:Q"), tooltip=["ts:T", "price:Q", "size:Q", "venue:N"])
     )
     own = (
-        alt.Chart(_data(fills))
+        alt.Chart(inline(fills))
         .mark_point(filled=True, opacity=0.7, stroke="white", strokeWidth=0.5)
         .encode(
             x,
@@ -192,7 +190,7 @@ def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, 
         )
     )
     rules = (
-        alt.Chart(_data(levels))
+        alt.Chart(inline(levels))
         .mark_rule(strokeDash=[6, 3])
         .encode(alt.Y("price:Q"), alt.Color("benchmark:N", title="Benchmark"), tooltip=["benchmark:N", "price:Q"])
     )
@@ -201,7 +199,7 @@ def order_path(quotes: pl.DataFrame, trades: pl.DataFrame, fills: pl.DataFrame, 
 
 def law_fit(buckets: pl.DataFrame, fit, y: str, title: str) -> alt.LayerChart:
     """Bucket means of ``y`` (with 95% whiskers) against the law's regressor, and the fitted line."""
-    pts = alt.Chart(_data(buckets)).encode(
+    pts = alt.Chart(inline(buckets)).encode(
         alt.X("sqrt_x:Q", title="σ (bps/day) × √(size / ADV)"),
         alt.Y(f"{y}:Q", title=title),
         tooltip=["bucket:N", alt.Tooltip(f"{y}:Q", format=".2f"), alt.Tooltip("orders:Q", format=",")],
@@ -212,7 +210,7 @@ def law_fit(buckets: pl.DataFrame, fit, y: str, title: str) -> alt.LayerChart:
         xs = [0.0, float(buckets["sqrt_x"].max()) * 1.1]
         line = pl.DataFrame({"sqrt_x": xs, "fit": [fit.intercept + fit.coefficient * x for x in xs]})
         layers.append(
-            alt.Chart(_data(line)).mark_line(color=BAD, strokeDash=[6, 3]).encode(alt.X("sqrt_x:Q"), alt.Y("fit:Q"))
+            alt.Chart(inline(line)).mark_line(color=BAD, strokeDash=[6, 3]).encode(alt.X("sqrt_x:Q"), alt.Y("fit:Q"))
         )
     return alt.layer(*layers).properties(height=300)
 
@@ -225,7 +223,7 @@ def stacked_components(decomp: pl.DataFrame, group: str) -> alt.Chart:
         value_name="bps",
     ).with_columns(pl.col("component").str.strip_suffix("_bps"), pl.col(group).cast(pl.String))
     return (
-        alt.Chart(_data(long))
+        alt.Chart(inline(long))
         .mark_bar()
         .encode(
             alt.Y(f"{group}:N", title=None),
@@ -238,7 +236,7 @@ def stacked_components(decomp: pl.DataFrame, group: str) -> alt.Chart:
 
 
 def reversion(curve: pl.DataFrame) -> alt.LayerChart:
-    base = alt.Chart(_data(curve)).encode(alt.X("horizon_s:Q", title="Seconds after the order's end"))
+    base = alt.Chart(inline(curve)).encode(alt.X("horizon_s:Q", title="Seconds after the order's end"))
     line = base.mark_line(point=True, color=NEUTRAL).encode(
         alt.Y("reversion_bps:Q", title="Mid move since the end (bps, side-signed)"),
         tooltip=[
@@ -256,7 +254,7 @@ def trend(daily: pl.DataFrame, value: str, title: str, height: int = 120) -> alt
     big = "notional" in value or value == "orders"
     fmt = ",.0f" if big else ".2f"
     return (
-        alt.Chart(_data(daily.select("day", value)))
+        alt.Chart(inline(daily.select("day", value)))
         .mark_line(point=alt.OverlayMarkDef(size=18), color=NEUTRAL)
         .encode(
             alt.X("yearmonthdate(day):T", title=None, axis=alt.Axis(format="%b %d", tickCount="day")),
@@ -270,7 +268,7 @@ def trend(daily: pl.DataFrame, value: str, title: str, height: int = 120) -> alt
 def frontier(front: pl.DataFrame) -> alt.LayerChart:
     """The Almgren-Chriss cost-risk frontier (``impact_models.frontier``): expected impact against timing risk
     per horizon, the recommended horizon marked with a diamond."""
-    pts = alt.Chart(_data(front)).encode(
+    pts = alt.Chart(inline(front)).encode(
         alt.X("timing_risk_bps:Q", title="Timing risk (bps, 1 sd)"),
         alt.Y("expected_cost_bps:Q", title="Expected impact (bps)"),
         tooltip=[
