@@ -8,30 +8,7 @@ import polars as pl
 import streamlit as st
 
 from analytics import quality as q
-from analytics.store import Lake
 from ui import charts, filters, state
-
-
-# Cached per (lake root, version, filters, dimension) over the stored per-(order, venue) day sums (the fills are
-# summed once per lake version, below); a rerun (toggle, highlight, period) only redraws. The orders come from
-# ui.state's shared resource.
-@st.cache_data(show_spinner="Aggregating fills…", max_entries=32)
-def _analysis(root: str, version: int, f, dim: str) -> q.Analysis:
-    orders = state._tca_orders(root, version, f)
-    return q.analyse(Lake(root), state._connection(root, version).cursor(), f, dim, version, orders=orders)
-
-
-@st.cache_data(show_spinner="Adjusting for difficulty…", max_entries=32)
-def _adjusted(root: str, version: int, f, dim: str) -> q.Adjusted:
-    orders = state._tca_orders(root, version, f)
-    con = state._connection(root, version).cursor()
-    return q.adjust(q.adjustment_units(Lake(root), con, f, dim, orders, version), dimension=dim)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _rule605(root: str, version: int, f) -> pl.DataFrame:
-    orders = state._tca_orders(root, version, f)
-    return q.rule605(Lake(root), state._connection(root, version).cursor(), f, version, orders=orders)
 
 
 def _download(df: pl.DataFrame, label: str, name: str, key: str) -> None:
@@ -47,7 +24,7 @@ orders = state.tca_orders(f)  # ensures the stored TCA of the filter's dates
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
-root, v = str(state.lake().root), state.version()
+v = state.version()
 if missing := q.missing_sum_days(state.lake(), v, f.start, f.end):  # first visit after an ingest: sum the fills
     with st.status(f"Summing fills of {len(missing)} day(s)…", expanded=False) as status:
         bar = st.progress(0.0)
@@ -60,8 +37,8 @@ dim = dim or "venue"
 adjusted = c2.toggle("Difficulty-adjusted", value=False, key="q_adjusted",
                      help="Expected arrival cost on the desk's average order mix (regression on size % ADV, spread, "
                           "volatility, participation, urgency, time of day)")  # fmt: skip
-an = _analysis(root, v, f, dim)
-adj = _adjusted(root, v, f, dim)
+an = state.quality_analysis(f, dim)
+adj = state.quality_adjusted(f, dim)
 if an.leaderboard.is_empty():
     st.info("No fills for these filters.")
     st.stop()
@@ -147,13 +124,13 @@ if not adj.scatter.is_empty():
     )
 
 st.subheader("Markouts by venue")
-curve = q.markout_curve(_analysis(root, v, f, "venue"))
+curve = q.markout_curve(state.quality_analysis(f, "venue"))
 charts.show(charts.markout_lines(curve, "venue"))
 _download(curve, "Download markouts (CSV)", "quality_markouts.csv", "dl_q_markouts")
 
 st.subheader("Reports")
 events = q.report(state.lake(), state.cursor(), f, dim, v, an=an)
-r605 = _rule605(root, v, f)
+r605 = state.rule605(f)
 d1, d2 = st.columns(2)
 with d1:
     _download(events, "Download ExecutionQualityReportEvents (CSV)", f"quality_events_{dim}.csv", "dl_q_events")

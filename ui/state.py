@@ -281,3 +281,48 @@ def dataset_status() -> list[dict]:
     """The latest version of each training dataset with its quality figure."""
     lk = lake()
     return _datasets(str(lk.root), lk.version())
+
+
+# --- Execution quality: per (version, filters, dimension) over the stored per-(order, venue) day sums (the fills
+# are summed once per lake version); a rerun (toggle, highlight, period) only redraws ---------------------------
+@st.cache_data(show_spinner="Aggregating fills…", max_entries=32)
+def _quality_analysis(root: str, version: int, f, dim: str):
+    from analytics import quality
+
+    orders = _tca_orders(root, version, f)
+    return quality.analyse(Lake(root), _connection(root, version).cursor(), f, dim, version, orders=orders)
+
+
+def quality_analysis(f, dim: str):
+    """quality.analyse of the filters by ``dim`` (metrics, bootstrap intervals, scores, trends), cached."""
+    lk = lake()
+    return _quality_analysis(str(lk.root), ensure_tca(f), f, dim)
+
+
+@st.cache_data(show_spinner="Adjusting for difficulty…", max_entries=32)
+def _quality_adjusted(root: str, version: int, f, dim: str):
+    from analytics import quality
+
+    con = _connection(root, version).cursor()
+    units = quality.adjustment_units(Lake(root), con, f, dim, _tca_orders(root, version, f), version)
+    return quality.adjust(units, dimension=dim)
+
+
+def quality_adjusted(f, dim: str):
+    """quality.adjust (raw and difficulty-adjusted cost per key, Holm-corrected pairs) of the filters, cached."""
+    lk = lake()
+    return _quality_adjusted(str(lk.root), ensure_tca(f), f, dim)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _rule605(root: str, version: int, f) -> pl.DataFrame:
+    from analytics import quality
+
+    orders = _tca_orders(root, version, f)
+    return quality.rule605(Lake(root), _connection(root, version).cursor(), f, version, orders=orders)
+
+
+def rule605(f) -> pl.DataFrame:
+    """The Rule 605-style monthly report of the filters, cached per version."""
+    lk = lake()
+    return _rule605(str(lk.root), ensure_tca(f), f)
