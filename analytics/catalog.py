@@ -19,13 +19,21 @@ def filter_options(con: duckdb.DuckDBPyConnection, lake=None, version: int | Non
     version, not once per app start."""
     if lake is None or version is None:
         return _filter_options(con)
-    path = lake.derived_dir("filter_options", version) / "options.json"
-    if path.exists():
-        out = json.loads(path.read_text())
-        return {**out, **{k: dt.date.fromisoformat(out[k]) if out[k] else None for k in ("start", "end")}}
+    kept = kept_options(lake, version)
+    if kept is not None:
+        return kept
     out = _filter_options(con)
-    write_text_atomic(path, json.dumps(out, default=str))
+    write_text_atomic(lake.derived_dir("filter_options", version) / "options.json", json.dumps(out, default=str))
     return out
+
+
+def kept_options(lake, version: int) -> dict | None:
+    """The options :func:`filter_options` kept for ``version``, or None (no connection needed)."""
+    path = lake.derived_dir("filter_options", version) / "options.json"
+    if not path.exists():
+        return None
+    out = json.loads(path.read_text())
+    return {**out, **{k: dt.date.fromisoformat(out[k]) if out[k] else None for k in ("start", "end")}}
 
 
 def _filter_options(con: duckdb.DuckDBPyConnection) -> dict:

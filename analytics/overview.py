@@ -9,6 +9,9 @@ Units: costs in bps, positive = the client is worse off (EVENTS.md); notional in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict
 
 import duckdb
 import polars as pl
@@ -16,6 +19,7 @@ import polars as pl
 from analytics import attribution, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
+from analytics.store import read_bundle, write_bundle
 
 HEADLINE = ("filled_notional", "orders", "fills", "is_total_bps", "is_total_cost", "arrival_cost_bps")
 MIN_ORDERS = 30  # a best/worst claim needs at least this many orders on the side named
@@ -199,6 +203,50 @@ def expectation(orders: pl.DataFrame, fit) -> dict:
         "difference_bps": realised - expected,
         "saving": float(((pred - tf["impact_cost_bps"]) * w).sum() / BPS),
     }
+
+
+# --- The overview's figures, stored per lake version ----------------------------------------------
+# Everything the landing page draws from the orders (headline against the previous period, best and worst,
+# daily trends, portfolios, realised vs expected) in one bundle, written under derived/ the first time a
+# (lake version, filters, champion) is asked for: a fresh app process then draws the landing page from one
+# small file instead of loading a year of orders and re-running the adjusted regressions. A new lake version
+# or a new champion is a new key, so a stored bundle is never stale.
+FIGURES = "overview-1"  # bump when a figure's definition changes: old bundles are then ignored
+
+
+def figures(
+    orders: pl.DataFrame,
+    previous: pl.DataFrame | None,
+    venues: pl.DataFrame | None,
+    books: pl.DataFrame,
+    fit,
+) -> dict:
+    """The landing page's figures: :func:`headline` (against ``previous``), :func:`board`, :func:`daily`,
+    ``portfolios`` (as :func:`portfolios` returned them) and :func:`expectation` under ``fit``."""
+    return {
+        "headline": headline(orders, previous),
+        "board": board(orders, venues) if orders.height else [],
+        "daily": daily(orders),
+        "portfolios": books,
+        "expectation": expectation(orders, fit) if orders.height else {"orders": 0},
+    }
+
+
+def figures_key(f: Filters, champion: str | None) -> str:
+    """A stable name for the figures of filters ``f`` under the I-Star ``champion`` version (None: the
+    published parameters); the previous period follows from ``f``."""
+    spec = {k: (v.isoformat() if isinstance(v, dt.date) else list(v)) for k, v in asdict(f).items() if v}
+    text = json.dumps({"filters": spec, "champion": champion, "code": FIGURES}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def stored_figures(lake, version: int, key: str) -> dict | None:
+    """The figures stored for ``key`` at lake ``version``, or None."""
+    return read_bundle(lake.derived_dir(FIGURES, version) / f"{key}.json")
+
+
+def store_figures(lake, version: int, key: str, figs: dict) -> None:
+    write_bundle(lake.derived_dir(FIGURES, version) / f"{key}.json", figs)
 
 
 def dataset_status(listing: list[dict]) -> list[dict]:

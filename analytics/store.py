@@ -26,9 +26,12 @@ half-open on timestamps (``ts >= start AND ts < end + 1 day``) and inclusive on 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import decimal
 import fcntl
+import io
 import json
 import os
 import uuid
@@ -128,6 +131,49 @@ def write_text_atomic(path: Path, text: str) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def _bundle_default(x):
+    if isinstance(x, pl.DataFrame):  # Arrow IPC keeps every dtype exactly; base64 keeps the file JSON
+        buf = io.BytesIO()
+        x.write_ipc(buf)
+        return {"__frame__": base64.b64encode(buf.getvalue()).decode("ascii")}
+    if isinstance(x, dt.datetime):
+        return {"__datetime__": x.isoformat()}
+    if isinstance(x, dt.date):
+        return {"__date__": x.isoformat()}
+    if isinstance(x, decimal.Decimal):
+        return {"__decimal__": str(x)}
+    if hasattr(x, "item"):  # numpy scalars
+        return x.item()
+    raise TypeError(f"cannot store {type(x).__name__} in a bundle")
+
+
+def _bundle_hook(d: dict):
+    if "__frame__" in d:
+        return pl.read_ipc(io.BytesIO(base64.b64decode(d["__frame__"])))
+    if "__datetime__" in d:
+        return dt.datetime.fromisoformat(d["__datetime__"])
+    if "__date__" in d:
+        return dt.date.fromisoformat(d["__date__"])
+    if "__decimal__" in d:
+        return decimal.Decimal(d["__decimal__"])
+    return d
+
+
+def write_bundle(path: Path, obj) -> Path:
+    """Store ``obj`` (dicts, lists, numbers, strings, dates and Polars frames) as one JSON file, atomically.
+    JSON, not pickle: reading a bundle back can never run code."""
+    return write_text_atomic(path, json.dumps(obj, default=_bundle_default))
+
+
+def read_bundle(path: Path):
+    """What :func:`write_bundle` stored at ``path`` (frames and dates restored), or None when there is none."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return json.loads(text, object_hook=_bundle_hook)
 
 
 def sql_literal(text: str) -> str:

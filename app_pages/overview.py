@@ -15,17 +15,14 @@ f = filters.current()
 st.title("Desk overview")
 period = f"{f.start} to {f.end}" if f.start and f.end else "all dates"
 st.caption(f"{period} · {charts.COST_NOTE} Changes are against the equally long period just before.")
-orders = state.tca_orders(f)
-if orders.is_empty():
+figs = state.overview_figures(f)
+head = figs["headline"]
+if not head.get("orders"):
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
     st.stop()
 
-prev_f = overview.previous_period(f)
-head = state.headline(f, prev_f)
-board = state.board(f)
+board, books, expect, expect_version = figs["board"], figs["portfolios"], figs["expectation"], figs["champion"]
 status = overview.data_status(state.lake_summary())
-books = state.portfolios(f)
-expect, expect_version = state.expectation(f)
 
 
 def _pct(x: float | None) -> str | None:
@@ -109,7 +106,7 @@ if books.height:
     st.page_link("app_pages/attribution.py", label="Where it came from: Attribution", icon="📊")
 
 left, right = st.columns(2)
-day = state.on_orders(f, "daily")
+day = figs["daily"]
 charts.show(charts.trend(day, "is_total_bps", "IS (bps)"), left)
 charts.show(charts.trend(day, "filled_notional", "Traded notional"), right)
 
@@ -126,3 +123,4 @@ with st.container(border=True):
             f"{mark} Dataset **{d['name']}@{d['version']}**: {d['rows']:,} rows, quality {d['quality_pct']:.2f}%"
         )
     st.page_link("app_pages/training_data.py", label="Datasets and their quality: Training data", icon="🧪")
+state.prewarm_orders(f)  # the next page's orders load while the figures are read

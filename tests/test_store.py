@@ -9,6 +9,8 @@ from before and that the next ingest removes the orphans and works.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import json
 import os
 import shutil
 import signal
@@ -19,6 +21,7 @@ import time
 import polars as pl
 import pytest
 
+from analytics import store
 from analytics.ingest import ingest
 from analytics.store import MANIFEST_DIR, Lake, empty_frame
 
@@ -327,3 +330,35 @@ def test_kill_at_a_real_moment_during_a_big_ingest(seeded, files, ev, lake_state
     assert res.version == 2
     assert data_files(lake) == listed_files(lake)
     assert lake.read("quotes").height == 1
+
+
+def test_bundle_round_trips_frames_dates_and_decimals_and_never_pickles(tmp_path):
+    frame = pl.DataFrame(
+        {
+            "day": [dt.date(2026, 3, 2), None],
+            "ts": [dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC), None],
+            "n": pl.Series([1, 2], dtype=pl.UInt32),
+            "x": [1.5, float("nan")],
+            "s": ["a", None],
+        }
+    )
+    obj = {
+        "frame": frame,
+        "day": dt.date(2026, 3, 2),
+        "when": dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC),
+        "cost": decimal.Decimal("1234.5600"),
+        "rows": [{"key": "VWAP", "bps": -1.25, "ok": True, "none": None}],
+    }
+    path = store.write_bundle(tmp_path / "b.json", obj)
+    text = path.read_text()
+    assert json.loads(text)["rows"][0]["key"] == "VWAP"  # plain JSON on disk
+    back = store.read_bundle(path)
+    assert back["frame"].schema == frame.schema
+    assert back["frame"].equals(frame)
+    assert back["day"] == dt.date(2026, 3, 2) and back["when"] == obj["when"] and back["when"].tzinfo is not None
+    assert back["cost"] == decimal.Decimal("1234.5600")
+    assert back["rows"] == obj["rows"]
+    assert store.read_bundle(tmp_path / "missing.json") is None
+    with pytest.raises(TypeError, match="cannot store object"):
+        store.write_bundle(tmp_path / "c.json", {"x": object()})
+    assert not (tmp_path / "c.json").exists()

@@ -7,6 +7,8 @@ is naturally bypassed. Each query runs on its own cursor (DuckDB connections are
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import polars as pl
 import streamlit as st
@@ -42,7 +44,10 @@ def version() -> int:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def filter_options(root: str, version: int) -> dict:
-    return catalog.filter_options(_connection(root, version).cursor(), Lake(root), version)
+    kept = catalog.kept_options(Lake(root), version)  # a cold start needs no connection for the sidebar
+    return (
+        kept if kept is not None else catalog.filter_options(_connection(root, version).cursor(), Lake(root), version)
+    )
 
 
 def options() -> dict:
@@ -172,25 +177,6 @@ def _portfolios(root: str, version: int, start, end, ids: tuple[str, ...]) -> pl
     return overview.portfolios(_connection(root, version).cursor(), start, end, ids)
 
 
-def portfolios(f) -> pl.DataFrame:
-    """overview.portfolios for the filter's dates and portfolios, cached per version."""
-    lk = lake()
-    return _portfolios(str(lk.root), lk.version(), f.start, f.end, f.portfolio)
-
-
-@st.cache_data(show_spinner="Comparing brokers, algos and venues…", max_entries=32)
-def _board(root: str, version: int, f) -> list[dict]:
-    from analytics import overview
-
-    return overview.board(_tca_orders(root, version, f), _fill_aggregates(root, version, f, "venue_costs"))
-
-
-def board(f) -> list[dict]:
-    """overview.board (difficulty-adjusted broker and algo, raw venue) for the filters, cached per version."""
-    lk = lake()
-    return _board(str(lk.root), ensure_tca(f), f)
-
-
 # Aggregates of the filter's orders that the pages redraw on every rerun: computed once per (version, filters,
 # function, arguments). Only these named functions can be called (no user text reaches the dispatch).
 def _order_functions() -> dict:
@@ -219,23 +205,6 @@ def on_orders(f, name: str, *args):
     buckets, reversion_curve, decompose, compare), cached per version, filters and arguments."""
     lk = lake()
     return _on_orders(str(lk.root), ensure_tca(f), f, name, args)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _headline(root: str, version: int, f, prev) -> dict:
-    from analytics import overview
-
-    previous = _tca_orders(root, version, prev) if prev is not None else None
-    return overview.headline(_tca_orders(root, version, f), previous)
-
-
-def headline(f, prev) -> dict:
-    """overview.headline of the filters against ``prev`` (the previous period's filters, or None), cached."""
-    lk = lake()
-    v = ensure_tca(f)
-    if prev is not None:
-        ensure_tca(prev)
-    return _headline(str(lk.root), v, f, prev)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -268,6 +237,57 @@ def expectation(f) -> tuple[dict, str | None]:
     version; recomputed after a retrain from the app (``models_stamp``)."""
     lk = lake()
     return _expectation(str(lk.root), ensure_tca(f), f, st.session_state.get("models_stamp", 0))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _overview(root: str, version: int, f, champion: str | None, stamp: int) -> dict:
+    from analytics import overview
+
+    lk = Lake(root)
+    key = overview.figures_key(f, champion)
+    figs = overview.stored_figures(lk, version, key)
+    if figs is None:
+        prev = overview.previous_period(f)
+        orders = _tca_orders(root, version, f)
+        figs = overview.figures(
+            orders,
+            _tca_orders(root, version, prev) if prev is not None else None,
+            _fill_aggregates(root, version, f, "venue_costs") if orders.height else None,
+            _portfolios(root, version, f.start, f.end, f.portfolio),
+            _champions(root, stamp)["istar"][0],
+        )
+        overview.store_figures(lk, version, key, figs)
+    return figs
+
+
+def overview_figures(f) -> dict:
+    """overview.figures of the filters (headline vs the previous period, board, daily, portfolios, realised vs
+    expected under the I-Star champion, ``champion``: its version), read from the lake when stored for this
+    version, else computed from the cached orders and stored."""
+    from analytics import overview
+
+    lk = lake()
+    v = ensure_tca(f)
+    prev = overview.previous_period(f)
+    if prev is not None:
+        ensure_tca(prev)
+    stamp = st.session_state.get("models_stamp", 0)
+    champion = _champions(str(lk.root), stamp)["istar"][1]
+    return {**_overview(str(lk.root), v, f, champion, stamp), "champion": champion}
+
+
+_warming: set = set()
+
+
+def prewarm_orders(f) -> None:
+    """Load the filter's orders into the shared cache on a background thread: the landing page draws from
+    stored figures, and the page the user opens next needs the orders. Once per (lake, version, filters)."""
+    lk = lake()
+    key = (str(lk.root), lk.version(), f)
+    if key in _warming:
+        return
+    _warming.add(key)
+    threading.Thread(target=_tca_orders, args=key, daemon=False, name="prewarm-orders").start()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -50,3 +50,32 @@ def test_overview_says_what_to_do_on_an_empty_selection(sim_env):
     assert not at.exception
     assert any("No orders in this range" in i.value for i in at.info)
     assert not at.metric
+
+
+def test_a_fresh_process_draws_the_overview_from_the_stored_figures(sim_env):
+    """The first visit stores the figures of (lake version, filters, champion) under derived/; a later process
+    (caches cleared) reads them instead of reloading the orders. Proof: a figure planted in the stored file is
+    what the page shows."""
+    import streamlit as st
+
+    from analytics import overview
+
+    open_app()
+    days = tca.load_orders(sim_env, sim_env.connect(), Filters())["arrival_ts"].dt.date()
+    # the sidebar's default is the lake's whole date range; no training in this lake: published I-Star
+    key = overview.figures_key(Filters(start=days.min(), end=days.max()), None)
+    path = sim_env.derived_dir(overview.FIGURES, sim_env.version()) / f"{key}.json"
+    original = path.read_text()
+    try:
+        figs = overview.stored_figures(sim_env, sim_env.version(), key)
+        assert figs["headline"]["orders"] == days.len()
+        figs["headline"]["orders"] = 123_456_789
+        overview.store_figures(sim_env, sim_env.version(), key, figs)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = open_app()
+        assert not at.exception
+        assert _metric(at, "Orders") == "123,456,789"
+    finally:  # the lake is shared by the session's tests
+        path.write_text(original)
+        st.cache_data.clear()
