@@ -104,13 +104,18 @@ def leaders(groups: pl.DataFrame, dim: str, metric: str = "arrival_cost_bps") ->
     }
 
 
-def adjusted_groups(orders: pl.DataFrame, dim: str) -> pl.DataFrame:
+def adjusted_groups(orders: pl.DataFrame, dim: str, units: pl.DataFrame | None = None) -> pl.DataFrame:
     """Difficulty-adjusted arrival cost per value of an order dimension (broker, algo): the execution-quality
     regression (``quality.adjust``: expected cost on the desk's average order mix, cluster-bootstrap 95%
-    intervals), in the ``tca.by_group`` shape :func:`leaders` reads."""
+    intervals), in the ``tca.by_group`` shape :func:`leaders` reads. ``units``: ``quality.adjustment_units``
+    of ``orders`` for any dimensions that include ``dim`` (re-keyed here), to share them between dimensions."""
     from analytics import quality
 
-    adj = quality.adjust(quality.adjustment_units(None, None, Filters(), dim, orders), dimension=dim)
+    if units is None:
+        units = quality.adjustment_units(None, None, Filters(), dim, orders)
+    else:
+        units = units.with_columns(pl.col(dim).cast(pl.String).fill_null("(none)").alias("key"))
+    adj = quality.adjust(units, dimension=dim)
     if adj.table.is_empty():
         return pl.DataFrame()
     return adj.table.select(
@@ -129,9 +134,13 @@ def board(
     """Best and worst broker and algo by arrival cost, difficulty-adjusted (``adjusted``; else raw, notional-
     weighted), and venue by its fills' raw arrival cost (``venues`` as ``tca.venue_costs`` returns it; a venue
     does not choose its orders' difficulty the way a broker's mix does). Each entry says which (``basis``)."""
+    from analytics import quality
+
     out = []
+    # the blocks and difficulty features of the orders, computed once for both dimensions
+    units = quality.adjustment_units(None, None, Filters(), "broker+algo", orders) if adjusted else None
     for d in ("broker", "algo"):
-        g = adjusted_groups(orders, d) if adjusted else tca.by_group(orders, d, min_orders=min_orders)
+        g = adjusted_groups(orders, d, units) if adjusted else tca.by_group(orders, d, min_orders=min_orders)
         out.append({**leaders(g, d), "basis": "difficulty-adjusted" if adjusted else "raw"})
     if venues is not None:
         out.append({**leaders(venues, "venue"), "basis": "raw"})

@@ -69,7 +69,6 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import polars as pl
-from scipy.special import ndtr
 
 from analytics import tca
 from analytics.conventions import BPS, MARKOUT_HORIZONS_S, REALIZED_SPREAD_HORIZONS_S, horizon_label
@@ -483,6 +482,8 @@ def _metric_arrays(sums: np.ndarray, cols: list[str], order_level: bool) -> dict
 
 def score_arrays(values: dict[str, np.ndarray], desk: dict[str, np.ndarray]) -> np.ndarray:
     """0-100 score from component values against the desk's (arrays broadcast: keys x replicates)."""
+    from scipy.special import ndtr  # imported here: scipy costs ~1 s at a cold start and only scores need it
+
     num, den = 0.0, 0.0
     for comp, sign, scale, w in SCORE_COMPONENTS:
         if comp not in values:

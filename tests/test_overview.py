@@ -132,6 +132,11 @@ def test_board_ranks_brokers_and_algos_difficulty_adjusted_and_venues_raw(sim_la
     for x in b:
         if x["best"]:
             assert x["best"]["arrival_cost_bps"] <= x["worst"]["arrival_cost_bps"]
+    # the board shares one set of regression units between broker and algo: the same figures as each
+    # dimension's own regression (the Execution quality page's)
+    for x in b[:2]:
+        assert x == {**overview.leaders(overview.adjusted_groups(orders, x["dimension"]), x["dimension"]),
+                     "basis": "difficulty-adjusted"}  # fmt: skip
 
 
 def test_expectation_weights_by_notional_and_prices_the_saving():
