@@ -135,6 +135,7 @@ def make_orders(
         "qty": qty,
         "filled": filled,
         "auction_qty": auction_qty.astype(np.int64),
+        "auction_share": a_share,  # drawn for every order: a replay under VWAP-to-close sizes its cross with it
         "algo": algo,
         "broker": broker,
         "replace": rng.random(n) < 0.05,

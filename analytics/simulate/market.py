@@ -232,6 +232,15 @@ def sample_quotes(
     strictly increasing per symbol. bid/ask are the mid -/+ half the spread rounded to the
     cent, at least one tick apart; sizes in round lots of 100 shares.
     """
+    return price_quotes(quote_draws(counts, spread_bps, lots, rng), mid_grid)
+
+
+def quote_draws(
+    counts: np.ndarray, spread_bps: np.ndarray, lots: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The exogenous part of :func:`sample_quotes`: quote times, quoted spread (bps, ``sbps``) and displayed
+    sizes, which never depend on the mid (so a replay can re-price the same quotes on another mid path).
+    Draws from ``rng`` in the same order as ``sample_quotes`` always did."""
     _, cdf = intraday_curve()
     key = sample_times_us(counts, cdf, rng)
     sym = key >> KEY_SHIFT
@@ -243,26 +252,40 @@ def sample_quotes(
     key = np.maximum.accumulate(key - idx) + idx  # strictly increasing within symbol
     us = key & ((1 << KEY_SHIFT) - 1)
     sec = us // US_PER_SECOND
-    mid = mid_grid[sym, sec]
     sbps = (
         spread_bps[sym]
         * spread_multiplier(sec.astype(np.float64))
         * np.exp(0.25 * rng.standard_normal(len(key)) - 0.03)
     )
-    half = mid * sbps / 2e4
-    bid_c = np.round((mid - half) * 100.0)
-    ask_c = np.maximum(np.round((mid + half) * 100.0), bid_c + 1)
-    bid_c = np.maximum(bid_c, 1)
-    ask_c = np.maximum(ask_c, bid_c + 1)
     p = 1.0 / lots[sym]
     return {
         "key": key,
         "sym": sym,
         "us": us,
-        "bid": bid_c / 100.0,
-        "ask": ask_c / 100.0,
+        "sbps": sbps,
         "bid_size": 100 * rng.geometric(p).astype(np.int64),
         "ask_size": 100 * rng.geometric(p).astype(np.int64),
+    }
+
+
+def price_quotes(draws: dict[str, np.ndarray], mid_grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Bid/ask of the drawn quotes (:func:`quote_draws`) on the mid path ``mid_grid`` (rows = the draws' local
+    symbols): the mid at the quote's second -/+ half the spread, rounded to the cent, at least one tick apart."""
+    sym, us, sbps = draws["sym"], draws["us"], draws["sbps"]
+    mid = mid_grid[sym, us // US_PER_SECOND]
+    half = mid * sbps / 2e4
+    bid_c = np.round((mid - half) * 100.0)
+    ask_c = np.maximum(np.round((mid + half) * 100.0), bid_c + 1)
+    bid_c = np.maximum(bid_c, 1)
+    ask_c = np.maximum(ask_c, bid_c + 1)
+    return {
+        "key": draws["key"],
+        "sym": sym,
+        "us": us,
+        "bid": bid_c / 100.0,
+        "ask": ask_c / 100.0,
+        "bid_size": draws["bid_size"],
+        "ask_size": draws["ask_size"],
     }
 
 
