@@ -439,12 +439,12 @@ def ensure_once(recompute: bool) -> None:
 
 # -- 4. page interactions ------------------------------------------------------------------------------
 def _span(name: str, month: str | None) -> tuple[dt.date | None, dt.date | None]:
-    """``year``: no date filter (the sidebar's default, the whole lake); ``month``: one calendar month."""
-    if name == "year":
-        return None, None
+    """``year``: the whole lake; ``month``: one calendar month (the sidebar opens on the latest month)."""
     from analytics.store import Lake
 
     days = Lake(LAKE).order_days()
+    if name == "year":
+        return days[0], days[-1]
     ym = month or sorted({d.strftime("%Y-%m") for d in days})[min(5, len({d.month for d in days}) - 1)]
     in_month = [d for d in days if d.strftime("%Y-%m") == ym]
     return in_month[0], in_month[-1]

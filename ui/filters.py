@@ -21,7 +21,7 @@ def sidebar() -> Filters:
         st.subheader("Filters")
         lo, hi = opts.get("start"), opts.get("end")
         if lo and hi:
-            default = (ss.get("f_start", lo), ss.get("f_end", hi))
+            default = (ss.get("f_start", default_start(lo, hi)), ss.get("f_end", hi))
             picked = st.date_input("Date range", value=default, min_value=lo, max_value=hi, key="f_dates")
             if isinstance(picked, tuple | list) and len(picked) == 2:
                 ss["f_start"], ss["f_end"] = picked
@@ -29,6 +29,12 @@ def sidebar() -> Filters:
             st.multiselect(k.capitalize(), opts.get(k, []), key=f"f_{k}", placeholder="All")
         st.caption(f"Lake version {state.version()}")
     return current()
+
+
+def default_start(lo: dt.date, hi: dt.date) -> dt.date:
+    """The first day of the latest calendar month with data (not before ``lo``): every page opens on the desk's
+    latest month, which the Overview compares with the month before; the date range widens it."""
+    return max(lo, hi.replace(day=1))
 
 
 def current() -> Filters:

@@ -79,3 +79,14 @@ def test_a_fresh_process_draws_the_overview_from_the_stored_figures(sim_env):
     finally:  # the lake is shared by the session's tests
         path.write_text(original)
         st.cache_data.clear()
+
+
+def test_pages_open_on_the_latest_month_of_data():
+    import datetime as dt
+
+    from ui.filters import default_start
+
+    # a year of data: the latest calendar month; a lake shorter than its month: from its first day
+    assert default_start(dt.date(2025, 9, 1), dt.date(2026, 8, 28)) == dt.date(2026, 8, 1)
+    assert default_start(dt.date(2026, 3, 2), dt.date(2026, 3, 3)) == dt.date(2026, 3, 2)
+    assert default_start(dt.date(2026, 2, 20), dt.date(2026, 3, 3)) == dt.date(2026, 3, 1)
