@@ -1,7 +1,7 @@
 """Data quality for training datasets: documented rules, a per-dataset report, exclusion with the reason kept,
 and the rules' precision/recall against the simulator's injected faults.
 
-Two layers, one vocabulary (every rule has a name, a category and a one-line definition):
+Three rule sets, one vocabulary (every rule has a name, a category and a one-line definition):
 
 1. **Dataset rules** (:data:`DATASET_RULES`) run on the candidate rows of a dataset (one per parent order,
    with its TCA outcome, its point-in-time features and its decision). A row failing any rule is excluded from
@@ -13,6 +13,11 @@ Two layers, one vocabulary (every rule has a name, a category and a one-line def
    returns precision = flagged and faulty / flagged, recall = flagged and faulty / faulty, per fault type too.
    The lake's ingest quarantines the same rows, so a dataset built from the lake never sees them; measuring
    the rules on the raw files is what shows they would catch them.
+3. **Decision rules** (:data:`DECISION_RULES`) run on a dataset's decision rows (one per trading decision, with
+   its point-in-time context and outcome) and report the same way (``quality_pct`` of the decision rows).
+
+A lake built from simulator files keeps that run's fault record and the rules' flags (:func:`lake_fault_scores`),
+so its datasets are scored against their own faults; other lakes report a reference simulation's scores.
 
 Thresholds live in :class:`QualityConfig` (frozen, defaults here).
 """
@@ -28,7 +33,7 @@ import polars as pl
 
 from analytics.schema import TABLES
 
-CODE_VERSION = "dq-1"
+CODE_VERSION = "dq-2"  # dq-2: decision-row rules
 
 
 @dataclass(frozen=True)
@@ -133,12 +138,70 @@ def dataset_rule_exprs(df: pl.DataFrame, cfg: QualityConfig = CONFIG) -> dict[st
     }
 
 
+DECISION_RULES: tuple[Rule, ...] = (
+    Rule(
+        "missing_pretrade", "completeness", "daily volatility, ADV or the touch spread before the decision is missing"
+    ),
+    Rule(
+        "invalid_values",
+        "validity",
+        "quantity <= 0, decision price <= 0, horizon_days <= 0, a crossed touch (spread < 0), or a side other "
+        "than BUY/SELL",
+    ),
+    Rule("order_mismatch", "consistency", "an order naming the decision has another symbol or side"),
+    Rule(
+        "order_excluded",
+        "consistency",
+        "an order the decision led to failed an order rule (its realized cost, the decision's execution cost, "
+        "is not trusted)",
+    ),
+    Rule("no_market_data", "coverage", "no quote before the decision on its day, or no daily bar before its day"),
+    Rule("stale_quote", "staleness", "the prevailing quote at the decision is older than stale_quote_s"),
+    Rule("bad_price", "outlier", "decision price moved more than price_jump from the previous daily close"),
+    Rule(
+        "look_ahead",
+        "look-ahead",
+        "a feature's last quote, trade or bar is not strictly before the decision's timestamp",
+    ),
+)
+
+
+def decision_rule_exprs(df: pl.DataFrame, cfg: QualityConfig = CONFIG) -> dict[str, pl.Expr]:
+    """Per decision rule (:data:`DECISION_RULES`), a boolean expression True when a decision row FAILS it (null
+    counts as pass). Columns: the decision row's (datasets.py), ``order_failed`` from the order rows' rules."""
+    ts = pl.col("decision_ts")
+    return {
+        "missing_pretrade": pl.any_horizontal(
+            pl.col("daily_volatility").is_null(), pl.col("adv").is_null(), pl.col("spread_bps").is_null()
+        ),
+        "invalid_values": (
+            (pl.col("quantity") <= 0).fill_null(True)
+            | (pl.col("decision_price") <= 0).fill_null(False)
+            | (pl.col("horizon_days") <= 0).fill_null(False)
+            | (pl.col("spread_bps") < 0).fill_null(False)
+            | ~pl.col("side").is_in(["BUY", "SELL"]).fill_null(False)
+        ),
+        "order_mismatch": (pl.col("mismatched_orders") > 0).fill_null(False),
+        "order_excluded": pl.col("order_failed").fill_null(False),
+        "no_market_data": pl.col("quote_ts").is_null() | pl.col("bar_day").is_null(),
+        "stale_quote": (pl.col("quote_age_s") > cfg.stale_quote_s).fill_null(False),
+        "bad_price": ((pl.col("decision_price") / pl.col("prev_close") - 1).abs() > cfg.price_jump).fill_null(False),
+        "look_ahead": (
+            (pl.col("quote_ts") >= ts).fill_null(False)
+            | (pl.col("trade_ts") >= ts).fill_null(False)
+            | (pl.col("bar_day") >= ts.dt.date()).fill_null(False)
+        ),
+    }
+
+
 def apply(
-    df: pl.DataFrame, cfg: QualityConfig = CONFIG, key: str = "order_id"
+    df: pl.DataFrame, cfg: QualityConfig = CONFIG, key: str = "order_id", table: str = "orders"
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Split candidate rows into (passing rows, failing rows with ``reasons`` = the rules failed, comma-joined)
-    and the quality report: candidate rows, passing rows, quality_pct, rows failing each rule."""
-    exprs = dataset_rule_exprs(df, cfg)
+    and the quality report: candidate rows, passing rows, quality_pct, rows failing each rule. ``table``:
+    ``orders`` (:data:`DATASET_RULES`, one row per parent order) or ``decisions`` (:data:`DECISION_RULES`)."""
+    rules = DECISION_RULES if table == "decisions" else DATASET_RULES
+    exprs = (decision_rule_exprs if table == "decisions" else dataset_rule_exprs)(df, cfg)
     flags = df.select(pl.col(key), *(e.alias(f"_dq_{n}") for n, e in exprs.items()))
     names = list(exprs)
     reasons = pl.concat_str(
@@ -158,7 +221,7 @@ def apply(
         "quality_pct": round(100.0 * ok.height / n, 4) if n else 100.0,
         "excluded_by_rule": by_rule,
         "meets_promise": (100.0 * ok.height / n if n else 100.0) > cfg.min_quality_pct,
-        "rules": [asdict(r) for r in DATASET_RULES],
+        "rules": [asdict(r) for r in rules],
         "config": asdict(cfg),
         "code_version": CODE_VERSION,
     }
@@ -263,21 +326,50 @@ def row_rule_flags(con: duckdb.DuckDBPyConnection, folder: str | Path) -> pl.Dat
     return con.sql(" UNION ALL ".join(f"({p})" for p in parts)).pl()
 
 
+def _read_faults(path: Path) -> pl.DataFrame:
+    """The simulator's fault record (``_faults.jsonl``): file, line, table, fault (empty when absent)."""
+    if path.exists() and path.stat().st_size:
+        return pl.read_ndjson(path, infer_schema_length=None).select("file", "line", "table", "fault")
+    return pl.DataFrame(schema={"file": pl.String, "line": pl.Int64, "table": pl.String, "fault": pl.String})
+
+
 def fault_scores(folder: str | Path) -> dict:
     """Precision and recall of :data:`ROW_RULES` at catching the rows the simulator corrupted in ``folder``
     (its ``_faults.jsonl``): a row counts as flagged when any rule fails on it; matching is by (file, line)."""
     folder = Path(folder)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     try:
         flags = row_rule_flags(con, folder)
     finally:
         con.close()
-    fpath = folder / "_faults.jsonl"
-    faults = (
-        pl.read_ndjson(fpath, infer_schema_length=None).select("file", "line", "table", "fault")
-        if fpath.exists() and fpath.stat().st_size
-        else pl.DataFrame(schema={"file": pl.String, "line": pl.Int64, "table": pl.String, "fault": pl.String})
-    )
+    return score_flags(flags, _read_faults(folder / "_faults.jsonl"), str(folder))
+
+
+# A lake built from simulator files (the demo lake) keeps, beside the simulator's ground truth, the record of the
+# faults it injected and what the row rules flagged on the raw files before ingest (analytics/demo.py writes
+# them; the raw files themselves are not kept). The flags are named by this module's code version: rules that
+# changed since make them stale, and the dataset falls back to the reference simulation.
+LAKE_FAULTS = "demo_faults.jsonl"
+
+
+def lake_flags_name() -> str:
+    return f"demo_fault_flags-{CODE_VERSION}.parquet"
+
+
+def lake_fault_scores(lake_root: str | Path) -> dict | None:
+    """The row rules' precision/recall against the lake's own simulator faults (:data:`LAKE_FAULTS` and the
+    flags of this code version beside the lake), or None when the lake does not keep them."""
+    root = Path(lake_root)
+    faults, flags = root / LAKE_FAULTS, root / lake_flags_name()
+    if not (faults.exists() and flags.exists()):
+        return None
+    return score_flags(pl.read_parquet(flags), _read_faults(faults), f"this lake's own simulator faults ({faults})")
+
+
+def score_flags(flags: pl.DataFrame, faults: pl.DataFrame, source: str) -> dict:
+    """Precision/recall of the rows ``flags`` (file, line, rule: :func:`row_rule_flags`) against ``faults`` (file,
+    line, table, fault): flagged = distinct (file, line) with any rule; true positive = a flagged faulty row."""
     flagged = (
         flags.with_columns(pl.col("line").cast(pl.Int64))
         .group_by("file", "line")
@@ -303,7 +395,7 @@ def fault_scores(folder: str | Path) -> dict:
         "by_fault": per_fault.to_dicts(),
         "by_rule": flags.group_by("rule").len().sort("rule").rename({"len": "rows"}).to_dicts(),
         "false_positives": false_pos.head(20).to_dicts(),
-        "source": str(folder),
+        "source": source,
         "rules": [asdict(r) for r in ROW_RULES],
         "code_version": CODE_VERSION,
     }

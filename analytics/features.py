@@ -492,7 +492,8 @@ def compute(
     """Every registered feature (or ``names``) for each probe: one row per probe with ``probe_id``, ``anchor``,
     the features (null where a feature is not defined for the probe's anchor), and the lineage columns
     ``quote_ts``, ``trade_ts`` (last tick used) and ``bar_day`` (last daily bar used) that the no-look-ahead
-    rule checks. ``quotes``/``trades`` name relations in ``con`` or are lazy frames, ``bars`` names a relation
+    rule checks, and ``probe_mid`` (the mid of the last quote before t: a decision's price when it sent none).
+    ``quotes``/``trades`` name relations in ``con`` or are lazy frames, ``bars`` names a relation
     (all with the lake's columns)."""
     con.register("_fx_probes_in", probes.select(list(PROBE_SCHEMA)).cast(PROBE_SCHEMA).to_arrow())
     try:
@@ -505,5 +506,6 @@ def compute(
     )
     return query(
         con,
-        f"SELECT probe_id, anchor, {cols}, ts AS probe_ts, quote_ts, trade_ts, bar_day FROM _fx_ctx ORDER BY probe_id",
+        f"SELECT probe_id, anchor, {cols}, ts AS probe_ts, quote_ts, trade_ts, bar_day, mid_t AS probe_mid "
+        "FROM _fx_ctx ORDER BY probe_id",
     )

@@ -28,6 +28,21 @@ P_h the close ``horizon_days`` daily bars after the decision's day; ``decision_n
 is_total_bps (the paper return minus what execution cost); ``z_dec = (alpha_bps - decision_net_bps) /
 (sigma_bps * sqrt(horizon_days))``, positive when the decision fell short of its expected alpha by more than
 its horizon's noise. Null (label ``pending``) until the horizon's bar exists.
+
+Decision rows (one per trading decision, whether or not it led to an order; :func:`decision_outcomes`) use the
+same z with ``execution_cost_bps`` in place of is_total_bps, chosen by ``cost_source``:
+
+- ``realized``: the decision led to order(s) with a realized IS: their IS in bps, weighted by paper notional
+  Pd * Q (so one order is exactly its is_total_bps);
+- ``expected``: the decision led to no order: the pre-trade estimate (the same :class:`CostEstimator` as the
+  execution label, on the decision's point-in-time features: its quantity % ADV, spread, volatility; unknown
+  duration -> the default 0.1 day, no delay). The label then says how good the decision was *had it been
+  executed at the expected cost* (a paper decision is judged on the same scale as a traded one; the flag keeps
+  it tellable apart, and ``realized_return_bps`` keeps the gross return);
+- ``unavailable``: it led to an order whose realized cost is not in the dataset (the order arrived outside the
+  dataset's dates, or its IS is not finite): ``decision_net_bps`` and the label stay null rather than guess.
+
+Until the horizon's bar exists the label is ``pending`` whatever the cost source.
 """
 
 from __future__ import annotations
@@ -140,6 +155,9 @@ class LabelDefinition:
             "execution": "z = (is_total_bps - expected_cost_bps) / expected_cost_sd_bps; positive = costlier than expected",
             "decision": "z = (alpha_bps - (realized_return_bps - is_total_bps)) / (sigma_bps * sqrt(horizon_days)); "
             f"'{PENDING}' until the horizon's bar exists",
+            "decision_rows": "the same z with execution_cost_bps for is_total_bps, by cost_source: realized (the "
+            "IS of the orders the decision led to, weighted by paper notional) | expected (no order: the pre-trade "
+            "estimate at the decision) | unavailable (its order's cost is not in the dataset: null label)",
             "estimator": {"name": estimator.name, **estimator.params()},
             "code_version": CODE_VERSION,
         }
@@ -158,10 +176,13 @@ def execution_labels(
     )
 
 
-def decision_labels(df: pl.DataFrame, thresholds: LabelThresholds = THRESHOLDS) -> pl.DataFrame:
+def decision_labels(
+    df: pl.DataFrame, thresholds: LabelThresholds = THRESHOLDS, cost: str = "is_total_bps"
+) -> pl.DataFrame:
     """Add ``decision_net_bps, decision_z, decision_label`` from realized_return_bps (null = horizon not
-    reached: label ``pending``), is_total_bps, alpha_bps, daily_volatility and horizon_days."""
-    net = pl.col("realized_return_bps") - pl.col("is_total_bps").fill_null(0.0)
+    reached: label ``pending``), the execution cost column ``cost`` (bps, positive = cost; null cost = null net
+    and label), alpha_bps, daily_volatility and horizon_days."""
+    net = pl.col("realized_return_bps") - pl.col(cost)
     sd = (_sigma_bps() * pl.col("horizon_days").sqrt()).clip(thresholds.min_sd_bps, None)
     z = (pl.col("alpha_bps") - pl.col("decision_net_bps")) / sd
     return (
@@ -174,6 +195,39 @@ def decision_labels(df: pl.DataFrame, thresholds: LabelThresholds = THRESHOLDS) 
             .alias("decision_label")
         )
     )
+
+
+COST_SOURCES = ("realized", "expected", "unavailable")
+
+
+def decision_outcomes(
+    df: pl.DataFrame, estimator: CostEstimator | None = None, thresholds: LabelThresholds = THRESHOLDS
+) -> pl.DataFrame:
+    """Decision rows: add ``expected_cost_bps, expected_cost_sd_bps`` (the pre-trade estimate at the decision),
+    ``execution_cost_bps`` and ``cost_source`` (module docstring: realized IS when the decision was executed, the
+    estimate when it led to no order, null when its order's cost is unknown), then the decision label.
+
+    Needs ``orders`` (how many orders the decision led to), ``realized_cost_bps`` (their notional-weighted IS,
+    null when unknown) and the estimator's features (spread_bps, daily_volatility, size_pct_adv)."""
+    est = estimator or SquareRootEstimator()
+    added = [c for c in ("planned_duration_s", "delay_s") if c not in df.columns]  # not known at a decision
+    out = est.expected(df.with_columns(pl.lit(None, pl.Float64).alias(c) for c in added)).drop(added)
+    traded = pl.col("orders").fill_null(0) > 0
+    source = (
+        pl.when(~traded)
+        .then(pl.lit("expected"))
+        .when(pl.col("realized_cost_bps").is_finite().fill_null(False))
+        .then(pl.lit("realized"))
+        .otherwise(pl.lit("unavailable"))
+    )
+    out = out.with_columns(source.alias("cost_source")).with_columns(
+        pl.when(pl.col("cost_source") == "realized")
+        .then(pl.col("realized_cost_bps"))
+        .when(pl.col("cost_source") == "expected")
+        .then(pl.col("expected_cost_bps"))
+        .alias("execution_cost_bps")
+    )
+    return decision_labels(out, thresholds, cost="execution_cost_bps")
 
 
 def distribution(labels: pl.Series) -> dict[str, int]:

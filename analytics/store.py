@@ -526,3 +526,60 @@ __all__ = [
     "quote_ident",
     "table_schema",
 ]
+
+
+# --- numbered output folders and pruned tick scans (training datasets) ----------------------------------
+def version_dirs(base: Path, marker: str = "manifest.json") -> list[int]:
+    """Published versions under ``base``: folders ``v0001``, ``v0002``... holding ``marker`` (a folder without it
+    is half-written or not ours)."""
+    if not base.exists():
+        return []
+    return sorted(int(p.name[1:]) for p in base.glob("v[0-9]*") if p.is_dir() and (p / marker).exists())
+
+
+def publish_version_dir(base: Path, files: dict, manifest: dict, marker: str = "manifest.json") -> int:
+    """Publish the next numbered version folder ``base/vNNNN`` atomically and return its number.
+
+    ``files`` maps a file name to a writer ``f(path)``. Everything is written into a hidden temp folder beside the
+    versions, then ONE rename makes the folder visible (a crash leaves only a ``.tmp-*`` folder readers ignore).
+    The manifest (JSON, ``version`` and ``location`` filled in here) is written last, as ``marker``. Two
+    concurrent publishers race on the rename; the loser takes the next number."""
+    import shutil
+
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        for fname, write in files.items():
+            write(tmp / fname)
+        for _ in range(100):
+            v = (version_dirs(base, marker) or [0])[-1] + 1
+            manifest["version"] = v
+            manifest["location"] = str(base / f"v{v:04d}")
+            (tmp / marker).write_text(json.dumps(manifest, indent=1, default=str))
+            try:
+                os.rename(tmp, base / f"v{v:04d}")  # fails when another publisher took v first
+                return v
+            except OSError:
+                continue
+        raise OSError(f"could not claim a version number under {base}")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def scan_day_files(
+    lake: Lake, table: str, start: dt.date, end: dt.date, columns: list[str], manifest: Manifest | None = None
+) -> pl.LazyFrame:
+    """Columns ``columns`` of ``table`` (quotes, trades...) dated ``start..end`` straight from the snapshot's
+    date-pruned Parquet files, as a Polars lazy scan: only the files whose time range meets the dates are opened,
+    and rows are filtered half-open on timestamps (``ts >= start AND ts < end + 1 day``)."""
+    schema = table_schema(table)
+    cols = {c: schema[c] for c in columns}
+    files = [str(p) for p in lake.files(table, start, end, manifest)]
+    if not files:
+        return pl.LazyFrame(schema=cols)
+    tcol = TABLES[table].time_col
+    lo = dt.datetime.combine(start, dt.time(), dt.UTC)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return pl.scan_parquet(files).select(list(cols)).filter((pl.col(tcol) >= lo) & (pl.col(tcol) < hi))

@@ -17,8 +17,9 @@ f = filters.current()
 lake = state.lake()
 st.title("Training data")
 st.caption(
-    "One row per parent order: point-in-time features at arrival and at the decision (only data stamped before), "
-    "realized outcomes, labels excellent…bad, and the quality rules each row passed."
+    "Order rows (one per parent order: point-in-time features at arrival and at its decision) and decision rows (one "
+    "per trading decision, traded or not: its context at its timestamp, only data stamped before); realized "
+    "outcomes, labels excellent…bad, and the quality rules each row passed."
 )
 
 
@@ -48,7 +49,9 @@ if go:
         else:
             st.session_state["td_ref"] = f"{ev['name']}@{ev['version']}"
             verb = "unchanged, same content hash" if ev["version"] in before else "built"
-            status.update(label=f"{ev['name']}@{ev['version']} {verb}: {ev['rows']:,} rows", state="complete")
+            nd = (ev.get("decisions") or {}).get("rows") or 0
+            status.update(label=f"{ev['name']}@{ev['version']} {verb}: {ev['rows']:,} order rows, {nd:,} decision rows",
+                          state="complete")  # fmt: skip
 
 listing = pl.DataFrame(datasets.list_datasets(lake))
 if listing.is_empty():
@@ -61,12 +64,19 @@ if st.session_state.get("td_ref") not in refs:
     st.session_state["td_ref"] = refs[0]
 ref = st.selectbox("Dataset version", refs, key="td_ref")
 m = datasets.manifest(lake, ref)
-data = _load(m["location"], m["content_hash"], "data")
-fd = m["quality"]["fault_detection"]
+which = st.segmented_control(
+    "Rows", list(datasets.TABLES), format_func=datasets.TABLES.get, default="orders", key="td_table"
+)
+view = datasets.table_view(m, which or "orders")
+if view is None:
+    st.info(f"{ref} was built before decision rows existed: rebuild it to get them. Showing the order rows.")
+    view = datasets.table_view(m, "orders")
+data = _load(m["location"], m["content_hash"], view["part"])
+q, fd = view["quality"], m["quality"]["fault_detection"]
 
 c = st.columns(5)
-c[0].metric("Rows", f"{m['rows']:,}")
-c[1].metric("Quality", f"{m['quality_pct']:.2f}%", help="Share of candidate rows passing every rule (promise: > 95%)")
+c[0].metric("Rows", f"{view['rows']:,}", help="Order rows: one per parent order; decision rows: one per decision")
+c[1].metric("Quality", f"{q['quality_pct']:.2f}%", help="Share of candidate rows passing every rule (promise: > 95%)")
 c[2].metric("Rule precision", f"{100 * fd['precision']:.1f}%", help=f"On simulator faults: {fd['source']}")
 c[3].metric(
     "Rule recall", f"{100 * fd['recall']:.1f}%", help=f"{fd['true_positives']:,} of {fd['faults']:,} faulty rows caught"
@@ -76,8 +86,7 @@ c[4].metric("Lake version", m["source_version"], help="The lake snapshot the row
 tabs = st.tabs(["Labels", "Features", "Quality", "Lineage", "Model feedback", "Downloads"])
 with tabs[0]:
     counts = pl.DataFrame(
-        [{"outcome": "execution", "label": k, "rows": v} for k, v in m["label_counts"].items()]
-        + [{"outcome": "decision", "label": k, "rows": v} for k, v in m["decision_label_counts"].items()]
+        [{"outcome": o, "label": k, "rows": v} for o, lc in view["labels"].items() for k, v in lc.items()]
     )
     order = ["excellent", "good", "neutral", "poor", "bad", "pending", "null"]
     st.altair_chart(
@@ -87,25 +96,26 @@ with tabs[0]:
         ).properties(width=260, height=220),
     )  # fmt: skip
     st.dataframe(counts, hide_index=True, key="td_labels_df")
+    if which == "decisions":
+        st.caption(f"Execution cost of the decision rows by source: {m['decisions']['cost_source_counts']}")
     st.json(m["label_definition"], expanded=False)
 with tabs[1]:
-    st.dataframe(pl.DataFrame(m["features"]).drop("anchors"), hide_index=True, width="stretch", key="td_features_df")
-    num = datasets.numeric_features(data)
+    st.dataframe(pl.DataFrame(view["features"]).drop("anchors"), hide_index=True, width="stretch", key="td_features_df")
+    num = datasets.numeric_features(data, view["columns"])
     feat = st.selectbox("Distribution of", num, key="td_feature")
-    if feat and data[feat].drop_nulls().len():
+    if feat and feat in data.columns and data[feat].drop_nulls().len():
         st.altair_chart(charts.histogram(tca.histogram(data.drop_nulls(feat), feat), feat), width="stretch")
-    st.dataframe(datasets.feature_summary(data), hide_index=True, width="stretch", key="td_summary_df")
-    corr = datasets.correlations(data, [c for c in num if not c.startswith("dec_")] + ["execution_z"])
+    st.dataframe(datasets.feature_summary(data, view["columns"]), hide_index=True, width="stretch", key="td_summary_df")
+    corr = datasets.correlations(data, [c for c in num if not c.startswith("dec_")] + [view["z"]])
     st.altair_chart(
         alt.Chart(charts.inline(corr)).mark_rect().encode(
             alt.X("a:N", title=None), alt.Y("b:N", title=None),
             alt.Color("corr:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1])),
             tooltip=["a:N", "b:N", alt.Tooltip("corr:Q", format=".2f")],
-        ).properties(height=520, title="Correlations (Pearson) at arrival, with the execution z"),
+        ).properties(height=520, title=f"Correlations (Pearson) of the features, with {view['z']}"),
         width="stretch",
     )  # fmt: skip
 with tabs[2]:
-    q = m["quality"]
     rules = pl.DataFrame(q["rules"]).with_columns(
         pl.col("name").replace_strict(q["excluded_by_rule"], default=0, return_dtype=pl.Int64).alias("rows_failing")
     )
@@ -117,24 +127,23 @@ with tabs[2]:
         f"**Row rules vs simulator faults** ({fd['source']}): precision {fd['precision']:.3f}, recall {fd['recall']:.3f}"
     )
     st.dataframe(pl.DataFrame(fd["by_fault"]), hide_index=True, key="td_faults_df")
-    failures = _load(m["location"], m["content_hash"], "failures")
+    failures = _load(m["location"], m["content_hash"], view["failures"])
     st.caption(f"{failures.height:,} excluded row(s), with the rules they failed:")
     st.dataframe(failures, hide_index=True, width="stretch", key="td_failures_df")
-    st.download_button(
-        "Download excluded rows (CSV)", failures.write_csv(), f"{ref}_failures.csv", "text/csv", key="dl_td_fail"
-    )
+    st.download_button("Download excluded rows (CSV)", failures.write_csv(), f"{ref}_{view['failures']}.csv",
+                       "text/csv", key="dl_td_fail")  # fmt: skip
 with tabs[3]:
     cur = lake.version()
     if m["lake_version"] != cur:
         st.warning(
             f"Built from lake@{m['lake_version']}; the lake is now at version {cur}. Rebuild to include new data."
         )
-    lineage = {k: m.get(k) for k in ("source_version", "lake_root", "code_version", "content_hash", "schema_hash",
-                                     "location", "built", "start", "end")}  # fmt: skip
+    lineage = {k: m.get(k) for k in ("source_version", "lake_root", "code_version", "content_hash", "location", "built",
+                                     "start", "end")} | {k: view[k] for k in ("table_content_hash", "table_schema_hash")}  # fmt: skip
     st.dataframe(pl.DataFrame({"field": list(lineage), "value": [str(v) for v in lineage.values()]}), hide_index=True,
                  width="stretch", key="td_lineage_df")  # fmt: skip
     st.dataframe(
-        pl.DataFrame(m["schema"], schema=["column", "dtype"], orient="row"), hide_index=True, key="td_schema_df"
+        pl.DataFrame(view["schema"], schema=["column", "dtype"], orient="row"), hide_index=True, key="td_schema_df"
     )
 with tabs[4]:
     fb = _load(m["location"], m["content_hash"], "feedback")
@@ -145,8 +154,10 @@ with tabs[4]:
     st.download_button("Download feedback events (JSON)", json.dumps(m["feedback_events"], default=str),
                        f"{ref}_feedback.json", "application/json", key="dl_td_feedback")  # fmt: skip
 with tabs[5]:
-    st.download_button("Download data (Parquet)", (Path(m["location"]) / "data.parquet").read_bytes(),
-                       f"{ref}.parquet", "application/octet-stream", key="dl_td_parquet")  # fmt: skip
-    st.download_button("Download data (CSV)", lambda: data.write_csv(), f"{ref}.csv", "text/csv", key="dl_td_csv")
+    st.download_button(f"Download {datasets.TABLES[which or 'orders'].lower()} (Parquet)",
+                       (Path(m["location"]) / f"{view['part']}.parquet").read_bytes(), f"{ref}_{view['part']}.parquet",
+                       "application/octet-stream", key="dl_td_parquet")  # fmt: skip
+    st.download_button("Download (CSV)", lambda: data.write_csv(), f"{ref}_{view['part']}.csv", "text/csv",
+                       key="dl_td_csv")  # fmt: skip
     st.download_button("Download manifest (JSON)", json.dumps(m, indent=1, default=str), f"{ref}_manifest.json",
                        "application/json", key="dl_td_manifest")  # fmt: skip

@@ -164,3 +164,53 @@ def test_reference_scores_are_cached_per_code_version(tmp_path):
     cached = list(tmp_path.glob("fault_scores-*.json"))
     assert len(cached) == 1 and dq.CODE_VERSION in cached[0].name
     assert dq.reference_scores(tmp_path) == json.loads(cached[0].read_text())
+
+
+# --- decision rows ---------------------------------------------------------------------------------------------
+def good_decision(i: int) -> dict:
+    return {
+        "decision_id": f"D{i}", "symbol": "AAA", "side": "BUY", "quantity": 1000.0, "decision_price": 100.0,
+        "prev_close": 99.0, "horizon_days": 5.0, "daily_volatility": 0.02, "adv": 1e6, "spread_bps": 5.0,
+        "mismatched_orders": 0, "order_failed": False, "decision_ts": T, "quote_ts": T - dt.timedelta(seconds=2),
+        "trade_ts": None, "bar_day": dt.date(2026, 2, 27), "quote_age_s": 2.0,
+    }  # fmt: skip
+
+
+BAD_DECISION = {
+    "missing_pretrade": {"adv": None},
+    "invalid_values": {"horizon_days": 0.0},
+    "order_mismatch": {"mismatched_orders": 1},
+    "order_excluded": {"order_failed": True},
+    "no_market_data": {"bar_day": None},
+    "stale_quote": {"quote_age_s": 600.0},
+    "bad_price": {"decision_price": 70.0},  # -29% vs the previous close
+    "look_ahead": {"trade_ts": T},  # a print stamped AT the decision
+}
+
+
+def test_every_decision_rule_is_documented_and_tested():
+    assert {r.name for r in dq.DECISION_RULES} == set(BAD_DECISION)
+
+
+@pytest.mark.parametrize("rule", sorted(BAD_DECISION))
+def test_decision_rule_catches_its_bad_row(rule):
+    rows = [good_decision(i) for i in range(10)] + [good_decision(99) | BAD_DECISION[rule] | {"decision_id": "BAD"}]
+    _, bad, rep = dq.apply(frame(rows), key="decision_id", table="decisions")
+    assert bad["decision_id"].to_list() == ["BAD"] and bad["reasons"][0] == rule
+    assert rep["quality_pct"] == pytest.approx(100 * 10 / 11) and rep["excluded_by_rule"][rule] == 1
+    assert {r["name"] for r in rep["rules"]} == set(BAD_DECISION)
+
+
+def test_lake_fault_scores_need_the_record_and_this_versions_flags(tmp_path):
+    assert dq.lake_fault_scores(tmp_path) is None
+    (tmp_path / dq.LAKE_FAULTS).write_text(
+        json.dumps({"file": "fills_x.jsonl", "line": 3, "table": "fills", "fault": "bad_side"}) + "\n"
+    )
+    assert dq.lake_fault_scores(tmp_path) is None  # no flags of this code version
+    flags = pl.DataFrame({"file": ["fills_x.jsonl", "fills_x.jsonl"], "line": [3, 9], "tbl": ["fills"] * 2,
+                          "rule": ["invalid_side", "non_positive"]})  # fmt: skip
+    flags.write_parquet(tmp_path / dq.lake_flags_name())
+    s = dq.lake_fault_scores(tmp_path)
+    # 2 rows flagged, 1 of them the one fault: precision 1/2, recall 1/1
+    assert (s["flagged"], s["faults"], s["true_positives"]) == (2, 1, 1)
+    assert s["precision"] == 0.5 and s["recall"] == 1.0 and "own simulator faults" in s["source"]

@@ -97,6 +97,8 @@ def test_versions_and_diff(desk, built):
     assert d["lake_version"] == [lake.version(), lake.version()] and not d["schema_changed"]
     same = datasets.diff(lake, "grow@2", "exec@1")
     assert same["same_content"] and same["rows_added"] == same["rows_removed"] == same["rows_changed"] == 0
+    assert same["decisions"]["same_content"] and same["decisions"]["rows_changed"] == 0
+    assert d["decisions"]["rows_removed"] == 0 and d["decisions"]["rows"][0] <= d["decisions"]["rows"][1]
     names = {(r["name"], r["version"]) for r in datasets.list_datasets(lake)}
     assert {("exec", 1), ("grow", 1), ("grow", 2)} <= names
 
@@ -159,7 +161,8 @@ def test_cli_build_list_show_diff(desk, built, run_cli):
     r = run_cli("dataset", "list", *args)
     assert any(d["name"] == "cli" for d in json.loads(r.stdout))
     r = run_cli("dataset", "show", "cli@1", *args)
-    assert json.loads(r.stdout)["rows"] == built["rows"]
+    shown = json.loads(r.stdout)
+    assert shown["rows"] == built["rows"] and shown["decisions"]["rows"] == built["decisions"]["rows"]
     r = run_cli("dataset", "diff", "cli@1", "exec@1", *args)
     assert json.loads(r.stdout)["same_content"] is True
     r = run_cli("dataset", "show", "missing", *args)
@@ -173,3 +176,93 @@ def test_a_typed_name_never_becomes_a_path(tmp_path):
     for bad in ("..", "../x", "a/b", ".hidden", ""):
         with pytest.raises(datasets.DatasetError):
             datasets.versions(lake, bad)
+
+
+# --- decision rows ---------------------------------------------------------------------------------------------
+def test_decision_rows_in_manifest_event_and_hash(desk, built):
+    lake, _ = desk
+    m = datasets.manifest(lake, "exec@1")
+    d = m["decisions"]
+    rows, fails = datasets.load(lake, "exec", "decisions"), datasets.load(lake, "exec", "decision_failures")
+    assert built["decisions"] == {k: d[k] for k in datasets.DECISION_EVENT_KEYS}
+    assert d["rows"] == rows.height > 100 and sum(d["label_counts"].values()) == rows.height
+    assert d["quality"]["candidate_rows"] == rows.height + fails.height and d["quality_pct"] > 95
+    assert set(d["excluded_by_rule"]) == {r.name for r in datasets.dataquality.DECISION_RULES}
+    # every decision of the lake is a decision row or an excluded one, once
+    lake_ids = lake.read("decisions")["decision_id"].unique()
+    assert sorted(rows["decision_id"].to_list() + fails["decision_id"].to_list()) == sorted(lake_ids.to_list())
+    # the version's content hash covers both tables; each table keeps its own hashes
+    assert d["content_hash"] == datasets.content_hash(rows) and d["schema_hash"] == datasets.schema_hash(rows)
+    assert m["order_rows_content_hash"] == datasets.content_hash(datasets.load(lake, "exec"))
+    assert m["content_hash"] == datasets.combined_hash(
+        {"data": m["order_rows_content_hash"], "decisions": d["content_hash"]}
+    )
+    assert rows.columns == datasets.decision_columns()
+    assert (rows["quote_ts"] < rows["decision_ts"]).all() and (rows["bar_day"] < rows["decision_ts"].dt.date()).all()
+
+
+def test_a_decision_is_probed_once_for_its_row_and_its_orders(desk, built):
+    lake, _ = desk
+    o = datasets.load(lake, "exec").select("decision_id", "dec_spread_bps", "dec_rv_bps_300s", "dec_quote_ts")
+    d = datasets.load(lake, "exec", "decisions").select("decision_id", "spread_bps", "rv_bps_300s", "quote_ts")
+    j = o.join(d, on="decision_id")
+    assert j.height > 100
+    assert (j["dec_spread_bps"] == j["spread_bps"]).all() and (j["dec_quote_ts"] == j["quote_ts"]).all()
+    assert (j["dec_rv_bps_300s"] == j["rv_bps_300s"]).all()
+
+
+def test_decision_rows_change_the_content_hash(desk, built, monkeypatch):
+    lake, files = desk
+    real = datasets.decision_table
+
+    def drop_one(*a):
+        ok, bad, rep = real(*a)
+        return ok.tail(-1), bad, rep
+
+    monkeypatch.setattr(datasets, "decision_table", drop_one)
+    other = datasets.build(lake, "exec_fewer_decisions", faults_dir=files)
+    m = datasets.manifest(lake, "exec_fewer_decisions")
+    assert m["order_rows_content_hash"] == datasets.manifest(lake, "exec@1")["order_rows_content_hash"]
+    assert other["content_hash"] != built["content_hash"]  # same order rows, one decision row fewer
+    diff = datasets.diff(lake, "exec@1", "exec_fewer_decisions@1")
+    assert not diff["same_content"] and diff["rows_changed"] == diff["rows_added"] == diff["rows_removed"] == 0
+    assert diff["decisions"]["rows_removed"] == 1 and diff["decisions"]["rows_added"] == 0
+
+
+def test_the_lake_own_faults_score_the_rules(desk, built, tmp_path):
+    from analytics.demo import keep_faults
+
+    lake, files = desk
+    dst = tmp_path / "copy"
+    shutil.copytree(lake.root, dst, ignore=shutil.ignore_patterns("datasets"))
+    keep_faults(files, dst)  # what demo.py keeps beside the lake: the fault record and the rules' flags
+    ev = datasets.build(Lake(dst), "exec")  # no faults_dir: the lake's own
+    fd = datasets.manifest(Lake(dst), "exec")["quality"]["fault_detection"]
+    ref = datasets.dataquality.fault_scores(files)
+    assert "own simulator faults" in fd["source"]
+    assert (fd["faults"], fd["flagged"], fd["true_positives"]) == (ref["faults"], ref["flagged"], ref["true_positives"])
+    assert ev["content_hash"] == built["content_hash"]
+
+
+def test_the_demo_lake_keeps_its_faults(tmp_path):
+    from analytics.demo import build_demo_lake
+
+    lake = Lake(tmp_path / "demo")
+    build_demo_lake(lake, days=1, symbols=4, orders_per_day=30, faults=0.05)
+    own = datasets.dataquality.lake_fault_scores(lake.root)
+    assert own is not None and own["faults"] > 10 and own["recall"] == 1.0 and own["precision"] == 1.0
+    assert (lake.root / "demo_faults.jsonl").exists() and not list(lake.root.glob(".*.tmp"))
+
+
+def test_lake_path_and_relation_path_give_the_same_decision_rows(desk):
+    lake, _ = desk
+    _, chunked = datasets.all_candidates(lake)  # ticks read from pruned files a few days at a time
+    con = lake.connect()
+    try:
+        whole = datasets.decision_contexts(con)  # the lake's views, all at once
+    finally:
+        con.close()
+    cols = [c for c in whole.columns if c in chunked.columns]
+    key = ["decision_ts", "decision_id"]
+    assert whole.height == chunked.height > 100
+    assert whole.select(cols).sort(key).equals(chunked.select(cols).sort(key))

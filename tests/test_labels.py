@@ -111,3 +111,36 @@ def test_decision_label_by_hand():
 def test_distribution_lists_every_class():
     d = labels.distribution(pl.Series(["good", "good", "bad", None]))
     assert d == {"excellent": 0, "good": 2, "neutral": 0, "poor": 0, "bad": 1, "null": 1}
+
+
+class Flat:
+    """A pre-trade estimate of 10 bps +- 5 for every order (labels by hand)."""
+
+    name = "flat"
+
+    def expected(self, df):
+        return df.with_columns(pl.lit(10.0).alias("expected_cost_bps"), pl.lit(5.0).alias("expected_cost_sd_bps"))
+
+    def params(self):
+        return {}
+
+
+def test_decision_outcomes_by_cost_source():
+    rows = pl.DataFrame(
+        {
+            "orders": [0, 2, 1, 0],
+            "realized_cost_bps": [None, 15.0, None, None],  # the third's order is outside the dataset
+            "realized_return_bps": [100.0, 100.0, 100.0, None],  # the fourth's horizon has not elapsed
+            "alpha_bps": [50.0] * 4,
+            "daily_volatility": [0.01] * 4,  # 100 bps a day
+            "horizon_days": [4.0] * 4,  # sd = 100 x sqrt(4) = 200 bps
+        }
+    )
+    out = labels.decision_outcomes(rows, Flat())
+    assert out["cost_source"].to_list() == ["expected", "realized", "unavailable", "expected"]
+    assert out["execution_cost_bps"].to_list() == [10.0, 15.0, None, 10.0]
+    # no order: 100 - 10 = 90 net, z = (50 - 90) / 200 = -0.2; executed: 100 - 15 = 85, z = -0.175
+    assert out["decision_net_bps"].to_list()[:3] == [90.0, 85.0, None]
+    assert out["decision_z"].to_list()[:2] == pytest.approx([-0.2, -0.175])
+    assert out["decision_label"].to_list() == ["neutral", "neutral", None, labels.PENDING]
+    assert "planned_duration_s" not in out.columns  # the estimator's missing inputs are not left behind

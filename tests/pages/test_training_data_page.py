@@ -60,6 +60,28 @@ def test_build_from_the_page_then_browse(td_env):
     frame_with(at, "fault", "faults", "caught", "recall")
     frame_with(at, "model_id", "period")
     assert at.get("vega_lite_chart"), "label, distribution and correlation charts are drawn"
+    assert status.label.endswith(f"{m['decisions']['rows']:,} decision rows")
+
+
+def test_decision_rows_are_browsable(td_env):
+    at = open_app(PAGE)
+    if not datasets.versions(td_env, "execution"):
+        _submit(at).click().run()
+    m = datasets.manifest(td_env, "execution")
+    at.segmented_control(key="td_table").set_value("decisions").run()
+    assert not at.exception
+    d = m["decisions"]
+    metrics = {x.label: x.value for x in at.metric}
+    assert metrics["Rows"] == f"{d['rows']:,}" and metrics["Quality"] == f"{d['quality_pct']:.2f}%"
+    # The rules table is the decision rules', the label table the decision outcome's, the schema the decision rows'.
+    rules = frame_with(at, "name", "category", "definition", "rows_failing")
+    assert set(rules["name"]) == {r.name for r in datasets.dataquality.DECISION_RULES}
+    labels = frame_with(at, "outcome", "label", "rows")
+    assert set(labels["outcome"]) == {"decision"} and labels["rows"].sum() == d["rows"]
+    schema = frame_with(at, "column", "dtype")
+    assert {"decision_id", "cost_source", "decision_label", "spread_bps"} <= set(schema["column"])
+    at.selectbox(key="td_feature").select("spread_bps").run()
+    assert not at.exception
 
 
 def test_rebuild_is_unchanged_and_feature_picker_works(td_env):
