@@ -34,7 +34,10 @@ Fitting: bounds by reparametrisation (coefficients = lo + softplus(u); exponents
 sigmoid(u)); Huber loss on residuals in units of the order's daily sigma (the mid's noise scales with sigma, so
 one volatile name does not dominate), delta = 1.345 * the MAD scale of the target; weights by filled notional
 (or equal); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights,
-all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles.
+all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles. Above
+``BOOT_MAX_ROWS`` (50K) rows: the fit starts on a 50K-row subsample and is polished on every row (``POLISH_STEPS``),
+and the bootstrap is m-out-of-n (50K-row resamples, deviations rescaled by sqrt(m / n)), so 1M orders fit in about
+the time and memory of 50K plus a few passes.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ PREDICTION_LEVEL = 0.90  # outcome interval of a pre-trade estimate (the coverag
 PARAM_LEVEL = 0.95  # bootstrap percentile interval of the parameters
 POV_FLOOR = 1e-4  # participation below this is treated as 0.01% (keeps TR and pov^beta finite)
 BOOT_STEPS = 4  # LM steps per bootstrap resample, warm-started at the full-data fit (converges in 2-3)
+BOOT_MAX_ROWS = 50_000  # above this, m-out-of-n bootstrap: resamples of this many rows, deviations rescaled
+POLISH_STEPS = 6  # above BOOT_MAX_ROWS rows: LM steps on every row after the fit on a subsample of that size
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,6 +261,8 @@ def _solver(pred_fn, steps: int, batched: bool = False):
         (u, _, loss), _ = jax.lax.scan(step, (u0, jnp.asarray(1e-3), l0), None, length=steps)
         return u, loss
 
+    if batched == "data":  # one solve per resample of the rows themselves (xs, y, scale, w), all at once
+        return jax.jit(jax.vmap(solve, in_axes=(None, 0, 0, 0, 0, None, None, None, None)))
     if batched:  # one solve per row of w (bootstrap resample weights), all at once
         return jax.jit(jax.vmap(solve, in_axes=(None, None, None, None, 0, None, None, None, None)))
     return jax.jit(solve)
@@ -276,16 +283,35 @@ def _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, s
     z = np.asarray(y / scale)
     delta = 1.345 * 1.4826 * float(np.median(np.abs(z - np.median(z)))) or 1.0
     u0 = jnp.asarray(_unconstrain(init, np.asarray(lo), np.asarray(hi), np.asarray(sc)))
+    n = y.shape[0]
+    if n > BOOT_MAX_ROWS:
+        # Large desks: solve on a seeded subsample of BOOT_MAX_ROWS rows first, then polish on every row with a few
+        # steps (LM converges fast near the optimum): the estimate is the all-row one, at a fraction of the passes.
+        sub = jnp.asarray(np.random.default_rng(seed + 1).choice(n, BOOT_MAX_ROWS, replace=False))
+        u0, _ = _solver(pred_fn, steps)(u0, {k: v[sub] for k, v in xs.items()}, y[sub], scale[sub], w[sub], delta,
+                                         lo, hi, sc)  # fmt: skip
+        steps = POLISH_STEPS
     solve = _solver(pred_fn, steps)
     u_hat, loss = solve(u0, xs, y, scale, w, delta, lo, hi, sc)
     p_hat = np.asarray(_constrain(u_hat, lo, hi, sc))
     draws = np.empty((0, len(names)))
-    if n_boot > 0:
-        n = y.shape[0]
+    if n_boot > 0 and n <= BOOT_MAX_ROWS:
         counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
         boot = _solver(pred_fn, BOOT_STEPS, batched=True)  # warm start from the fit: few steps
         u_b, _ = boot(u_hat, xs, y, scale, w[None, :] * jnp.asarray(counts), delta, lo, hi, sc)
         draws = np.asarray(jax.vmap(_constrain, in_axes=(0, None, None, None))(u_b, lo, hi, sc))
+    elif n_boot > 0:
+        # m-out-of-n bootstrap (Bickel, Goetze & van Zwet 1997): each resample is m = BOOT_MAX_ROWS rows drawn
+        # with replacement from all n; sqrt(m) (theta*_m - theta_hat) mimics sqrt(n) (theta_hat - theta), so the
+        # deviations are scaled by sqrt(m / n). Memory and time stay those of a 50K-row bootstrap at any n (the
+        # n-row weight matrix of the plain bootstrap is n_boot x n, and its Jacobians n_boot x n x k: 12 GB at 1M).
+        m = BOOT_MAX_ROWS
+        idx = jnp.asarray(np.random.default_rng(seed).integers(0, n, size=(n_boot, m)))
+        boot = _solver(pred_fn, BOOT_STEPS, batched="data")
+        sub = {k: v[idx] for k, v in xs.items()}
+        u_b, _ = boot(u_hat, sub, y[idx], scale[idx], w[idx], delta, lo, hi, sc)
+        p_b = np.asarray(jax.vmap(_constrain, in_axes=(0, None, None, None))(u_b, lo, hi, sc))
+        draws = np.clip(p_hat + np.sqrt(m / n) * (p_b - p_hat), np.asarray(lo), np.asarray(hi))
     a = (1 - PARAM_LEVEL) / 2
     intervals = {
         k: ((float(np.quantile(draws[:, i], a)), float(np.quantile(draws[:, i], 1 - a))) if len(draws) else
@@ -314,7 +340,11 @@ def _weights(tf: pl.DataFrame, weights: str) -> np.ndarray:
 
 
 def _resid_q(fit: ImpactFit, tf: pl.DataFrame) -> tuple[float, float]:
-    pred = predict(fit, tf)["expected_cost_bps"].to_numpy()
+    # the point estimate only (predict() would also evaluate every bootstrap draw on every row: 100 x n)
+    size = (tf["exec_adv"] if "exec_adv" in tf.columns else tf["size_adv"]).to_numpy().astype(np.float64)
+    algo = tf["algo"].to_list() if "algo" in tf.columns else None
+    comp = _components(fit, size, tf["sigma_daily"].to_numpy().astype(np.float64), tf["pov"].to_numpy(), algo)
+    pred = np.asarray(comp["market_impact_bps"], dtype=np.float64)
     z = (tf["impact_cost_bps"].to_numpy() - pred) / (tf["sigma_daily"].to_numpy() * BPS)
     return float(np.quantile(z, (1 - PREDICTION_LEVEL) / 2)), float(np.quantile(z, (1 + PREDICTION_LEVEL) / 2))
 
@@ -463,6 +493,17 @@ def pretrade_estimate(model: ImpactFit | str, orders: pl.DataFrame) -> pl.DataFr
     name of a published model ("istar" | "almgren"). Returns :func:`predict`'s columns (bps)."""
     fit_ = published(model) if isinstance(model, str) else model
     return predict(fit_, orders)
+
+
+def market_impact_bps(fit: ImpactFit, size_adv, sigma_daily, pov, algo=None) -> np.ndarray:
+    """The model's point estimate of market impact (bps of notional, positive = cost, spread excluded) at each
+    (size as a fraction of ADV, daily volatility as a decimal, participation as a decimal): I-Star's MI, or the
+    Almgren permanent / 2 + temporary. Arrays broadcast; no bootstrap draws (see :func:`predict` for bands)."""
+    size_adv, sigma_daily, pov = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (size_adv, sigma_daily, pov))
+    )
+    comp = _components(fit, size_adv, sigma_daily, np.maximum(pov, POV_FLOOR), algo)
+    return np.asarray(comp["market_impact_bps"], dtype=np.float64)
 
 
 def frontier(

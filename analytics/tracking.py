@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from analytics import impact_models as im
+from analytics import registry
 
 CODE_VERSION = "impact-models-1"  # bump when a fit's meaning changes (recorded in every run and event)
 EXPERIMENT = "impact-models"
@@ -79,7 +80,10 @@ def evaluate(y, pred, lo=None, hi=None) -> dict:
         "mae_bps": float(np.mean(np.abs(e))),
         "rmse_bps": float(np.sqrt(np.mean(e**2))),
         "bias_bps": float(np.mean(e)),
-        "spearman": float(spearmanr(pred, y).statistic) if len(y) > 2 else float("nan"),
+        # undefined for fewer than 3 orders or a constant prediction (the constant baseline)
+        "spearman": float(spearmanr(pred, y).statistic)
+        if len(y) > 2 and np.ptp(pred) > 0 and np.ptp(y) > 0
+        else float("nan"),
         "n": len(y),
     }
     if lo is not None and hi is not None:
@@ -246,12 +250,49 @@ def load_fit(lake, run_id: str) -> im.ImpactFit:
         return im.ImpactFit.from_json(Path(p).read_text())
 
 
+def _mirrored(lake, name: str) -> tuple[bool, str | None, str | None]:
+    """(known, version, model JSON) of ``name``'s champion from the mirror (analytics.registry), without MLflow;
+    ``known`` is False when the lake has an MLflow store but no mirror yet (then ask MLflow)."""
+    index = registry.versions(lake)
+    if index is None:
+        return False, None, None
+    entry = index.get(name)
+    if entry is None:
+        return True, None, None
+    text = registry.model_text(lake, name)
+    return (text is not None), entry["version"], text
+
+
 def load_champion(lake, model: str = "istar") -> tuple[im.ImpactFit, str | None]:
-    """(fit, version) of the champion of ``impact-<model>``; the published parameters and None if none yet."""
+    """(fit, version) of the champion of ``impact-<model>``; the published parameters and None if none yet.
+    Read from the mirror when there is one (no MLflow import), else from the registry."""
+    known, version, text = _mirrored(lake, registered_name(model))
+    if known:
+        return (im.ImpactFit.from_json(text), version) if text else (im.published(model), None)
     mv = champion(lake, registered_name(model))
     if mv is None:
         return im.published(model), None
     return load_fit(lake, mv.run_id), str(mv.version)
+
+
+MODEL_ARTIFACTS = {"impact-istar": "model/fit.json", "impact-almgren": "model/fit.json",
+                   "cost-learned": "model/cost_model.json"}  # fmt: skip
+
+
+def sync_mirror(lake, c=None) -> dict:
+    """Write every registered model's current champion (version, run, model JSON) to the mirror that cold pages
+    read (analytics.registry); called after every promotion decision. Returns the index written."""
+    c = c or client(lake)
+    snap = {}
+    for name, artifact in MODEL_ARTIFACTS.items():
+        mv = champion(lake, name)
+        if mv is None:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            p = c.download_artifacts(mv.run_id, artifact, tmp)
+            snap[name] = (str(mv.version), mv.run_id, Path(p).read_text())
+    registry.write(lake, snap)
+    return registry.versions(lake)
 
 
 def promote_if_better(
@@ -306,6 +347,7 @@ def promote_if_better(
     }
     c.set_model_version_tag(name, ver, "decision", decision)
     c.log_text(run_id, json.dumps(event, indent=1), "events/model_update.json")
+    sync_mirror(lake, c)
     return event
 
 
@@ -404,9 +446,11 @@ def train(
 
 
 # ---------------------------------------------------------------------------------------------------
-# The learned cost model (analytics/cost_model.py): expected IS and its uncertainty, tracked the same way
+# The learned cost model (analytics/cost_model.py): expected impact cost and its uncertainty, tracked the same way
 # ---------------------------------------------------------------------------------------------------
-COST_BUCKETS = 5  # "cost bucket accuracy": quintiles of the training orders' realised IS
+COST_BUCKETS = 5  # "cost bucket accuracy": quintiles of the training orders' realised cost (the model's target)
+LEARNED_TARGET = "impact_cost_bps"  # the learned model's target: the same impact cost the parametric models fit
+BASELINES = ("constant", "sqrt_law", "istar", "istar_realised")
 
 
 def bucket_accuracy(y_train, y, pred, k: int = COST_BUCKETS) -> float:
@@ -417,29 +461,126 @@ def bucket_accuracy(y_train, y, pred, k: int = COST_BUCKETS) -> float:
     return float(np.mean(np.digitize(np.asarray(pred), edges) == np.digitize(np.asarray(y), edges)))
 
 
-def learned_holdout(model, train: pl.DataFrame, test: pl.DataFrame) -> dict:
-    """Holdout figures of a fitted cost model on ``test`` (target ``is_total_bps``), the seed's accuracy gates
-    made explicit (``holdout_coverage``: the 90% interval's hit rate, the "prediction accuracy"; and
-    ``holdout_bucket_accuracy``), and the baselines it must beat on the same orders: the training mean
-    (``constant``) and the square-root law fitted on the training orders (``sqrt_law``)."""
-    from analytics import cost_model, impact
+def with_impact_cost(orders: pl.DataFrame) -> pl.DataFrame:
+    """``orders`` (TCA rows) with ``impact_cost_bps`` = trading_impact_cost / filled_notional * 1e4: the fills'
+    prevailing mids against the arrival mid, bps of the filled notional, positive = cost; spread and fees
+    excluded (the definition of :func:`analytics.impact_models.training_frame`). Null without fills."""
+    return orders.with_columns(
+        pl.when(pl.col("filled_notional") > 0)
+        .then(pl.col("trading_impact_cost") / pl.col("filled_notional") * im.BPS)
+        .alias(LEARNED_TARGET)
+    )
 
-    y = test["is_total_bps"].to_numpy()
+
+def _pretrade_pov(train: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray:
+    """The participation a pre-trade estimate assumes for each row of ``frame``: the TRAINING orders' median
+    realised participation for the same (algo, urgency), else the same algo, else all (as analytics.pretrade
+    does on the Pre-trade page); never the order's own realised participation (that is an outcome)."""
+    ok = train.filter(pl.col("participation_rate").is_finite() & (pl.col("participation_rate") > 0))
+    overall = float(ok["participation_rate"].median()) if ok.height else 0.1
+    by_au = ok.group_by("algo", "urgency").agg(pl.col("participation_rate").median().alias("_pov_au"))
+    by_a = ok.group_by("algo").agg(pl.col("participation_rate").median().alias("_pov_a"))
+    f = frame.select("algo", "urgency").join(by_au, on=["algo", "urgency"], how="left", nulls_equal=True)
+    f = f.join(by_a, on="algo", how="left", nulls_equal=True)
+    return f.select(pl.coalesce("_pov_au", "_pov_a", pl.lit(overall)).clip(im.POV_FLOOR, 1.0)).to_series().to_numpy()
+
+
+def _baseline_predictions(train: pl.DataFrame, test: pl.DataFrame, target: str) -> dict[str, dict]:
+    """The baselines the learned model must beat, fitted on ``train`` only and predicted on ``test`` (target
+    ``target``, bps): name -> {"pred", "lo", "hi"} (90% outcome interval, or None). constant = the training
+    median (the best constant for MAE), interval = training 5% / 95% quantiles; sqrt_law = OLS on sigma_bps *
+    sqrt(size / ADV) (:func:`analytics.impact.fit_sqrt_law`, pre-trade size), interval = its training residual
+    quantiles; istar = I-Star refit (no bootstrap) on the training orders, predicted with pre-trade inputs (order
+    size / ADV, the participation of :func:`_pretrade_pov`), interval = its outcome band; istar_realised = the
+    same fit given each test order's executed size and realised participation (look-ahead: what the parametric
+    model's own holdout uses, so a bound rather than a pre-trade estimate)."""
+    from analytics import impact
+
+    y = train[target].to_numpy()
+    q05, q50, q95 = np.quantile(y, [0.05, 0.5, 0.95])
+    out = {"constant": {"pred": np.full(test.height, q50), "lo": np.full(test.height, q05),
+                        "hi": np.full(test.height, q95)}}  # fmt: skip
+    law = impact.fit_sqrt_law(train, target)
+    if law is not None:
+
+        def x(d):
+            return (
+                d["daily_volatility"].fill_null(0.0) * 1e4 * d["size_pct_adv"].fill_null(0.0).clip(0).sqrt()
+            ).to_numpy()
+
+        r = y - (law.intercept + law.coefficient * x(train))
+        lo, hi = np.nanquantile(r, [0.05, 0.95])
+        p = law.intercept + law.coefficient * x(test)
+        out["sqrt_law"] = {"pred": p, "lo": p + lo, "hi": p + hi}
+    tf = im.training_frame(train)
+    if tf.height >= 50:
+        fit = im.fit(tf, "istar", n_boot=0)
+        pre = test.select(
+            pl.col("size_pct_adv").fill_null(0.0).clip(1e-8).alias("size_adv"),
+            pl.col("daily_volatility")
+            .fill_null(pl.col("daily_volatility").median())
+            .fill_null(0.02)
+            .alias("sigma_daily"),
+            pl.Series("pov", _pretrade_pov(train, test)),
+        )
+        p = im.predict(fit, pre)
+        out["istar"] = {"pred": p["expected_cost_bps"].to_numpy(), "lo": p["outcome_lo_bps"].to_numpy(),
+                        "hi": p["outcome_hi_bps"].to_numpy()}  # fmt: skip
+        post = test.select(
+            (pl.col("filled_qty") / pl.col("adv")).fill_null(0.0).clip(1e-8).alias("exec_adv"),
+            pl.col("daily_volatility")
+            .fill_null(pl.col("daily_volatility").median())
+            .fill_null(0.02)
+            .alias("sigma_daily"),
+            pl.col("participation_rate")
+            .fill_null(pl.Series(_pretrade_pov(train, test)))
+            .clip(im.POV_FLOOR, 1.0)
+            .alias("pov"),
+        )
+        p = im.predict(fit, post)
+        out["istar_realised"] = {"pred": p["expected_cost_bps"].to_numpy(), "lo": p["outcome_lo_bps"].to_numpy(),
+                                 "hi": p["outcome_hi_bps"].to_numpy()}  # fmt: skip
+    return out
+
+
+def learned_holdout(model, train: pl.DataFrame, test: pl.DataFrame, baselines: bool = True) -> dict:
+    """Holdout figures of a fitted cost model on ``test`` (target: the model's, ``impact_cost_bps`` by default;
+    added from the TCA columns when missing): :func:`evaluate` as ``holdout_*``, the seed's accuracy gates made
+    explicit (``holdout_coverage``: the 90% interval's hit rate, the "prediction accuracy"; and
+    ``holdout_bucket_accuracy``), and with ``baselines`` the same figures for every baseline of
+    :func:`_baseline_predictions` on the same orders and target as ``baseline_<name>_<figure>`` (``mae_bps``,
+    ``rmse_bps``, ``bias_bps``, ``coverage``, ``spearman``, ``bucket_accuracy``)."""
+    from analytics import cost_model
+
+    target = model.cfg.target
+    if target not in test.columns:
+        train, test = with_impact_cost(train), with_impact_cost(test)
+    test = test.filter(pl.col(target).is_not_null() & pl.col(target).is_finite())
+    train = train.filter(pl.col(target).is_not_null() & pl.col(target).is_finite())
+    y, y_tr = test[target].to_numpy(), train[target].to_numpy()
     p = cost_model.predict(model, test)
     out = {
         f"holdout_{k}": v for k, v in evaluate(y, p["expected_cost_bps"], p["cost_lo_bps"], p["cost_hi_bps"]).items()
     }
-    out["holdout_bucket_accuracy"] = bucket_accuracy(train["is_total_bps"], y, p["expected_cost_bps"])
-    w = train["paper_notional"].to_numpy()
-    const = float(np.average(train["is_total_bps"].to_numpy(), weights=w))
-    out["baseline_constant_mae_bps"] = float(np.mean(np.abs(y - const)))
-    law = impact.fit_sqrt_law(train, "is_total_bps")
-    if law is not None:
-        x = (
-            test["daily_volatility"].fill_null(0.0) * 1e4 * test["size_pct_adv"].fill_null(0.0).clip(0).sqrt()
-        ).to_numpy()
-        out["baseline_sqrt_law_mae_bps"] = float(np.mean(np.abs(y - (law.intercept + law.coefficient * x))))
+    out["holdout_bucket_accuracy"] = bucket_accuracy(y_tr, y, p["expected_cost_bps"])
+    if not baselines:
+        return out
+    for name, b in _baseline_predictions(train, test, target).items():
+        m = evaluate(y, b["pred"], b["lo"], b["hi"])
+        m["bucket_accuracy"] = bucket_accuracy(y_tr, y, b["pred"])
+        out |= {f"baseline_{name}_{k}": v for k, v in m.items() if k != "n"}
     return out
+
+
+def comparison(metrics: dict) -> dict[str, dict[str, float]]:
+    """The learned model and its baselines side by side from :func:`learned_holdout`'s flat figures:
+    {"learned": {"mae_bps": ..., ...}, "constant": {...}, ...}."""
+    keys = ("mae_bps", "rmse_bps", "bias_bps", "coverage", "spearman", "bucket_accuracy")
+    rows = {"learned": {k: metrics.get(f"holdout_{k}") for k in keys}}
+    for name in BASELINES:
+        if f"baseline_{name}_mae_bps" in metrics:
+            rows[name] = {k: metrics.get(f"baseline_{name}_{k}") for k in keys}
+    return rows
 
 
 def train_learned(
@@ -451,30 +592,38 @@ def train_learned(
     seed: int = 0,
     progress=None,
 ) -> dict:
-    """Fit the learned cost model on all but the last 25% of days, score it and the current champion on that
-    holdout, log it (params, metrics, ``model/cost_model.json``, calibration plot), register it as
-    ``cost-learned`` and promote it per the margin rule. Same return shape as :func:`train`."""
+    """Fit the learned cost model (target ``impact_cost_bps``) on all but the last 25% of days, score it, its
+    baselines and the current champion on that holdout, log it (params, metrics, ``model/cost_model.json``,
+    calibration plot), register it as ``cost-learned`` and promote it per the margin rule. Same return shape as
+    :func:`train`, plus ``target`` and ``comparison`` (learned and baselines side by side). A champion fitted
+    on another target (total IS, before this change) cannot be scored on this one: the challenger replaces it."""
     from analytics import cost_model
 
     step = progress or (lambda frac, msg: None)
     ref = dataset_ref(lake, dataset)
-    orders = _stored_orders(lake, start, end, step).filter(
-        pl.col("is_total_bps").is_not_null() & (pl.col("paper_notional") > 0)
+    orders = with_impact_cost(_stored_orders(lake, start, end, step)).filter(
+        pl.col(LEARNED_TARGET).is_not_null() & pl.col(LEARNED_TARGET).is_finite()
     )
     if orders.height < 50:
         raise ValueError(f"only {orders.height} usable orders: need at least 50 to fit")
     tr, te = holdout_split(orders["arrival_ts"])
     train_f, test_f = orders.filter(pl.Series(tr)), orders.filter(pl.Series(te))
-    cfg = cost_model.CostModelConfig(seed=seed)
+    cfg = cost_model.CostModelConfig(seed=seed, target=LEARNED_TARGET)
     step(0.2, f"fitting the learned cost model on {train_f.height} orders")
     model = cost_model.fit(train_f, cfg)
-    step(0.7, "scoring the holdout")
+    step(0.6, "scoring the holdout and the baselines")
     metrics = learned_holdout(model, train_f, test_f)
     name = registered_name("learned")
     champ_model, _ = load_learned_champion(lake)
-    champ_metric = learned_holdout(champ_model, train_f, test_f)[HOLDOUT_METRIC] if champ_model else None
+    champ_metric = None
+    if champ_model is not None:
+        champ_metric = (
+            learned_holdout(champ_model, train_f, test_f, baselines=False)[HOLDOUT_METRIC]
+            if champ_model.cfg.target == cfg.target
+            else float("nan")  # another target: no comparable figure, promote_if_better promotes
+        )
     pred = cost_model.predict(model, test_f)["expected_cost_bps"]
-    chart = calibration_chart(test_f["is_total_bps"], pred, "Holdout: realised vs expected IS (bps)")
+    chart = calibration_chart(test_f[LEARNED_TARGET], pred, "Holdout: realised vs expected impact cost (bps)")
     step(0.85, "logging to MLflow")
     params = {k: str(v) for k, v in asdict(cfg).items()} | {
         "model": "learned",
@@ -490,7 +639,7 @@ def train_learned(
         "run_id": rid, "version": logged["version"], "model": "learned", "registered_model": name, "dataset": ref,
         "n_train": train_f.height, "n_test": test_f.height,
         "params": {k: v for k, v in asdict(cfg).items() if isinstance(v, int | float)},
-        "intervals": {}, "metrics": metrics, "event": event,
+        "intervals": {}, "metrics": metrics, "event": event, "target": cfg.target, "comparison": comparison(metrics),
     }  # fmt: skip
 
 
@@ -498,6 +647,9 @@ def load_learned_champion(lake):
     """(CostModel, version) of the ``cost-learned`` champion, or (None, None) before the first training."""
     from analytics import cost_model
 
+    known, version, text = _mirrored(lake, registered_name("learned"))
+    if known:
+        return (cost_model.CostModel.from_json(text), version) if text else (None, None)
     mv = champion(lake, registered_name("learned"))
     if mv is None:
         return None, None

@@ -31,7 +31,7 @@ def _orders(n: int, seed: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
             "algo": algo,
             "urgency": rng.choice(["LOW", "MEDIUM", "HIGH"], n),
             "paper_notional": np.full(n, 1e6),
-            "is_total_bps": mean + sd * rng.standard_normal(n),
+            "impact_cost_bps": mean + sd * rng.standard_normal(n),
         }
     )
     return df, mean, sd
@@ -53,7 +53,7 @@ def test_recovers_the_mean_and_the_noise_out_of_sample(fitted):
     # heteroscedastic: the predicted sd follows the true sd
     assert np.corrcoef(p["cost_std_bps"].to_numpy(), sd)[0, 1] > 0.8
     # a 90% interval holds about 90% of the outcomes
-    y = test["is_total_bps"].to_numpy()
+    y = test["impact_cost_bps"].to_numpy()
     inside = (y >= p["cost_lo_bps"].to_numpy()) & (y <= p["cost_hi_bps"].to_numpy())
     assert 0.85 <= inside.mean() <= 0.95
     # the planted LIQSEEK premium of 10 bps is priced
@@ -82,3 +82,62 @@ def test_too_few_orders_is_a_clear_error():
     df, _, _ = _orders(10, 5)
     with pytest.raises(ValueError, match="at least 20"):
         cost_model.fit(df)
+
+
+def test_offset_is_least_absolute_deviations_by_hand():
+    # y = 1 + 2 f except one outlier: least squares is pulled by it, LAD (the median line) is not
+    f = np.c_[np.ones(7), np.arange(7.0)]
+    y = 1 + 2 * np.arange(7.0)
+    y[3] += 100.0
+    c = cost_model.fit_offset(f, y, lad=True)
+    # the IRLS floor of 1 bps makes it Huber with delta = 1: the outlier (at mean x = 3, so the slope is untouched)
+    # pulls the intercept with force 1, which the six inliers balance with residuals -d: 6 d = 1, d = 1/6
+    assert c == pytest.approx([1.0 + 1 / 6, 2.0], abs=1e-6)
+    ols = cost_model.fit_offset(f, y, lad=False)  # OLS: intercept 1 + 100 / 7 - 3 * slope shift; slope unchanged
+    assert ols == pytest.approx([1 + 100 / 7, 2.0], abs=1e-9)
+
+
+def test_offset_design_columns_by_hand():
+    # one order: size 1% ADV, sigma 2% (200 bps), algo LIQSEEK of (LIQSEEK, VWAP), urgency HIGH of (HIGH, LOW)
+    df = pl.DataFrame(
+        {
+            "arrival_ts": [dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)],
+            "size_pct_adv": [0.01],
+            "daily_volatility": [0.02],
+            "spread_at_arrival_bps": [4.0],
+            "algo": ["LIQSEEK"],
+            "urgency": ["HIGH"],
+        }
+    )
+    x, _, names = cost_model.design(df, {"algo": ["LIQSEEK", "VWAP"], "urgency": ["HIGH", "LOW"]})
+    f = cost_model.offset_design(x, names)
+    # 1, sigma_bps sqrt(size) = 200 * 0.1 = 20, then sigma_bps x (LIQSEEK, VWAP, HIGH, LOW) indicators
+    assert f.tolist() == [[1.0, pytest.approx(20.0), 200.0, 0.0, 200.0, 0.0]]
+
+
+def test_conformal_multiplier_by_hand():
+    z = np.arange(1.0, 20.0)  # 19 normalised residuals 1..19: ceil(20 * 0.9) = 18th smallest = 18
+    assert cost_model.conformal_z(z, 0.9) == 18.0
+    assert cost_model.conformal_z(np.arange(1.0, 5.0), 0.9) == float("inf")  # ceil(5 * .9) = 5 > 4 residuals
+
+
+def test_minibatch_training_still_learns_the_law():
+    train, _, _ = _orders(6000, 11)
+    m = cost_model.fit(train, cost_model.CostModelConfig(seed=3, batch_size=512))
+    test, mean, sd = _orders(2000, 12)
+    err = cost_model.predict(m, test)["expected_cost_bps"].to_numpy() - mean
+    assert np.sqrt(np.mean(err**2)) < 0.2 * np.mean(sd)
+
+
+def test_a_model_saved_before_the_offset_loads_as_a_plain_network(fitted):
+    import json
+
+    raw = json.loads(fitted.to_json())
+    for k in ("offset", "interval_z", "mean_weight"):
+        raw.pop(k)
+    for k in ("residual", "loss", "weights", "level", "batch_size"):
+        raw["cfg"].pop(k)
+    raw["cfg"]["target"] = "is_total_bps"
+    old = cost_model.CostModel.from_json(json.dumps(raw))
+    assert old.offset == [0.0] and old.interval_z == cost_model.Z90 and old.mean_weight == 1.0
+    assert old.cfg.loss == "gaussian" and not old.cfg.residual

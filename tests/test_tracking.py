@@ -84,6 +84,26 @@ def test_worse_challenger_is_not_promoted_better_one_is(lake):
     assert ev["decision"] == "promoted" and ev["metrics"]["champion"] == 12.0
 
 
+def test_cold_pages_read_the_champions_from_the_mirror_without_mlflow(lake, monkeypatch):
+    from analytics import registry
+
+    first = tk.log_fit(lake, NAME, _fit(600.0), "tca@1", {"holdout_mae_bps": 10.0})
+    tk.promote_if_better(lake, NAME, first["run_id"], 10.0, margin=0.5)
+    worse = tk.log_fit(lake, NAME, _fit(650.0), "tca@1", {"holdout_mae_bps": 12.0})
+    tk.promote_if_better(lake, NAME, worse["run_id"], 12.0, margin=0.5)  # rejected: the mirror keeps v1
+    assert registry.versions(lake) == {NAME: {"version": "1", "run_id": first["run_id"]}}
+
+    def no_mlflow(_lake):
+        raise AssertionError("MLflow was asked")
+
+    monkeypatch.setattr(tk, "client", no_mlflow)
+    fit, ver = tk.load_champion(lake, "istar")
+    assert ver == "1" and fit == _fit(600.0)
+    fit, ver = tk.load_champion(lake, "almgren")  # never trained: the published parameters, still no MLflow
+    assert ver is None and fit.source == "published"
+    assert tk.load_learned_champion(lake) == (None, None)
+
+
 # --------------------------------------------------------------------------- evaluation helpers
 def _ts(days: list[int]) -> pl.Series:
     base = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
@@ -146,6 +166,34 @@ def test_train_learned_end_to_end_then_a_rerun_is_not_promoted(sim_lake, tmp_pat
     assert m["holdout_n"] == first["n_test"] > 0 and "baseline_constant_mae_bps" in m
     model, version = tk.load_learned_champion(lake)
     assert version == first["version"] and model.train_rows == first["n_train"]
+    # the learned model and its baselines side by side, on the same target (impact cost, bps)
+    assert first["target"] == "impact_cost_bps"
+    side = first["comparison"]
+    assert {"learned", "constant", "sqrt_law"} <= set(side)
+    for row in side.values():
+        assert set(row) == {"mae_bps", "rmse_bps", "bias_bps", "coverage", "spearman", "bucket_accuracy"}
+    assert (
+        side["learned"]["mae_bps"] == m["holdout_mae_bps"]
+        and side["constant"]["mae_bps"] == m["baseline_constant_mae_bps"]
+    )
+    # the constant baseline by hand from the stored TCA rows: impact cost = trading_impact_cost / filled_notional,
+    # the sim desk has 2 days, the holdout is the last one; constant = the training day's median
+    from analytics import tca
+    from analytics.filters import Filters
+
+    con = lake.connect()
+    o = tca.load_orders(lake, con, Filters())
+    con.close()
+    o = (
+        o.filter(pl.col("filled_notional") > 0)
+        .with_columns((pl.col("trading_impact_cost") / pl.col("filled_notional") * 1e4).alias("y"))
+        .filter(pl.col("y").is_finite())
+    )
+    last = o["arrival_ts"].dt.date().max()
+    y_tr = o.filter(pl.col("arrival_ts").dt.date() < last)["y"].to_numpy()
+    y_te = o.filter(pl.col("arrival_ts").dt.date() == last)["y"].to_numpy()
+    assert m["baseline_constant_mae_bps"] == pytest.approx(np.mean(np.abs(y_te - np.median(y_tr))))
+    assert m["holdout_n"] == len(y_te)
     again = tk.train(lake, "learned", seed=1)  # the same model again: no gain, no promotion
     assert again["event"]["decision"] == "rejected"
     assert tk.load_learned_champion(lake)[1] == first["version"]
