@@ -12,6 +12,7 @@ Commands:
   dataset build NAME [--start D] [--end D] | list | show NAME[@V] | diff NAME@V1 NAME@V2   training datasets (JSON)
   train [--model istar|almgren] [--dataset NAME@V] ...  fit an impact model, log to MLflow, promote per the margin
   estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
+  predict --orders FILE --out FILE [--model M]           ExecutionCostPredictionEvents for a file of orders
 
 Exit codes: 0 done (an ingest with quarantined rows is done), 2 bad usage or an unreadable input.
 """
@@ -384,6 +385,56 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """predict: one ExecutionCostPredictionEvent per order of a file (set-based, point-in-time context); rows that
+    cannot be predicted go to ``<out stem>.rejected<suffix>`` with a reason. Exit 2 only when nothing was predicted
+    (or the input/output cannot be used)."""
+    from analytics import expectation, tca, tracking
+    from analytics.export import FORMATS, ExportError, write_frame
+    from analytics.filters import Filters
+
+    lake = Lake(args.lake)
+    try:
+        if Path(args.out).suffix.lower() not in FORMATS:
+            raise ExportError(f"{args.out}: unknown output format (use .jsonl, .csv or .parquet)")
+        raw = expectation.read_orders(args.orders)
+        if not lake.exists():
+            raise expectation.PredictionError(f"the lake {lake.root} is empty (ingest market data first)")
+        if args.model == "learned":
+            fit, version = tracking.load_learned_champion(lake)
+            if fit is None:
+                raise expectation.PredictionError("no learned model yet: run `train --model learned` first")
+        else:
+            fit, version = tracking.load_champion(lake, args.model)
+    except (expectation.PredictionError, ExportError) as e:
+        print(f"predict: error: {e}", file=sys.stderr)
+        return 2
+    v = tca.ensure(lake, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    con = lake.connect(lake.manifest(v))
+    try:
+        history = tca.load_orders(lake, con, Filters(), v)
+        pred, rejected = expectation.predict_orders(
+            con, raw, args.model, fit, tracking.registered_name(args.model), version, history, f"lake@{v}"
+        )
+    finally:
+        con.close()
+    if pred.height:
+        write_frame(pred, args.out)
+    rej_path = expectation.rejected_path(args.out)
+    if rejected.height:
+        write_frame(rejected, rej_path)
+    out = {"read": raw.height, "predicted": pred.height, "rejected": rejected.height,
+           "rejected_by_reason": dict(rejected.group_by("reason").len().sort("reason").iter_rows()),
+           "model": tracking.registered_name(args.model), "model_version": version or "published",
+           "source_version": f"lake@{v}", "out": args.out if pred.height else None,
+           "rejected_out": str(rej_path) if rejected.height else None}  # fmt: skip
+    print(json.dumps(out, default=str))
+    if not pred.height:
+        print("predict: error: no order could be predicted (see the rejected rows)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
@@ -511,6 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--json", action="store_true")
     _lake_arg(pe)
     pe.set_defaults(func=cmd_estimate)
+
+    ppr = sub.add_parser("predict", help="ExecutionCostPredictionEvents for a file of (hypothetical) orders")
+    ppr.add_argument("--orders", required=True, metavar="FILE", help="CSV, JSON Lines or Parquet: symbol, side, "
+                     "quantity; optional order_id, arrival_ts (or date), algo, urgency, pov")  # fmt: skip
+    ppr.add_argument("--out", required=True, metavar="FILE", help="predictions (.jsonl, .csv or .parquet)")
+    ppr.add_argument("--model", choices=["istar", "almgren", "learned"], default="istar")
+    _lake_arg(ppr)
+    ppr.set_defaults(func=cmd_predict)
     return p
 
 

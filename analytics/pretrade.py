@@ -11,7 +11,8 @@ urgency in the stored TCA (falling back to the algo's median, then to URGENCY_PO
 priced at the participation this desk actually gets from it.
 
 Units: bps of the order's notional, positive = cost (EVENTS.md). The impact models (I-Star, Almgren) estimate
-market impact without the spread; the learned model estimates the whole implementation shortfall.
+market impact without the spread, and so does the learned model (its ``cfg.target``, ``impact_cost_bps``;
+models trained on ``is_total_bps`` before estimate the whole implementation shortfall).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from analytics import cost_model
 from analytics import impact_models as im
-from analytics.conventions import ADV_WINDOW_DAYS
+from analytics.conventions import ADV_WINDOW_DAYS, BPS
 from analytics.store import query
 
 URGENCY_POV = {"LOW": 0.03, "MEDIUM": 0.08, "HIGH": 0.15}  # used only when the desk has no history to go by
@@ -153,3 +155,77 @@ def recommend(est: pl.DataFrame) -> dict:
         "saving_bps": (nxt[col] - best[col]) if nxt else None,
         "band_half_width_bps": (best[hi] - best[lo]) / 2,
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# When to start: the intraday volume profile and the cost-risk trade-off of each start time
+# ---------------------------------------------------------------------------------------------------
+SLOT_MINUTES = 30
+SESSION_MINUTES = 390  # 09:30-16:00 New York
+PROFILE_DAYS = 5
+
+
+def volume_profile(con: duckdb.DuckDBPyConnection, asof: dt.date, days: int = PROFILE_DAYS) -> pl.DataFrame:
+    """Share of the day's traded volume in each 30-minute slot of the New York session (slot 0 = 09:30-10:00, ...,
+    slot 12 = 15:30-16:00; the 16:00 closing cross is slot 13), averaged over the ``days`` latest trading days
+    strictly before ``asof``, across all symbols (the market's shape: one name's tape is too sparse for it).
+    Columns ``slot``, ``start`` ("HH:MM" New York), ``share`` (decimal, sums to 1); empty without trades."""
+    lo = dt.datetime.combine(asof - dt.timedelta(days=3 * days + 7), dt.time(), dt.UTC)
+    hi = dt.datetime.combine(asof, dt.time(), dt.UTC)
+    rows = query(
+        con,
+        f"""WITH t AS (
+                SELECT timezone('America/New_York', ts) AS ny, size FROM trades WHERE ts >= ? AND ts < ?),
+            m AS (SELECT ny::DATE AS day, date_diff('minute', ny::DATE + TIME '09:30', ny) AS minute, size FROM t),
+            d AS (SELECT day, least(minute // {SLOT_MINUTES}, {SESSION_MINUTES // SLOT_MINUTES}) AS slot,
+                         sum(size) AS v
+                  FROM m WHERE minute >= 0 AND minute <= {SESSION_MINUTES} GROUP BY ALL),
+            recent AS (SELECT day FROM d GROUP BY day ORDER BY day DESC LIMIT ?),
+            s AS (SELECT day, slot, v / sum(v) OVER (PARTITION BY day) AS share FROM d WHERE day IN (SELECT day FROM recent))
+            SELECT slot::INTEGER AS slot, sum(share) / (SELECT count(*) FROM recent) AS share FROM s GROUP BY slot
+            ORDER BY slot""",
+        [lo, hi, days],
+    )
+    if rows.is_empty():
+        return rows
+    return rows.with_columns(
+        pl.format(
+            "{}:{}",
+            ((570 + pl.col("slot") * SLOT_MINUTES) // 60).cast(pl.String).str.zfill(2),
+            ((570 + pl.col("slot") * SLOT_MINUTES) % 60).cast(pl.String).str.zfill(2),
+        ).alias("start")
+    ).select("slot", "start", "share")
+
+
+def start_times(
+    profile: pl.DataFrame, size_adv: float, sigma_daily: float, fit: im.ImpactFit, risk_aversion: float = 0.5
+) -> pl.DataFrame:
+    """Expected cost and risk of starting the order at each slot of ``profile`` (:func:`volume_profile`) and
+    trading it to the close at a constant share of the volume (VWAP to the close).
+
+    For a start at slot s: remaining volume share R(s) = the shares of slots >= s (the closing cross included);
+    participation pov(s) = X / (ADV R(s) + X) (``size_adv`` = X / ADV); ``expected_cost_bps`` = the model's market
+    impact at that pov (as :func:`impact_models.frontier`); ``timing_risk_bps`` = sigma_daily_bps sqrt(T(s) / 3),
+    T(s) = the trading days left (session minutes left / 390; Almgren & Chriss 2000, a linear liquidation);
+    ``objective_bps`` = cost + ``risk_aversion`` x risk; ``recommended`` marks its minimum. Starting later leaves
+    less volume (higher participation, more impact) and less time exposed to the price (less risk). Units: bps of
+    the order's notional, positive = cost; side-symmetric."""
+    if profile.is_empty():
+        return pl.DataFrame()
+    p = profile.sort("slot").filter(pl.col("slot") < SESSION_MINUTES // SLOT_MINUTES)  # starts: 09:30 ... 15:30
+    total = profile["share"].sum()
+    remaining = (total - profile.sort("slot")["share"].cum_sum().shift(1, fill_value=0.0))[: p.height].to_numpy()
+    pov = size_adv / (size_adv + remaining)
+    n = p.height
+    cost = im.market_impact_bps(fit, size_adv, sigma_daily, pov)
+    days_left = (SESSION_MINUTES - p["slot"].to_numpy() * SLOT_MINUTES) / SESSION_MINUTES
+    risk = sigma_daily * BPS * np.sqrt(days_left / 3)
+    obj = cost + risk_aversion * risk
+    return p.select("start").with_columns(
+        pl.Series("remaining_volume_share", remaining),
+        pl.Series("pov", pov),
+        pl.Series("expected_cost_bps", cost),
+        pl.Series("timing_risk_bps", risk),
+        pl.Series("objective_bps", obj),
+        pl.Series("recommended", np.arange(n) == int(np.argmin(obj))),
+    )

@@ -13,7 +13,7 @@ import streamlit as st
 
 from analytics import cost_model, tca, tracking
 from analytics import impact_models as im
-from ui import charts, filters, state
+from ui import charts, filters, jobs, state
 
 f = filters.current()
 lake = state.lake()
@@ -40,12 +40,13 @@ for m in ("istar", "almgren"):
     rows.append({"model": m, "version": ver or "published", "target": "impact (spread excluded)",
                  "expected_cost_bps": e["expected_cost_bps"], "lo_bps": e["outcome_lo_bps"], "hi_bps": e["outcome_hi_bps"]})  # fmt: skip
 learned, lver = champs["learned"]
+TARGETS = {"impact_cost_bps": "impact (spread excluded)", "is_total_bps": "implementation shortfall"}
 if learned is not None:
     now = dt.datetime.combine(f.end or dt.date.today(), dt.time(15, 0), dt.UTC)
     x = pl.DataFrame({"arrival_ts": [now], "size_pct_adv": [size], "daily_volatility": [vol],
                       "spread_at_arrival_bps": [spread], "algo": [algo], "urgency": ["MEDIUM"]})  # fmt: skip
     p = cost_model.predict(learned, x).row(0, named=True)
-    rows.append({"model": "learned", "version": lver, "target": "implementation shortfall",
+    rows.append({"model": "learned", "version": lver, "target": TARGETS.get(learned.cfg.target, learned.cfg.target),
                  "expected_cost_bps": p["expected_cost_bps"], "lo_bps": p["cost_lo_bps"], "hi_bps": p["cost_hi_bps"]})  # fmt: skip
 est = pl.DataFrame(rows)
 est_chart = (
@@ -65,8 +66,8 @@ band = (
 charts.show((band + est_chart).properties(height=40 + 30 * est.height))
 st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="m_estimates")
 st.caption(
-    "I-Star and Almgren estimate market impact (spread excluded) with a 90% band for the realised outcome; the "
-    "learned model estimates the whole implementation shortfall."
+    "Each model's target is in the table: market impact (fills vs the arrival mid, spread excluded) unless it "
+    "says otherwise; bands hold 90% of realised outcomes."
     + ("" if learned is not None else " No learned model yet: train one below.")
 )
 
@@ -107,27 +108,64 @@ else:
 st.subheader("Registry and retraining")
 c1, c2 = st.columns([1, 3])
 which = c1.selectbox("Model", ["istar", "almgren", "learned"], key="m_train_model")
-if c1.button("Retrain", type="primary", key="m_retrain"):
-    with st.status(f"Training {which}…", expanded=True) as status:
-        bar = st.progress(0.0)
-        try:
-            out = tracking.train(lake, which, f.start, f.end, progress=lambda x, m: bar.progress(min(x, 1.0), text=m))
-        except ValueError as e:
-            status.update(label=f"Training failed: {e}", state="error")
-        else:
-            ev = out["event"]
-            status.update(label=f"{out['registered_model']} v{out['version']}: {ev['decision']} ({ev['reason']})",
-                          state="complete")  # fmt: skip
-            ss["models_stamp"] = ss.get("models_stamp", 0) + 1
-            ss["m_last_event"] = ev
-            st.rerun()  # the estimates above now use the new champion
-if "m_last_event" in ss:
-    c2.json(ss["m_last_event"], expanded=False)
+key = str(lake.root)
+last = jobs.REGISTRY.get(key)
+busy = last is not None and last.running
+if c1.button("Retrain", type="primary", key="m_retrain", disabled=busy, help="Trains in the background"):
+    busy = jobs.start_training(lake, which, f.start, f.end)[0].running
+
+
+@st.fragment(run_every=jobs.POLL_SECONDS if busy else None)
+def training_status() -> None:
+    """Polls the lake's job while it runs; once it has finished, this session reloads the champions once."""
+    job = jobs.REGISTRY.get(key)
+    if job is None:
+        return
+    if job.running:
+        st.progress(job.progress, text=f"Training {job.label} in the background: {job.message}")
+        return
+    if ss.get("m_job_applied") != job.seq:  # this session has not refreshed since that job finished
+        ss["m_job_applied"] = job.seq
+        if job.state == "done":
+            ss["models_stamp"] = max(ss.get("models_stamp", 0) + 1, job.seq)
+        st.rerun()  # the whole page: the estimates above now use the new champion
+    if job.state == "failed":
+        st.error(f"Training {job.label} failed: {job.error}")
+    else:
+        ev = job.result["event"]
+        st.success(f"{job.result['registered_model']} v{job.result['version']}: {ev['decision']} ({ev['reason']})")
+        st.json(ev, expanded=False)
+
+
+with c2:
+    training_status()
 runs = tracking.runs(lake)
 if runs.height:
     st.dataframe(runs, hide_index=True, width="stretch", key="m_runs")
     st.download_button("Download runs (CSV)", runs.write_csv(), "model_runs.csv", "text/csv", key="dl_m_runs")
 else:
     st.caption("No training run yet.")
+
+ui = jobs.mlflow_ui(lake)
+if ui is None and st.button(
+    "Start the MLflow UI", key="m_mlflow_ui", help="mlflow server on 127.0.0.1, this lake's store"
+):
+    ui = jobs.start_mlflow_ui(lake)
+if ui is not None:
+
+    @st.fragment(run_every=None if ss.get("m_ui_ready") == ui.url else 2.0)
+    def mlflow_link() -> None:
+        if ss.get("m_ui_ready") == ui.url:
+            st.link_button("Open the MLflow UI", ui.url, icon="↗")
+            st.caption(f"{ui.url} (loopback only), serving {tracking.tracking_uri(lake)}")
+        elif ui.ready():
+            ss["m_ui_ready"] = ui.url
+            st.rerun()  # once, to stop polling
+        elif not ui.alive():
+            st.error(f"The MLflow UI stopped: see {ui.log}")
+        else:
+            st.caption(f"Starting the MLflow UI on {ui.url} (10-30 s)…")
+
+    mlflow_link()
 st.caption(f"MLflow store: {tracking.tracking_uri(lake)} · source lake@{state.version()} · tca {tca.CODE_VERSION} · "
            f"I-Star uses σ annualised over {im.KISSELL_DAYS_PER_YEAR} days ({math.sqrt(im.KISSELL_DAYS_PER_YEAR):.2f}×)")  # fmt: skip

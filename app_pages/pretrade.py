@@ -65,7 +65,7 @@ long = pl.concat(
                    pl.col("istar_bps").alias("lo"), pl.col("istar_bps").alias("hi")),
         est.select("algo", pl.lit("Almgren (impact)").alias("model"), pl.col("almgren_bps").alias("bps"),
                    pl.col("almgren_lo_bps").alias("lo"), pl.col("almgren_hi_bps").alias("hi")),
-        *([est.select("algo", pl.lit("Learned (IS)").alias("model"), pl.col("learned_bps").alias("bps"),
+        *([est.select("algo", pl.lit("Learned").alias("model"), pl.col("learned_bps").alias("bps"),
                       pl.col("learned_lo_bps").alias("lo"), pl.col("learned_hi_bps").alias("hi"))]
           if "learned_bps" in est.columns else []),
     ]
@@ -89,3 +89,19 @@ st.markdown(
     f"{best['expected_cost_bps']:.1f} bps, timing risk {best['timing_risk_bps']:.1f} bps. {side} side: impact is "
     "symmetric in these models."
 )
+
+st.subheader("When to start")
+profile = state.volume_profile(asof)
+if profile.is_empty():
+    st.info(f"No market trades in the lake before {asof} to draw the day's volume profile from.")
+else:
+    starts = pretrade.start_times(profile, qty / ctx["adv"], ctx["sigma_daily"] or 0.02, champs["istar"][0], lam)
+    first = starts.filter(pl.col("recommended")).row(0, named=True)
+    charts.show(charts.start_times(starts))
+    st.markdown(
+        f"With λ = {lam}: start at **{first['start']}** New York and trade to the close at about {first['pov']:.0%} "
+        f"of the volume ({first['remaining_volume_share']:.0%} of the day's volume is left then): expected impact "
+        f"{first['expected_cost_bps']:.1f} bps, timing risk {first['timing_risk_bps']:.1f} bps. A later start leaves "
+        f"less volume (more impact) and less time exposed to the price (less risk). Volume profile: the market's "
+        f"average over the {pretrade.PROFILE_DAYS} trading days before {asof}."
+    )

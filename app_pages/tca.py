@@ -45,7 +45,9 @@ METRICS = {
     "PWP (bps)": "pwp_cost_bps",
     "Close (bps)": "close_cost_bps",
 }
-tab_cost, tab_markout, tab_order, tab_rows = st.tabs(["Costs", "Markouts", "Order drill-down", "All orders"])
+tab_cost, tab_expect, tab_markout, tab_order, tab_rows = st.tabs(
+    ["Costs", "Vs expectation", "Markouts", "Order drill-down", "All orders"]
+)
 
 with tab_cost:
     label = st.selectbox("Metric", list(METRICS), key="tca_metric")
@@ -68,6 +70,36 @@ with tab_cost:
     charts.show(
         charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)")
     )
+
+with tab_expect:
+    # Behind a toggle: the comparison loads the cost model (JAX, and MLflow once trained): seconds that a cold
+    # first run of the page should not spend on a tab the user may never open (Streamlit runs every tab).
+    if not st.toggle("Compare with the cost model's expectation", key="tca_expect_on"):
+        st.caption("Realised impact cost against the I-Star champion's expectation, by broker, by algo and over time.")
+    else:
+        gaps = {by: state.post_vs_expected(f, by) for by in ("broker", "algo")}
+        champ = state.champions()["istar"][1]
+        st.caption(
+            f"Realised impact cost (fills vs the arrival mid, spread excluded) minus the I-Star "
+            f"{f'v{champ}' if champ else '(published)'} expectation at each order's executed size, volatility and "
+            "participation: **+ = the order cost more than expected**. Filled-notional weighted; whiskers and band: 95% "
+            "interval; grey: fewer than 30 orders."
+        )
+        if gaps["broker"].is_empty():
+            st.info("No filled orders with ADV, volatility and participation in this range.")
+        else:
+            cols = st.columns(2)
+            for col, (by, g) in zip(cols, gaps.items(), strict=True):
+                charts.show(charts.bars_with_ci(g, by, "gap_bps", f"Realised − expected (bps), by {by}"), col)
+            period = st.radio("Over time, by", ["day", "week"], horizontal=True, key="tca_gap_period")
+            charts.show(charts.gap_over_time(state.post_vs_expected(f, period), period))
+            table = pl.concat(
+                [g.rename({by: "key"}).select(pl.lit(by).alias("dimension"), pl.all()) for by, g in gaps.items()]
+            )
+            st.dataframe(
+                table, hide_index=True, width="stretch", column_config=charts.number_formats(table), key="tca_gap_df"
+            )
+            st.download_button("Download (CSV)", table.write_csv(), "tca_vs_expectation.csv", "text/csv", key="dl_gap")
 
 with tab_markout:
     by_venue = st.toggle("By venue", value=True, key="tca_markout_venue")

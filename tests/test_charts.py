@@ -8,7 +8,7 @@ import datetime as dt
 import polars as pl
 import vl_convert as vlc
 
-from analytics import cost_attribution, impact, overview, tca
+from analytics import cost_attribution, expectation, impact, overview, pretrade, tca
 from analytics import impact_models as im
 from analytics.filters import Filters
 from ui import charts
@@ -23,6 +23,7 @@ def test_every_chart_validates_and_renders(sim_lake):
     quotes, prints = tca.order_tape(con, o["symbol"], o["arrival_ts"] - pad, o["end_ts"] + pad, sim_lake)
     levels = pl.DataFrame({"benchmark": ["Arrival", "End"], "price": [o["arrival_price"], o["end_price"]]})
     y = "arrival_cost_bps"
+    profile = pretrade.volume_profile(con, orders["arrival_ts"].max().date() + dt.timedelta(days=1))
     built = {
         "histogram": charts.histogram(tca.histogram(orders, y), "Arrival cost (bps)"),
         "bars_with_ci": charts.bars_with_ci(tca.by_group(orders, "broker", y), "broker", y, "Arrival cost (bps)"),
@@ -36,6 +37,10 @@ def test_every_chart_validates_and_renders(sim_lake):
         "reversion": charts.reversion(impact.reversion_curve(orders)),
         "trend": charts.trend(overview.daily(orders), "is_total_bps", "IS (bps)"),
         "frontier": charts.frontier(im.frontier("istar", 0.05, 0.02)),
+        "start_times": charts.start_times(pretrade.start_times(profile, 0.05, 0.02, im.published("istar"))),
+        "gap_over_time": charts.gap_over_time(
+            expectation.post_vs_expected(orders, im.published("istar"), "day", min_orders=1), "day"
+        ),
     }
     for name, chart in built.items():
         spec = chart.to_dict()  # validates against the Vega-Lite schema (raises on an invalid spec)

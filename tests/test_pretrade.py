@@ -66,3 +66,52 @@ def test_recommend_names_the_cheapest_and_the_saving():
     r = pretrade.recommend(est)
     assert (r["algo"], r["runner_up"], r["model"]) == ("B", "A", "almgren")
     assert r["saving_bps"] == pytest.approx(1.5) and r["band_half_width_bps"] == pytest.approx(10.0)
+
+
+def _trades_con(rows: list[tuple[str, float]]):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE trades (ts TIMESTAMPTZ, size DOUBLE)")
+    con.executemany("INSERT INTO trades VALUES (?::TIMESTAMPTZ, ?)", rows)
+    return con
+
+
+def test_volume_profile_by_hand_point_in_time_and_in_new_york_time():
+    # February: New York is UTC-5. Day 1 (Feb 2): 100 sh at 09:35, 300 at 15:45 -> slot 0: 0.25, slot 12: 0.75.
+    # Day 2 (Feb 3): 200 at 09:40, 200 in the 16:00 cross -> slot 0: 0.5, slot 13: 0.5. Averages over the 2 days:
+    # slot 0 (0.25 + 0.5) / 2 = 0.375, slot 12 0.75 / 2 = 0.375, slot 13 0.5 / 2 = 0.25.
+    # Left out: a pre-market print (09:29), and the whole of Feb 4 (the as-of day: not before it).
+    con = _trades_con([
+        ("2026-02-02 14:35:00+00", 100.0), ("2026-02-02 20:45:00+00", 300.0), ("2026-02-02 14:29:00+00", 999.0),
+        ("2026-02-03 14:40:00+00", 200.0), ("2026-02-03 21:00:00+00", 200.0),
+        ("2026-02-04 14:40:00+00", 5000.0),
+    ])  # fmt: skip
+    p = pretrade.volume_profile(con, dt.date(2026, 2, 4), days=5)
+    assert p["slot"].to_list() == [0, 12, 13]
+    assert p["start"].to_list() == ["09:30", "15:30", "16:00"]
+    assert p["share"].to_list() == pytest.approx([0.375, 0.375, 0.25])
+    # only the latest day before the as-of date
+    assert pretrade.volume_profile(con, dt.date(2026, 2, 4), days=1)["share"].to_list() == pytest.approx([0.5, 0.5])
+
+
+def test_start_times_trade_impact_against_risk_by_hand():
+    # Volume shares: 09:30 slot 0.5, 15:30 slot 0.3, closing cross 0.2. Start 09:30: R = 1.0 of the day's volume
+    # left and 1 day exposed; start 15:30: R = 0.5 and 30/390 of a day. Order: 5% of ADV, daily sigma 2%.
+    profile = pl.DataFrame({"slot": [0, 12, 13], "start": ["09:30", "15:30", "16:00"], "share": [0.5, 0.3, 0.2]})
+    fit = im.published("istar")
+    s = pretrade.start_times(profile, 0.05, 0.02, fit, risk_aversion=0.5)
+    assert s["start"].to_list() == ["09:30", "15:30"]  # no start at the close itself
+    pov = [0.05 / (0.05 + 1.0), 0.05 / (0.05 + 0.5)]
+    assert s["pov"].to_list() == pytest.approx(pov)
+    risk = [200 * math.sqrt(1.0 / 3), 200 * math.sqrt((30 / 390) / 3)]  # sigma 200 bps x sqrt(T / 3)
+    assert s["timing_risk_bps"].to_list() == pytest.approx(risk)
+    cost = [float(im.market_impact_bps(fit, 0.05, 0.02, p)) for p in pov]
+    assert cost[1] > cost[0]  # less volume left: more impact
+    assert s["expected_cost_bps"].to_list() == pytest.approx(cost)
+    obj = [c + 0.5 * r for c, r in zip(cost, risk, strict=True)]
+    assert s["objective_bps"].to_list() == pytest.approx(obj)
+    assert s["recommended"].to_list() == [obj[0] < obj[1], obj[1] <= obj[0]]
+    # risk-neutral: the cheapest start is the earliest (most volume left); very risk-averse: the latest
+    assert pretrade.start_times(profile, 0.05, 0.02, fit, 0.0)["recommended"].to_list() == [True, False]
+    assert pretrade.start_times(profile, 0.05, 0.02, fit, 100.0)["recommended"].to_list() == [False, True]

@@ -281,3 +281,35 @@ def frontier(front: pl.DataFrame) -> alt.LayerChart:
     return pts.mark_line(point=True, color=NEUTRAL) + pts.mark_point(
         size=220, color=BAD, shape="diamond"
     ).transform_filter("datum.recommended")
+
+
+def start_times(starts: pl.DataFrame) -> alt.LayerChart:
+    """Expected impact, timing risk and their objective by start time (``pretrade.start_times``), the recommended
+    start marked with a diamond."""
+    long = starts.unpivot(["expected_cost_bps", "timing_risk_bps", "objective_bps"], index=["start", "recommended"])
+    names = {"expected_cost_bps": "expected impact", "timing_risk_bps": "timing risk", "objective_bps": "cost + λ·risk"}
+    long = long.with_columns(pl.col("variable").replace_strict(names).alias("measure"))
+    base = alt.Chart(inline(long)).encode(
+        alt.X("start:O", title="Start (New York), then to the close"),
+        alt.Y("value:Q", title="bps"),
+        alt.Color("measure:N", title=None),
+        tooltip=["start:O", "measure:N", alt.Tooltip("value:Q", format=".1f")],
+    )
+    best = base.transform_filter("datum.recommended && datum.variable == 'objective_bps'")
+    return base.mark_line(point=True) + best.mark_point(size=220, color=BAD, shape="diamond")
+
+
+def gap_over_time(gaps: pl.DataFrame, period: str = "day") -> alt.LayerChart:
+    """Realised minus expected cost per ``period`` (``analytics.expectation.gap_by`` rows): the notional-weighted
+    gap with its 95% band and a zero line (above zero = the desk paid more than the model expected)."""
+    x = alt.X(f"{period}:T", title=None, scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d"))
+    base = alt.Chart(inline(gaps)).encode(x)
+    tip = [alt.Tooltip(f"{period}:T"), alt.Tooltip("gap_bps:Q", format=".2f", title="realised − expected (bps)"),
+           alt.Tooltip("gap_bps_lo:Q", format=".2f", title="95% low"),
+           alt.Tooltip("gap_bps_hi:Q", format=".2f", title="95% high"), alt.Tooltip("orders:Q", format=",")]  # fmt: skip
+    band = base.mark_area(opacity=0.18, color=NEUTRAL).encode(
+        alt.Y("gap_bps_lo:Q", title="Realised − expected (bps)"), alt.Y2("gap_bps_hi:Q")
+    )
+    line = base.mark_line(point=True, color=NEUTRAL).encode(alt.Y("gap_bps:Q"), tooltip=tip)
+    zero = alt.Chart(alt.Data(values=[{"y": 0}])).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
+    return (band + zero + line).properties(height=260)

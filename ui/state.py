@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 import streamlit as st
 
-from analytics import catalog
+from analytics import catalog, registry
 from analytics.store import Lake, default_lake_path
 
 
@@ -272,7 +272,11 @@ def overview_figures(f) -> dict:
     if prev is not None:
         ensure_tca(prev)
     stamp = st.session_state.get("models_stamp", 0)
-    champion = _champions(str(lk.root), stamp)["istar"][1]
+    mirror = registry.versions(lk)  # no MLflow import on a cold start when the champions are mirrored
+    if mirror is None:
+        champion = _champions(str(lk.root), stamp)["istar"][1]
+    else:
+        champion = mirror.get("impact-istar", {}).get("version")
     return {**_overview(str(lk.root), v, f, champion, stamp), "champion": champion}
 
 
@@ -346,3 +350,33 @@ def rule605(f) -> pl.DataFrame:
     """The Rule 605-style monthly report of the filters, cached per version."""
     lk = lake()
     return _rule605(str(lk.root), ensure_tca(f), f)
+
+
+# --- Post-trade vs expectation: realised minus the I-Star champion's expectation per broker, algo or period ------
+@st.cache_data(show_spinner=False, max_entries=32)
+def _post_vs_expected(root: str, version: int, f, stamp: int, by: str, min_orders: int) -> pl.DataFrame:
+    from analytics import expectation
+
+    fit, _ = _champions(root, stamp)["istar"]
+    return expectation.post_vs_expected(_tca_orders(root, version, f), fit, by, min_orders)
+
+
+def post_vs_expected(f, by: str, min_orders: int = 30) -> pl.DataFrame:
+    """expectation.post_vs_expected of the filter's orders under the I-Star champion, cached per (version,
+    filters, champion stamp, grouping); recomputed after a retrain from the app (``models_stamp``)."""
+    lk = lake()
+    v = ensure_tca(f)
+    return _post_vs_expected(str(lk.root), v, f, st.session_state.get("models_stamp", 0), by, min_orders)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _volume_profile(root: str, version: int, asof) -> pl.DataFrame:
+    from analytics import pretrade
+
+    return pretrade.volume_profile(_connection(root, version).cursor(), asof)
+
+
+def volume_profile(asof) -> pl.DataFrame:
+    """pretrade.volume_profile (the market's intraday volume shape before ``asof``), cached per version."""
+    lk = lake()
+    return _volume_profile(str(lk.root), lk.version(), asof)

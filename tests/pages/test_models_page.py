@@ -1,9 +1,13 @@
 """AppTest of the Cost models page: estimates from the published models before any training, the frontier,
-drift, and a retrain from the page that registers a champion the estimates then use."""
+drift, a background retrain from the page that registers a champion the estimates then use (the page stays usable
+meanwhile), and the MLflow UI started on loopback on demand."""
 
 from __future__ import annotations
 
 import shutil
+import sys
+import threading
+import time
 
 import pytest
 
@@ -11,6 +15,7 @@ from analytics import impact_models as im
 from analytics import tracking
 from analytics.store import Lake
 from tests.pages.conftest import frame_with, open_app
+from ui import jobs
 
 PAGE = "app_pages/models.py"
 
@@ -44,7 +49,11 @@ def test_estimates_frontier_and_drift_before_any_training(own_lake):
 def test_retrain_from_the_page_promotes_a_champion(own_lake):
     at = open_app(PAGE)
     at.selectbox(key="m_train_model").select("istar")
-    at.button(key="m_retrain").click().run()
+    at.button(key="m_retrain").click().run()  # starts the job and returns: the page does not wait
+    assert not at.exception
+    job = jobs.REGISTRY.wait(str(own_lake.root), timeout=300)
+    assert job.state == "done", job.error
+    at.run()  # the polling fragment sees the finished job, reloads the champions and reruns the page
     assert not at.exception
     _, version = tracking.load_champion(own_lake, "istar")
     assert version is not None
@@ -52,6 +61,66 @@ def test_retrain_from_the_page_promotes_a_champion(own_lake):
     assert est.loc[est["model"] == "istar", "version"].iloc[0] == version  # the estimate now uses it
     runs = frame_with(at, "run_id", "model")
     assert len(runs) == 1
+    assert any("promoted" in s.value for s in at.success)
+    assert at.session_state["models_stamp"] >= 1
+
+
+def test_the_page_stays_usable_while_training_runs(own_lake, monkeypatch):
+    """A stand-in training held by an event: the page shows the job's progress, disables Retrain, and answers
+    other widgets meanwhile; the job's failure is shown, not raised."""
+    gate, started = threading.Event(), threading.Event()
+
+    def slow_train(lake, model, start=None, end=None, progress=None, **kw):
+        progress(0.3, "fitting on 100 orders")
+        started.set()
+        gate.wait(30)
+        raise ValueError("only 3 usable orders: need at least 50 to fit")
+
+    monkeypatch.setattr(tracking, "train", slow_train)
+    at = open_app(PAGE)
+    at.button(key="m_retrain").click().run()
+    assert started.wait(10)
+    at.run()
+    assert not at.exception
+    bar = at.get("progress")
+    assert bar and "fitting on 100 orders" in bar[0].proto.text
+    assert at.button(key="m_retrain").disabled
+    at.number_input(key="m_size").set_value(20.0).run()  # the rest of the page answers while the job runs
+    assert not at.exception and frame_with(at, "model", "expected_cost_bps", "lo_bps") is not None
+    gate.set()
+    job = jobs.REGISTRY.wait(str(own_lake.root), timeout=30)
+    assert job.state == "failed"
+    at.run()
+    assert not at.exception
+    assert any("only 3 usable orders" in e.value for e in at.error)
+    assert not at.button(key="m_retrain").disabled
+    stamp = at.session_state["models_stamp"] if "models_stamp" in at.session_state else 0  # noqa: SIM401 - no .get
+    assert stamp == 0  # a failed job changes no champion: nothing to reload
+
+
+def test_mlflow_ui_button_starts_one_server_on_loopback_and_links_it(own_lake, monkeypatch, tmp_path):
+    """The button's server, with python's http.server standing in for mlflow (ready in < 1 s; the real UI takes
+    10-25 s here; its command line is tested in tests/test_jobs.py)."""
+    (tmp_path / "health").write_text("ok")
+    monkeypatch.setattr(jobs, "mlflow_command", lambda lake, port: [
+        sys.executable, "-m", "http.server", str(port), "--bind", jobs.LOOPBACK, "--directory", str(tmp_path)])  # fmt: skip
+    try:
+        at = open_app(PAGE)
+        at.button(key="m_mlflow_ui").click().run()
+        assert not at.exception
+        srv = jobs.mlflow_ui(own_lake)
+        assert srv is not None and srv.url.startswith("http://127.0.0.1:")
+        for _ in range(100):
+            if srv.ready(timeout=0.2):
+                break
+            time.sleep(0.1)
+        at.run()
+        assert not at.exception
+        links = at.get("link_button")
+        assert links and links[0].proto.url == srv.url
+        assert "m_mlflow_ui" not in [b.key for b in at.button]  # started once: no second start button
+    finally:
+        jobs.REGISTRY.stop_servers()
 
 
 def test_pretrade_page_prices_every_algo_and_recommends(own_lake):
@@ -61,6 +130,8 @@ def test_pretrade_page_prices_every_algo_and_recommends(own_lake):
     est = frame_with(at, "algo", "istar_bps", "almgren_bps", "pov")
     assert len(est) >= 3  # one row per algo of the lake
     assert any("Lowest expected cost" in m.value for m in at.markdown)
+    assert "When to start" in [h.value for h in at.subheader]
+    assert any("and trade to the close at about" in m.value for m in at.markdown)
     at.number_input(key="pt_qty").set_value(500_000).run()
     bigger = frame_with(at, "algo", "istar_bps", "almgren_bps", "pov")
     assert (bigger["istar_bps"].to_numpy() > est["istar_bps"].to_numpy()).all()

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics import impact_models as im
 from analytics import tca
 from analytics.ingest import ingest
 from analytics.store import Lake
@@ -98,3 +99,23 @@ def test_all_orders_tab_shows_key_columns_then_every_column(sim_env):
     assert not at.exception
     table = frame_with(at, "order_id", "is_total_bps", "decision_price")
     assert "event_id" in table.columns and "source_version" in table.columns
+
+
+def test_vs_expectation_by_broker_and_algo_under_the_istar_champion(sim_env):
+    """Realised minus expected (I-Star published before any training) per broker and per algo: every usable
+    order counted once per dimension, gap = realised - expected per group (+ = cost above expectation)."""
+    at = _app()
+    assert not at.exception
+    at.toggle(key="tca_expect_on").set_value(True).run()
+    assert not at.exception
+    table = frame_with(at, "dimension", "key", "gap_bps", "gap_bps_lo", "gap_bps_hi")
+    usable = im.training_frame(tca.results(sim_env, sim_env.connect()).pl())
+    for dim in ("broker", "algo"):
+        part = table[table["dimension"] == dim]
+        assert part["n"].sum() == usable.height
+        assert ((part["realised_bps"] - part["expected_bps"] - part["gap_bps"]).abs() < 1e-9).all()
+        assert ((part["gap_bps_lo"] <= part["gap_bps"]) & (part["gap_bps"] <= part["gap_bps_hi"])).all()
+    assert set(table.loc[table["dimension"] == "broker", "key"]) == set(usable.join(
+        tca.results(sim_env, sim_env.connect()).pl().select("order_id", "broker"), on="order_id")["broker"])  # fmt: skip
+    at.radio(key="tca_gap_period").set_value("week").run()
+    assert not at.exception
