@@ -245,7 +245,11 @@ def figures_key(f: Filters, champion: str | None) -> str:
     """A stable name for the figures of filters ``f`` under the I-Star ``champion`` version (None: the
     published parameters); the previous period follows from ``f``."""
     spec = {k: (v.isoformat() if isinstance(v, dt.date) else list(v)) for k, v in asdict(f).items() if v}
-    text = json.dumps({"filters": spec, "champion": champion, "code": FIGURES}, sort_keys=True)
+    from analytics import quality
+
+    # the code versions of what the figures are computed from: a TCA or quality change is a new key too
+    code = [FIGURES, tca.CODE_VERSION, quality.CODE_VERSION]
+    text = json.dumps({"filters": spec, "champion": champion, "code": code}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
