@@ -92,6 +92,10 @@ def test_cold_pages_read_the_champions_from_the_mirror_without_mlflow(lake, monk
     worse = tk.log_fit(lake, NAME, _fit(650.0), "tca@1", {"holdout_mae_bps": 12.0})
     tk.promote_if_better(lake, NAME, worse["run_id"], 12.0, margin=0.5)  # rejected: the mirror keeps v1
     assert registry.versions(lake) == {NAME: {"version": "1", "run_id": first["run_id"]}}
+    # a lake trained before the mirror existed: no index, so ask MLflow; sync_mirror writes it from the registry
+    (lake.root / "mlflow" / registry.INDEX).unlink()
+    assert registry.versions(lake) is None
+    assert tk.sync_mirror(lake) == {NAME: {"version": "1", "run_id": first["run_id"]}}
 
     def no_mlflow(_lake):
         raise AssertionError("MLflow was asked")

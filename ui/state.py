@@ -273,10 +273,11 @@ def overview_figures(f) -> dict:
         ensure_tca(prev)
     stamp = st.session_state.get("models_stamp", 0)
     mirror = registry.versions(lk)  # no MLflow import on a cold start when the champions are mirrored
-    if mirror is None:
-        champion = _champions(str(lk.root), stamp)["istar"][1]
-    else:
-        champion = mirror.get("impact-istar", {}).get("version")
+    if mirror is None:  # trained before the mirror existed: write it once (MLflow imported this one time)
+        from analytics import tracking
+
+        mirror = tracking.sync_mirror(lk)
+    champion = mirror.get("impact-istar", {}).get("version")
     return {**_overview(str(lk.root), v, f, champion, stamp), "champion": champion}
 
 
