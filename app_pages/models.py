@@ -96,6 +96,12 @@ if tf.height:
         line.mark_area(opacity=0.2).encode(alt.Y("bias_lo_bps:Q", title="Expected − realised (bps)"), alt.Y2("bias_hi_bps:Q"))
         + line.mark_line(point=True).encode(alt.Y("bias_bps:Q"), tooltip=["period_start:T", "n:Q", "bias_bps:Q", "mae_bps:Q"])
     )  # fmt: skip
+    cal, res = st.columns(2)
+    charts.show(
+        tracking.calibration_chart(tf["impact_cost_bps"], pred, "Calibration: realised by decile of expected (bps)"),
+        cal,
+    )
+    charts.show(charts.residuals(pred, tf["impact_cost_bps"]), res)
     if dr["retrain"].tail(1).item():
         st.warning("The latest period drifted beyond the threshold with a 95% interval excluding zero: retrain.")
     st.dataframe(dr, hide_index=True, width="stretch", column_config=charts.number_formats(dr), key="m_drift")

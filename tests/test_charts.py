@@ -37,6 +37,7 @@ def test_every_chart_validates_and_renders(sim_lake):
         "reversion": charts.reversion(impact.reversion_curve(orders)),
         "trend": charts.trend(overview.daily(orders), "is_total_bps", "IS (bps)"),
         "frontier": charts.frontier(im.frontier("istar", 0.05, 0.02)),
+        "residuals": charts.residuals(pl.Series([1.0, 2.0, 3.0]), pl.Series([1.5, 1.0, 4.0])),
         "start_times": charts.start_times(pretrade.start_times(profile, 0.05, 0.02, im.published("istar"))),
         "gap_over_time": charts.gap_over_time(
             expectation.post_vs_expected(orders, im.published("istar"), "day", min_orders=1), "day"
@@ -46,3 +47,9 @@ def test_every_chart_validates_and_renders(sim_lake):
         spec = chart.to_dict()  # validates against the Vega-Lite schema (raises on an invalid spec)
         svg = vlc.vegalite_to_svg(spec)
         assert svg.startswith("<svg") and len(svg) > 2000, name
+
+
+def test_residuals_are_realised_minus_expected():
+    chart = charts.residuals(pl.Series([1.0, 2.0, 3.0]), pl.Series([1.5, 1.0, 4.0]))
+    rows = chart.to_dict()["layer"][0]["data"]["values"]
+    assert [r["residual_bps"] for r in rows] == [0.5, -1.0, 1.0]  # + = cost above the model's expectation

@@ -299,6 +299,26 @@ def start_times(starts: pl.DataFrame) -> alt.LayerChart:
     return base.mark_line(point=True) + best.mark_point(size=220, color=BAD, shape="diamond")
 
 
+def residuals(expected, realised, limit: int = 3000) -> alt.LayerChart:
+    """Residual (realised - expected, bps; + = cost above the model) against expected cost per order, at most
+    ``limit`` orders drawn at random (seeded), with the zero line: a model without bias scatters evenly about it
+    at every level of expected cost."""
+    d = pl.DataFrame({"expected_bps": expected, "residual_bps": pl.Series(realised) - pl.Series(expected)})
+    d = d.filter(pl.col("residual_bps").is_finite())
+    d = d.sample(limit, seed=0) if d.height > limit else d
+    pts = (
+        alt.Chart(inline(d))
+        .mark_circle(size=14, opacity=0.35, color=NEUTRAL)
+        .encode(
+            alt.X("expected_bps:Q", title="Expected (bps)"),
+            alt.Y("residual_bps:Q", title="Realised − expected (bps)"),
+            tooltip=[alt.Tooltip("expected_bps:Q", format=".1f"), alt.Tooltip("residual_bps:Q", format=".1f")],
+        )
+    )
+    zero = alt.Chart(alt.Data(values=[{"y": 0}])).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
+    return pts + zero
+
+
 def gap_over_time(gaps: pl.DataFrame, period: str = "day") -> alt.LayerChart:
     """Realised minus expected cost per ``period`` (``analytics.expectation.gap_by`` rows): the notional-weighted
     gap with its 95% band and a zero line (above zero = the desk paid more than the model expected)."""
