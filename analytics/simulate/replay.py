@@ -45,9 +45,9 @@ import polars as pl
 
 from .calendar import SESSION_SECONDS, US_PER_SECOND, prior_trading_days, session_open_us, trading_days
 from .config import SimConfig
-from .execution import ALGOS, SLICES, ExecutionParams, make_orders, order_impact_bps, price_fills, schedule_fills
+from .execution import ALGOS, SLICES, ExecutionParams, order_impact_bps, price_fills, schedule_fills
 from .market import ImpactParams, base_mid_grid, daily_model, impact_bps_grid, intraday_curve, price_quotes, quote_draws
-from .portfolio import MODEL_ID, apply_fills, initial_shares, long_only_sides, make_portfolios
+from .portfolio import MODEL_ID, apply_fills, initial_shares, make_portfolios
 from .simulator import (
     CHUNK_ROWS,
     N_PRIOR_DAYS,
@@ -55,15 +55,14 @@ from .simulator import (
     S_DAILY,
     S_FILLS,
     S_HOLDINGS,
-    S_ORDERS,
     S_PATH,
-    S_PORT,
     S_QUOTES,
     S_UNIVERSE,
     TRADES_PER_SYMBOL,
     _allocate,
     _chunks,
     _rng,
+    desk_day,
 )
 from .universe import build_universe
 
@@ -132,12 +131,7 @@ def day_state(cfg: SimConfig, day: int, ip: ImpactParams | None = None, ep: Exec
     carry = np.zeros(n)
     for d in range(day + 1):  # loop over days: the carry and positions need every earlier day
         t = n_prior + d
-        orders = make_orders(cfg.orders_per_day, uni.adv, pick_w, _rng(seed, S_ORDERS, t), ep)
-        n_orders = len(orders["qty"])
-        rp = _rng(seed, S_PORT, t)
-        port = rp.integers(0, cfg.portfolios, n_orders)
-        orders["side"] = long_only_sides(port, orders["sym"], orders["side"], orders["qty"], shares)
-        fills = schedule_fills(orders, cfg.fills_per_order, _rng(seed, S_FILLS, t), ep)
+        orders, port, fills, dec_rel_us = desk_day(cfg, uni.adv, pick_w, shares, t, ep)
         imp = order_impact_bps(orders, uni.sigma_daily, uni.adv, model.volume[t], ip)
         if d == day:
             break
@@ -146,14 +140,12 @@ def day_state(cfg: SimConfig, day: int, ip: ImpactParams | None = None, ep: Exec
         shares = apply_fills(shares, port[f_order], orders["sym"][f_order], orders["side"][f_order] * fills["qty"])
     o_px = model.closes[t - 1] * np.exp(model.gaps[t])
     base = base_mid_grid(o_px, model.closes[t], uni.sigma_daily, _rng(seed, S_PATH, t))
-    dec_s = orders["start_s"] - np.maximum(300.0 * np.exp(0.8 * rp.standard_normal(n_orders)), 30.0)
-    early = rp.uniform(0.2, 0.8, n_orders) * (orders["start_s"] - 30.0)
-    dec_rel_us = (np.where(dec_s < 0, early, dec_s) * US_PER_SECOND).astype(np.int64)
     liq = np.sqrt(uni.adv / uni.adv.max())
     q_count = _allocate(cfg.quotes_per_day or QUOTES_PER_SYMBOL * n, liq, 50)
     t_count = _allocate(cfg.trades_per_day or TRADES_PER_SYMBOL * n, liq, 20)
     open_us = session_open_us(sim_days[day])
     start_us = open_us + (orders["start_s"] * US_PER_SECOND).astype(np.int64)
+    n_orders = len(orders["qty"])
     rank = np.empty(n_orders, dtype=np.int64)
     rank[np.lexsort((np.arange(n_orders), start_us))] = np.arange(n_orders)
     tag = sim_days[day].strftime("%Y%m%d")

@@ -162,12 +162,8 @@ def simulate(out: Path, cfg: SimConfig, progress: Callable[[float, str], None] |
         # market path and desk orders (independent random streams)
         o_px = model.closes[t - 1] * np.exp(model.gaps[t])
         base = base_mid_grid(o_px, model.closes[t], sigma, _rng(seed, S_PATH, t))
-        orders = make_orders(cfg.orders_per_day, uni.adv, pick_w, _rng(seed, S_ORDERS, t), ep)
+        orders, port, fills, dec_rel_us = desk_day(cfg, uni.adv, pick_w, shares, t, ep)
         n_orders = len(orders["qty"])
-        rp = _rng(seed, S_PORT, t)
-        port = rp.integers(0, cfg.portfolios, n_orders)
-        orders["side"] = long_only_sides(port, orders["sym"], orders["side"], orders["qty"], shares)
-        fills = schedule_fills(orders, cfg.fills_per_order, _rng(seed, S_FILLS, t), ep)
         f_order = fills["order"]
         f_sym = orders["sym"][f_order]
         f_side = orders["side"][f_order]
@@ -187,10 +183,6 @@ def simulate(out: Path, cfg: SimConfig, progress: Callable[[float, str], None] |
         close_px = np.round(mid[:, T], 2)
         close_real[t] = close_px
 
-        # decision times: minutes before the NEW, after the open
-        dec_s = orders["start_s"] - np.maximum(300.0 * np.exp(0.8 * rp.standard_normal(n_orders)), 30.0)
-        early = rp.uniform(0.2, 0.8, n_orders) * (orders["start_s"] - 30.0)
-        dec_rel_us = (np.where(dec_s < 0, early, dec_s) * US_PER_SECOND).astype(np.int64)
         dec_mid = np.full(n_orders, np.nan)
         fill_price = np.zeros(len(f_order))
         venue = fill_venues(fills, uni.exchange[f_sym])
@@ -314,6 +306,25 @@ def simulate(out: Path, cfg: SimConfig, progress: Callable[[float, str], None] |
         "faults": fault_counts,
         "expected": expected,
     }
+
+
+def desk_day(
+    cfg: SimConfig, adv: np.ndarray, pick_w: np.ndarray, shares: np.ndarray, t: int, ep: ExecutionParams
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """The desk's day ``t`` (index among all days, prior ones included): its orders (sides made long-only against
+    ``shares``), their portfolio index, their child fills, and each decision's time (us after the open: minutes
+    before the NEW, after the open). The one place that draws them, from the day's own random streams, so a
+    replay (``replay.day_state``) redraws exactly what :func:`simulate` drew."""
+    orders = make_orders(cfg.orders_per_day, adv, pick_w, _rng(cfg.seed, S_ORDERS, t), ep)
+    n_orders = len(orders["qty"])
+    rp = _rng(cfg.seed, S_PORT, t)
+    port = rp.integers(0, cfg.portfolios, n_orders)
+    orders["side"] = long_only_sides(port, orders["sym"], orders["side"], orders["qty"], shares)
+    fills = schedule_fills(orders, cfg.fills_per_order, _rng(cfg.seed, S_FILLS, t), ep)
+    dec_s = orders["start_s"] - np.maximum(300.0 * np.exp(0.8 * rp.standard_normal(n_orders)), 30.0)
+    early = rp.uniform(0.2, 0.8, n_orders) * (orders["start_s"] - 30.0)
+    dec_rel_us = (np.where(dec_s < 0, early, dec_s) * US_PER_SECOND).astype(np.int64)
+    return orders, port, fills, dec_rel_us
 
 
 def _trading_days(cfg: SimConfig) -> list[date]:
