@@ -180,13 +180,12 @@ def _portfolios(root: str, version: int, start, end, ids: tuple[str, ...]) -> pl
 # Aggregates of the filter's orders that the pages redraw on every rerun: computed once per (version, filters,
 # function, arguments). Only these named functions can be called (no user text reaches the dispatch).
 def _order_functions() -> dict:
-    from analytics import cost_attribution, impact, overview, tca
+    from analytics import cost_attribution, impact, tca
 
     return {
         "summary": tca.summary,
         "histogram": tca.histogram,
         "by_group": tca.by_group,
-        "daily": overview.daily,
         "fit_sqrt_law": impact.fit_sqrt_law,
         "buckets": impact.buckets,
         "reversion_curve": impact.reversion_curve,
@@ -201,7 +200,7 @@ def _on_orders(root: str, version: int, f, name: str, args: tuple):
 
 
 def on_orders(f, name: str, *args):
-    """``name``(orders, *args) for the filter's orders (summary, histogram, by_group, daily, fit_sqrt_law,
+    """``name``(orders, *args) for the filter's orders (summary, histogram, by_group, fit_sqrt_law,
     buckets, reversion_curve, decompose, compare), cached per version, filters and arguments."""
     lk = lake()
     return _on_orders(str(lk.root), ensure_tca(f), f, name, args)
@@ -222,21 +221,6 @@ def champions() -> dict:
     published parameters and None before any training) and ``learned`` ((None, None) before any training).
     Reloaded after a retrain from the app, which bumps ``models_stamp``."""
     return _champions(str(lake().root), st.session_state.get("models_stamp", 0))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _expectation(root: str, version: int, f, stamp: int) -> tuple[dict, str | None]:
-    from analytics import overview
-
-    fit, ver = _champions(root, stamp)["istar"]
-    return overview.expectation(_tca_orders(root, version, f), fit), ver
-
-
-def expectation(f) -> tuple[dict, str | None]:
-    """overview.expectation under the I-Star champion (published parameters before any training) and its
-    version; recomputed after a retrain from the app (``models_stamp``)."""
-    lk = lake()
-    return _expectation(str(lk.root), ensure_tca(f), f, st.session_state.get("models_stamp", 0))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
