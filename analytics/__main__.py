@@ -118,6 +118,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(fraction: float, message: str) -> None:
+    """A long step's progress, on stderr (stdout stays the command's output)."""
+    print(f"[{fraction:5.0%}] {message}", file=sys.stderr)
+
+
+def _lake_with_data(command: str, args: argparse.Namespace) -> Lake | None:
+    """The ``--lake`` lake, or None after saying on stderr that it is empty (the caller exits 2)."""
+    lake = Lake(args.lake)
+    if lake.exists():
+        return lake
+    print(f"{command}: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+    return None
+
+
 def _date(text: str | None) -> dt.date | None:
     return dt.date.fromisoformat(text) if text else None
 
@@ -126,12 +140,11 @@ def cmd_tca(args: argparse.Namespace) -> int:
     from analytics import tca
     from analytics.export import ExportError, write_frame
 
-    lake = Lake(args.lake)
-    if not lake.exists():
-        print(f"tca: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+    lake = _lake_with_data("tca", args)
+    if lake is None:
         return 2
     start, end = _date(args.start), _date(args.end)
-    v = tca.ensure(lake, start, end, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    v = tca.ensure(lake, start, end, progress=_progress)
     con = lake.connect(lake.manifest(v))
     rel = tca.results(lake, con, start, end, version=v)
     df = (
@@ -163,16 +176,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analytics.filters import Filters
     from ui import report  # presentation layer: charts and layout, no Streamlit
 
-    lake = Lake(args.lake)
-    if not lake.exists():
-        print(f"report: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+    lake = _lake_with_data("report", args)
+    if lake is None:
         return 2
     try:
         start, end = report.month_span(args.period) if args.period else (_date(args.start), _date(args.end))
         sections = tuple(args.sections or report.SECTIONS)
         rep = report.build(
             lake, Filters(start=start, end=end), sections, title=args.title,
-            progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+            progress=_progress,
         )  # fmt: skip
     except ValueError as e:
         print(f"report: error: {e}", file=sys.stderr)
@@ -267,12 +279,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from analytics.export import ExportError, write_frame
     from analytics.filters import Filters
 
-    lake = Lake(args.lake)
-    if not lake.exists():
-        print(f"quality: error: the lake {lake.root} is empty (ingest data first)", file=sys.stderr)
+    lake = _lake_with_data("quality", args)
+    if lake is None:
         return 2
     start, end = _date(args.start), _date(args.end)
-    v = tca.ensure(lake, start, end, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    v = tca.ensure(lake, start, end, progress=_progress)
     con = lake.connect(lake.manifest(v))
     f = Filters(start=start, end=end)
     try:
@@ -313,7 +324,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         if args.action == "build":
             out = datasets.build(
                 lake, args.ref[0], _date(args.start), _date(args.end), faults_dir=args.faults_from,
-                progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+                progress=_progress,
             )  # fmt: skip
         elif args.action == "list":
             out = datasets.list_datasets(lake)
@@ -340,7 +351,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         out = tracking.train(
             lake, args.model, _date(args.start), _date(args.end), dataset=args.dataset, margin=args.margin,
-            n_boot=args.n_boot, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr),
+            n_boot=args.n_boot, progress=_progress,
         )  # fmt: skip
     except ValueError as e:  # too few orders, unknown dataset (DatasetError is a ValueError)
         print(f"train: error: {e}", file=sys.stderr)
@@ -409,7 +420,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (expectation.PredictionError, ExportError) as e:
         print(f"predict: error: {e}", file=sys.stderr)
         return 2
-    v = tca.ensure(lake, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    v = tca.ensure(lake, progress=_progress)
     con = lake.connect(lake.manifest(v))
     try:
         history = tca.load_orders(lake, con, Filters(), v)
@@ -439,7 +450,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from analytics.demo import build_demo_lake
 
     lake = Lake(args.lake)
-    res = build_demo_lake(lake, progress=lambda f, m: print(f"[{f:5.0%}] {m}", file=sys.stderr))
+    res = build_demo_lake(lake, progress=_progress)
     print(json.dumps(res, default=str))
     return 0
 
