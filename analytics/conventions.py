@@ -15,6 +15,7 @@ MARKOUT_HORIZONS_S: tuple[float, ...] = (1, 5, 30, 60, 300, 1800)  # TCA markout
 REALIZED_SPREAD_HORIZONS_S: tuple[float, ...] = (0.05, 1, 15, 60, 300)  # Rule 605 (2024 amendments)
 POST_TRADE_HORIZONS_S: tuple[float, ...] = (60, 300, 900, 1800)  # mid after the order's end: reversion curve
 PERMANENT_HORIZON_S = 1800  # permanent impact = mid 30 min after the end vs arrival (Almgren et al. 2005)
+SESSION_SECONDS = 23_400  # a regular US equity session (09:30-16:00 New York): one trading day of price noise
 PWP_TARGET_RATE = 0.10  # participation-weighted price: market volume until order qty / 10% has traded
 
 

@@ -10,8 +10,8 @@ ADV = mean daily volume of the last ``ADV_WINDOW_DAYS`` daily bars strictly befo
 volatility = sample stdev of the log close-to-close returns of the last ``ADV_WINDOW_DAYS + 1`` such bars
 (decimal per day), the spread = median ``spread_at_arrival_bps`` of the desk's stored TCA orders in the symbol
 that arrived before the date (``pretrade.DEFAULT_SPREAD_BPS`` without any), and, when the order gives no
-``pov``, the participation the desk's own earlier orders got with that algo and urgency (median, at least 5
-orders; else the algo's median; else ``pretrade.URGENCY_POV``). The models: I-Star and Almgren (market impact,
+``pov``, :func:`analytics.pretrade.planned_pov` (the desk's earlier orders' median scheduled participation with
+that algo and urgency, at least 5 orders; else the algo's; else ``pretrade.URGENCY_POV``). The models: I-Star and Almgren (market impact,
 spread excluded; the interval is the model's 90% band for the realised outcome) or the learned cost model (its
 target, implementation shortfall or market impact, named in ``cost_measure``; its predictive interval), from the
 lake's MLflow champion (published parameters before any training for I-Star and Almgren).
@@ -19,7 +19,7 @@ lake's MLflow champion (published parameters before any training for I-Star and 
 Post-trade vs expectation (:func:`per_order`, :func:`gap_by`): per filled order, realised =
 ``impact_cost_bps`` (fills against the arrival mid, per filled notional: what the impact models predict;
 ``impact_models.training_frame``) and expected = the impact model at the order's executed size, volatility and
-realised participation; ``gap_bps`` = realised - expected (**positive = the order cost more than expected**; note
+scheduled participation (TCA); ``gap_bps`` = realised - expected (**positive = the order cost more than expected**; note
 :func:`analytics.tracking.drift` reports the opposite difference, expected - realised, as the model's bias).
 Per group: the filled-notional-weighted mean gap with its 95% interval (sandwich standard error,
 ``tca.weighted_mean_ci``) and n. Source for the expectation: Kissell (2013), *The Science of Algorithmic
@@ -46,7 +46,6 @@ INTERVAL_LEVEL = 0.90  # the intervals' level unless the model states its own (i
 MODELS = ("istar", "almgren", "learned")
 TARGET_MEASURE = {"impact_cost_bps": "market_impact", "is_total_bps": "implementation_shortfall"}  # learned targets
 URGENCIES = ("LOW", "MEDIUM", "HIGH")
-MIN_HISTORY = 5  # desk orders needed before their median participation replaces the urgency default
 READERS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
@@ -279,18 +278,6 @@ JOIN _history h ON h.symbol = p.symbol AND h.arrival_ts < p.asof_ts AND h.spread
 GROUP BY p.symbol, p."asof"
 """
 
-_POV_SQL = """
-WITH p AS (SELECT DISTINCT algo, urgency, "asof", asof_ts FROM _probes WHERE algo IS NOT NULL),
-h AS (SELECT * FROM _history WHERE participation_rate IS NOT NULL AND filled_qty > 0)
-SELECT p.algo, p.urgency, p."asof",
-       median(h.participation_rate) FILTER (WHERE h.urgency = p.urgency) AS pov_u,
-       count(*) FILTER (WHERE h.urgency = p.urgency) AS n_u,
-       median(h.participation_rate) AS pov_a,
-       count(*) AS n_a
-FROM p JOIN h ON h.algo = p.algo AND h.arrival_ts < p.asof_ts
-GROUP BY p.algo, p.urgency, p."asof"
-"""
-
 
 def market_context(con: duckdb.DuckDBPyConnection, probes: pl.DataFrame) -> pl.DataFrame:
     """Per distinct (symbol, asof) of ``probes``: adv, sigma_daily, last_close, bars, from the daily bars strictly
@@ -313,45 +300,33 @@ def _probe_frame(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
-HISTORY_COLUMNS = ("symbol", "algo", "urgency", "arrival_ts", "participation_rate", "filled_qty",
+HISTORY_COLUMNS = ("symbol", "algo", "urgency", "arrival_ts", pretrade.PARTICIPATION, "filled_qty",
                    "spread_at_arrival_bps")  # fmt: skip
 
 
 def desk_history(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """``rows`` (valid orders) with ``spread_bps`` (median spread at arrival of the desk's earlier orders in the
-    symbol, else the default) and ``pov_used`` (the order's pov, else the desk's earlier median for the algo and
-    urgency with at least ``MIN_HISTORY`` orders, else the algo's, else the urgency default; floored at
-    ``impact_models.POV_FLOOR``). "Earlier" = arrived before the order's date."""
+    symbol, else the default) and ``pov_used`` (the order's pov, else :func:`analytics.pretrade.planned_pov` as
+    of the order's date). "Earlier" = arrived before the order's date."""
     spread = pl.DataFrame(schema={"symbol": pl.String, "asof": pl.Date, "spread_bps": pl.Float64})
-    pov = pl.DataFrame(schema={"algo": pl.String, "urgency": pl.String, "asof": pl.Date, "pov_u": pl.Float64,
-                               "n_u": pl.Int64, "pov_a": pl.Float64, "n_a": pl.Int64})  # fmt: skip
-    if history.height and all(c in history.columns for c in HISTORY_COLUMNS):
+    ok = history.height and all(c in history.columns for c in HISTORY_COLUMNS)
+    if ok:
         con.register("_history", history.select(HISTORY_COLUMNS))
         try:
             con.register("_probes", _probe_frame(rows, ["symbol"]))
             spread = query(con, _SPREAD_SQL)
-            con.unregister("_probes")
-            con.register("_probes", _probe_frame(rows, ["algo", "urgency"]))
-            pov = query(con, _POV_SQL)
         finally:
             con.unregister("_probes")
             con.unregister("_history")
-    default = pl.col("urgency").replace_strict(pretrade.URGENCY_POV, default=0.08, return_dtype=pl.Float64)
+    planned = pretrade.planned_pov(history if ok else pl.DataFrame(), rows.select("algo", "urgency", "asof"), con)
     return (
         rows.join(spread, on=["symbol", "asof"], how="left", maintain_order="left")
-        .join(pov, on=["algo", "urgency", "asof"], how="left", maintain_order="left")
+        .with_columns(planned.alias("_planned"))
         .with_columns(
             pl.col("spread_bps").fill_null(pretrade.DEFAULT_SPREAD_BPS),
-            pl.coalesce(
-                pl.col("pov"),
-                pl.when(pl.col("n_u") >= MIN_HISTORY).then(pl.col("pov_u")),
-                pl.when(pl.col("n_a") >= MIN_HISTORY).then(pl.col("pov_a")),
-                default,
-            )
-            .clip(im.POV_FLOOR, 1.0)
-            .alias("pov_used"),
+            pl.coalesce(pl.col("pov").clip(im.POV_FLOOR, im.POV_MAX), "_planned").alias("pov_used"),
         )
-        .drop("pov_u", "n_u", "pov_a", "n_a")
+        .drop("_planned")
     )
 
 

@@ -13,22 +13,31 @@ the same form in Kissell, *Algorithmic Trading Methods*, 2nd ed. 2021, ch. 8 "No
   instantaneous impact  I* = a1 * size_adv^a2 * sigma_annual^a3                     (bps)
   market impact         MI = b1 * I* * pov^a4 + (1 - b1) * I*                       (bps)
   timing risk           TR = sigma_annual * sqrt(1/3 * 1/250 * size_adv * (1 - pov) / pov) * 1e4   (bps, 1 sd)
-The default parameters a1 = 708, a2 = 0.55, a3 = 0.71, a4 = 0.50, b1 = 0.98 are the ones the brief attributes
-to Kissell (2013); the search of the stored references confirmed the model's form (Kissell 2021, ch. 8) and
-the 250-day annualisation (the blotter R package's iStar default ``yrBizdays = 250``) but NOT these values:
-treat them as unverified defaults until checked against the book. TR's duration is the time for the market to
+Defaults a1 = 708, a2 = 0.55, a3 = 0.71, a4 = 0.50, b1 = 0.98: Kissell (2013) Table 5.4, scenario "All Data",
+as cited by braverock/blotter R/iStar.R ("params for Scenario 'All Data' from Table 5.4 in Kissell2014"); a1-a3
+also in Zarattini, Pagani & Wilcox (2025, SSRN 5084316, sec. 4.7); not checked against the book itself. MI and TR
+are blotter's documented equations with 250 business days (``yrBizdays = 250``); tests/test_published_examples.py.
+TR's duration is the time for the market to
 trade size_adv * (1 - pov) / pov days of volume, and the 1/3 is the variance of a linearly liquidated position.
 
-Almgren, Thum, Hauptmann & Li (2005), "Direct estimation of equity market impact", Risk 18(7). Their form is
-  permanent I = gamma * sigma * (X / V) * (Theta / V)^(1/4),   temporary J = eta * sigma * (X / (V T))^(3/5)
-(published gamma = 0.314, eta = 0.142, beta = 3/5 confirmed in the paper's abstract; the coefficients are as in
-the brief, unverified here). What is implemented is the generalised power law WITHOUT the turnover term:
+Almgren, Thum, Hauptmann & Li (2005, "ATHL"), "Direct estimation of equity market impact", Risk 18(7). Their form:
+  permanent I = gamma * sigma * (X / V) * (Theta / V)^(1/4),   temporary K = eta * sigma * (X / (V T))^(3/5)
+with V the ADV, Theta the shares outstanding, T the trading time in days; fitted gamma = 0.314 +- 0.041, eta =
+0.142 +- 0.0062, beta = 0.600 +- 0.038 (alpha = 0.891 +- 0.10 fixed to 1, delta = 0.267 fixed to 1/4; as
+reproduced in DROP CalibrationEmpirics and QuantConnect Lean). What is implemented is the generalised power law:
   permanent_bps = gamma * sigma_daily_bps * size_adv^alpha
   temporary_bps = eta * m[algo] * sigma_daily_bps * pov^beta
-with alpha, beta free (alpha = 1 is ATHL's linear permanent law; the simulator plants alpha = beta = 1/2),
-m[algo] a per-algo multiplier of temporary impact (1 for the reference algo), sigma_daily_bps = sigma_daily *
-1e4. The order's expected impact cost (arrival mid, spread excluded) is permanent / 2 + temporary: permanent
-impact accrues linearly while the order trades, so the order pays half of it on average (ATHL 2005 sec. 3).
+on Kissell's participation pov = X / (X + V T), as the simulator plants it. NOTE: ATHL's temporary law takes the
+trade rate X / (V T) = pov / (1 - pov); with ATHL's published eta and beta, feeding pov understates their
+temporary impact by (1 - pov)^beta (ATHL Table 3's IBM over 0.1 day: pov = 1/2, 14.7 bp instead of 22.3): exact
+for slow orders, not for fast ones (tests/test_published_examples.py feeds the rate). There is no turnover input:
+the published default gamma = 0.314 * (Theta/V)^(1/4) is evaluated at ATHL's own worked example, IBM (Theta / V = 263.374, Table 3), so a name with another turnover is off by (its Theta/V / 263)^(1/4)
+until the desk's own fit replaces the defaults. alpha, beta are free in a fit (alpha = 1 is ATHL's linear permanent
+law; the simulator plants alpha = beta = 1/2 on Kissell's pov), m[algo] a per-algo multiplier of temporary impact
+(1 for the reference algo), sigma_daily_bps = sigma_daily * 1e4. The order's expected impact cost (arrival mid,
+spread excluded) is ATHL's realised cost J = permanent / 2 + temporary: permanent impact accrues linearly while the
+order trades, so the order pays half of it on average. Checked against ATHL Table 3 (IBM, DRI) in
+tests/test_published_examples.py.
 
 Fitting: bounds by reparametrisation (coefficients = lo + softplus(u); exponents and b1 = lo + (hi - lo) *
 sigmoid(u)); Huber loss on residuals in units of the order's daily sigma (the mid's noise scales with sigma, so
@@ -55,14 +64,20 @@ import numpy as np
 import optax
 import polars as pl
 
-from analytics.conventions import BPS
+from analytics.conventions import BPS, PERMANENT_HORIZON_S, SESSION_SECONDS
 
+ATHL_GAMMA = 0.314  # ATHL 2005's permanent coefficient of sigma (X/V) (Theta/V)^(1/4)
+ATHL_REFERENCE_INVERSE_TURNOVER = (
+    1_728_000_000 / 6_561_000
+)  # IBM in ATHL Table 3 (Theta / V = 263.37): the default gamma
+POV_MAX = 0.99  # a fit or a planned participation above this is not a participation (one fill, no window)
 KISSELL_DAYS_PER_YEAR = 250  # Kissell's annualisation of daily volatility (I-Star's parameters assume it)
 PREDICTION_LEVEL = 0.90  # outcome interval of a pre-trade estimate (the coverage the evaluation checks)
 PARAM_LEVEL = 0.95  # bootstrap percentile interval of the parameters
 POV_FLOOR = 1e-4  # participation below this is treated as 0.01% (keeps TR and pov^beta finite)
 BOOT_STEPS = 4  # LM steps per bootstrap resample, warm-started at the full-data fit (converges in 2-3)
 BOOT_MAX_ROWS = 50_000  # above this, m-out-of-n bootstrap: resamples of this many rows, deviations rescaled
+NOISE_FLOOR_DAYS = 300 / SESSION_SECONDS  # a fit row's price-noise variance never below 5 minutes' (fills, quotes)
 POLISH_STEPS = 6  # above BOOT_MAX_ROWS rows: LM steps on every row after the fit on a subsample of that size
 
 
@@ -82,10 +97,10 @@ class IStarParams:
 
 @dataclass(frozen=True)
 class AlmgrenParams:
-    """Power-law parameters (module docstring). Published ATHL 2005: alpha = 1 (with the turnover term, not
-    implemented), beta = 0.6, gamma = 0.314, eta = 0.142; these defaults use alpha = 1, beta = 0.6."""
+    """Power-law parameters (module docstring). Defaults: ATHL 2005's alpha = 1, beta = 0.6, eta = 0.142 and
+    gamma = 0.314 * (Theta/V)^(1/4) at ATHL's IBM example (Theta / V = 263.374): 1.2650."""
 
-    gamma: float = 0.314
+    gamma: float = ATHL_GAMMA * ATHL_REFERENCE_INVERSE_TURNOVER**0.25
     alpha: float = 1.0
     eta: float = 0.142
     beta: float = 0.6
@@ -107,9 +122,10 @@ def istar_components(size_adv, sigma_annual, pov, p: IStarParams = IStarParams()
 
 
 def almgren_components(size_adv, sigma_daily, pov, p: AlmgrenParams = AlmgrenParams(), multiplier=1.0) -> dict:
-    """Power law in bps: ``permanent_bps``, ``temporary_bps`` and ``market_impact_bps`` = permanent / 2 +
-    temporary (the expected cost against the arrival mid), ``timing_risk_bps`` = sigma_daily_bps * sqrt(T / 3)
-    with T = size_adv * (1 - pov) / pov trading days (as I-Star's TR). sigma_daily: decimal per day."""
+    """Power law in bps: ``permanent_bps``, ``temporary_bps`` and
+    ``market_impact_bps`` = permanent / 2 + temporary (the expected cost against the arrival mid),
+    ``timing_risk_bps`` = sigma_daily_bps * sqrt(T / 3) with T = size_adv * (1 - pov) / pov trading days (as
+    I-Star's TR). sigma_daily: decimal per day; pov clipped to [POV_FLOOR, 1]."""
     xp = jnp if any(isinstance(a, jax.Array) for a in (size_adv, sigma_daily, pov)) else np
     pov = xp.clip(pov, POV_FLOOR, 1.0)
     s_bps = sigma_daily * BPS
@@ -175,11 +191,16 @@ def published(model: str = "istar") -> ImpactFit:
 def training_frame(orders: pl.DataFrame) -> pl.DataFrame:
     """Model inputs and targets from TCA order rows (``tca.load_orders``), rows with a missing input dropped.
 
-    exec_adv = filled_qty / adv (the executed size, ATHL's X / V); pov = participation_rate; sigma_daily =
+    exec_adv = filled_qty / adv (the executed size, ATHL's X / V); pov = scheduled_participation (Kissell's
+    X / (X + V) over the order's scheduled window, tca.py: the realised ``participation_rate`` divides by the name's
+    own prints in the window, a noisy regressor on a thin tape that biases a fitted exponent towards 0); sigma_daily =
     daily_volatility; impact_cost_bps = trading_impact_cost / filled_notional * 1e4 (fills' prevailing mids vs
     the arrival mid, per filled notional: impact + timing, spread excluded); permanent_impact_bps and
-    temporary_impact_bps as stored (tca.py)."""
-    need = ["filled_qty", "adv", "participation_rate", "daily_volatility", "trading_impact_cost", "filled_notional",
+    temporary_impact_bps as stored (tca.py). Per-row price noise, in units of the daily sigma, for the fits' row
+    scales: ``noise_cost`` = sqrt(d / 3 + floor) for impact_cost_bps (the mid's random walk averaged over fills
+    spread evenly over the order's d = duration_s / session days: variance d / 3), ``noise_perm`` = sqrt(d + 30 min)
+    for permanent_impact_bps (arrival to 30 minutes after the end); both 1 when duration_s is absent."""
+    need = ["filled_qty", "adv", "scheduled_participation", "daily_volatility", "trading_impact_cost", "filled_notional",
             "permanent_impact_bps", "temporary_impact_bps", "algo", "arrival_ts"]  # fmt: skip
     if orders.is_empty() or any(c not in orders.columns for c in need):
         return pl.DataFrame()
@@ -189,19 +210,20 @@ def training_frame(orders: pl.DataFrame) -> pl.DataFrame:
             "arrival_ts",
             "algo",
             (pl.col("filled_qty") / pl.col("adv")).alias("exec_adv"),
-            pl.col("participation_rate").alias("pov"),
+            pl.col("scheduled_participation").alias("pov"),
             pl.col("daily_volatility").alias("sigma_daily"),
             (pl.col("trading_impact_cost") / pl.col("filled_notional") * BPS).alias("impact_cost_bps"),
             "permanent_impact_bps",
             "temporary_impact_bps",
             "filled_notional",
+            *_noise_columns(orders),
         )
         .drop_nulls()
         .filter(
             (pl.col("filled_notional") > 0)
             & (pl.col("exec_adv") > 0)
             & (pl.col("pov") > 0)
-            & (pl.col("pov") <= 1)
+            & (pl.col("pov") <= POV_MAX)  # one fill and no scheduled window: no participation to fit
             & (pl.col("sigma_daily") > 0)
             & pl.col("impact_cost_bps").is_finite()
             & pl.col("permanent_impact_bps").is_finite()
@@ -209,6 +231,20 @@ def training_frame(orders: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("arrival_ts")
     )
+
+
+def _noise_columns(orders: pl.DataFrame) -> list[pl.Expr]:
+    if "duration_s" not in orders.columns:
+        return [pl.lit(1.0).alias("noise_cost"), pl.lit(1.0).alias("noise_perm")]
+    d = pl.col("duration_s").fill_null(0.0).clip(0, SESSION_SECONDS) / SESSION_SECONDS
+    return [
+        (d / 3 + NOISE_FLOOR_DAYS).sqrt().alias("noise_cost"),
+        (d + PERMANENT_HORIZON_S / SESSION_SECONDS).sqrt().alias("noise_perm"),
+    ]
+
+
+def _noise(tf: pl.DataFrame, col: str) -> np.ndarray:
+    return tf[col].to_numpy() if col in tf.columns else np.ones(tf.height)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -328,11 +364,12 @@ def _istar_pred(p, xs):
 
 
 def _almgren_pred(p, xs):
-    """Stacked rows: permanent where is_perm, else temporary (multiplier 1 for algo index 0)."""
+    """Stacked rows: the permanent impact I where is_perm, else the realised cost J = I / 2 + temporary (ATHL 2005's
+    two regressions; multiplier 1 for algo index 0)."""
     mult = jnp.concatenate([jnp.ones(1), p[4:]])[xs["algo"]]
     perm = p[0] * xs["s"] * xs["x"] ** p[1]
     temp = p[2] * mult * xs["s"] * xs["pov"] ** p[3]
-    return jnp.where(xs["is_perm"] > 0, perm, temp)
+    return jnp.where(xs["is_perm"] > 0, perm, perm / 2 + temp)
 
 
 def _weights(tf: pl.DataFrame, weights: str) -> np.ndarray:
@@ -361,7 +398,8 @@ def fit_istar(
     lo, hi = [1.0, 0.05, 0.05, 0.05, 0.0], [np.inf, 1.5, 1.5, 1.5, 1.0]
     p, iv, loss, draws = _fit_generic(
         _istar_pred, names, lo, hi, [708.0, 0.55, 0.71, 0.5, 0.98], xs, tf["impact_cost_bps"].to_numpy(),
-        tf["sigma_daily"].to_numpy() * BPS, _weights(tf, weights), n_boot=n_boot, seed=seed, steps=steps
+        tf["sigma_daily"].to_numpy() * BPS * _noise(tf, "noise_cost"), _weights(tf, weights), n_boot=n_boot,
+        seed=seed, steps=steps,
     )  # fmt: skip
     fit = ImpactFit("istar", dict(zip(names, map(float, p), strict=True)), iv, tf.height, loss,
                     draws=tuple(map(tuple, draws.tolist())), weights=weights)  # fmt: skip
@@ -394,9 +432,12 @@ def fit_almgren(
     reference_algo: str = "VWAP",
     per_algo: bool = True,
 ) -> ImpactFit:
-    """Fit gamma, alpha (on ``permanent_impact_bps`` vs exec_adv) and eta, beta and the per-algo multipliers
-    ``mult_<ALGO>`` (on ``temporary_impact_bps`` vs pov; the reference algo's multiplier is 1) of the power law,
-    jointly as one stacked Huber regression (the two parts share no parameter). ``per_algo=False``: one
+    """Fit the power law as Almgren et al. (2005) do, jointly on two measured quantities of every order: the
+    permanent impact I = ``permanent_impact_bps`` (arrival mid -> mid 30 min after the end) = gamma sigma
+    exec_adv^alpha, and the realised cost J = ``impact_cost_bps`` (fills' prevailing mids vs the arrival mid) = I / 2
+    + eta m[algo] sigma pov^beta; one stacked Huber regression, the two rows of an order sharing gamma and alpha.
+    (The reversion after the end, ``temporary_impact_bps``, is not a target: it carries 30 minutes of price noise,
+    many times the temporary impact of a small order.) The reference algo's multiplier is 1. ``per_algo=False``: one
     temporary law for every algo (no multipliers; restrict the rows to comparable algos first). Bounds: gamma, eta > 0; alpha,
     beta in (0.05, 1.5); multipliers in (0.1, 10). Starts from gamma = eta = 0.3, alpha = beta = 0.6."""
     algos = tuple(sorted(set(tf["algo"].to_list()))) if per_algo else ()
@@ -408,8 +449,8 @@ def fit_almgren(
     s_bps = tf["sigma_daily"].to_numpy() * BPS
     xs = {
         "is_perm": np.asarray(np.r_[np.ones(n), np.zeros(n)]),
-        "x": np.asarray(np.r_[tf["exec_adv"].to_numpy(), np.ones(n)]),
-        "pov": np.asarray(np.r_[np.ones(n), tf["pov"].to_numpy()]),
+        "x": np.asarray(np.r_[tf["exec_adv"].to_numpy(), tf["exec_adv"].to_numpy()]),
+        "pov": np.asarray(np.r_[np.full(n, 0.5), tf["pov"].to_numpy()]),
         "s": np.asarray(np.r_[s_bps, s_bps]),
         "algo": np.asarray(np.r_[algo_idx, algo_idx]),
     }
@@ -417,10 +458,11 @@ def fit_almgren(
     k = len(others)
     lo = [0.0, 0.05, 0.0, 0.05, *[0.1] * k]
     hi = [np.inf, 1.5, np.inf, 1.5, *[10.0] * k]
-    y = np.r_[tf["permanent_impact_bps"].to_numpy(), tf["temporary_impact_bps"].to_numpy()]
+    y = np.r_[tf["permanent_impact_bps"].to_numpy(), tf["impact_cost_bps"].to_numpy()]
     w = np.r_[_weights(tf, weights), _weights(tf, weights)]
+    scale = xs["s"] * np.r_[_noise(tf, "noise_perm"), _noise(tf, "noise_cost")]
     p, iv, loss, draws = _fit_generic(
-        _almgren_pred, names, lo, hi, [0.3, 0.6, 0.3, 0.6, *[1.0] * k], xs, y, xs["s"], w, n_boot=n_boot, seed=seed,
+        _almgren_pred, names, lo, hi, [0.3, 0.6, 0.3, 0.6, *[1.0] * k], xs, y, scale, w, n_boot=n_boot, seed=seed,
         steps=steps,
     )  # fmt: skip
     fit = ImpactFit("almgren", dict(zip(names, map(float, p), strict=True)), iv, n, loss,

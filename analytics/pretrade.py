@@ -6,9 +6,12 @@ Market context (point-in-time: only data before ``asof``): ADV = mean daily volu
 returns (decimal per day); the last close; the spread = median quoted spread at arrival (bps) of the desk's
 stored TCA orders in the symbol (a 5 bps default when it has none).
 
-Participation per algo: the median realised ``participation_rate`` of the desk's own orders with that algo and
-urgency in the stored TCA (falling back to the algo's median, then to URGENCY_POV), so "VWAP at MEDIUM" is
-priced at the participation this desk actually gets from it.
+Participation per algo (:func:`planned_pov`, the one rule every pre-trade price uses: this page, the expectation
+of each executed order, the baselines of a model's evaluation): the median ``scheduled_participation`` (TCA; the
+participation the impact models are fitted on) of the desk's orders with that algo and urgency that arrived
+before the as-of date, if there are at least ``MIN_HISTORY``; else the algo's median over as many; else
+URGENCY_POV. So "VWAP at MEDIUM" is priced at the participation this desk actually gets from it. The spread and
+every history the page uses are cut at the as-of date too (point in time).
 
 Units: bps of the order's notional, positive = cost (EVENTS.md). The impact models (I-Star, Almgren) estimate
 market impact without the spread, and so does the learned model (its ``cfg.target``, ``impact_cost_bps``;
@@ -29,6 +32,9 @@ from analytics.conventions import ADV_WINDOW_DAYS, BPS
 from analytics.store import query
 
 URGENCY_POV = {"LOW": 0.03, "MEDIUM": 0.08, "HIGH": 0.15}  # used only when the desk has no history to go by
+DEFAULT_POV = 0.08  # an urgency outside URGENCY_POV
+MIN_HISTORY = 5  # desk orders needed before their median participation replaces the urgency default
+PARTICIPATION = "scheduled_participation"  # the TCA column a planned participation is the median of
 DEFAULT_SPREAD_BPS = 5.0
 
 
@@ -55,12 +61,59 @@ def market_context(con: duckdb.DuckDBPyConnection, symbol: str, asof: dt.date) -
     }
 
 
-def desk_participation(orders: pl.DataFrame) -> pl.DataFrame:
-    """Median realised participation and spread at arrival per (algo, urgency) and per algo (urgency null)."""
-    ok = orders.filter(pl.col("participation_rate").is_not_null() & (pl.col("filled_qty") > 0))
-    by_u = ok.group_by("algo", "urgency").agg(pl.col("participation_rate").median().alias("pov"), pl.len().alias("n"))
-    by_a = ok.group_by("algo").agg(pl.col("participation_rate").median().alias("pov"), pl.len().alias("n"))
-    return pl.concat([by_u, by_a.with_columns(pl.lit(None, pl.String).alias("urgency"))], how="diagonal_relaxed")
+_POV_SQL = """
+WITH p AS (SELECT DISTINCT algo, urgency, asof_ts FROM _pp_rows),
+h AS (SELECT algo, urgency, arrival_ts, pov FROM _pp_history WHERE isfinite(pov) AND pov > 0 AND filled_qty > 0)
+SELECT p.algo, p.urgency, p.asof_ts,
+       median(h.pov) FILTER (WHERE h.urgency IS NOT DISTINCT FROM p.urgency) AS pov_u,
+       count(h.pov) FILTER (WHERE h.urgency IS NOT DISTINCT FROM p.urgency) AS n_u,
+       median(h.pov) AS pov_a, count(h.pov) AS n_a
+FROM p JOIN h ON h.algo = p.algo AND h.arrival_ts < p.asof_ts
+GROUP BY ALL
+"""
+
+
+def planned_pov(history: pl.DataFrame, rows: pl.DataFrame, con: duckdb.DuckDBPyConnection | None = None) -> pl.Series:
+    """The participation (decimal, Kissell's X / (X + V)) a pre-trade estimate assumes for each row of ``rows``
+    (columns ``algo``, ``urgency`` and optionally ``asof``, a date): the median PARTICIPATION of the ``history``
+    orders (TCA rows: algo, urgency, arrival_ts, filled_qty, PARTICIPATION) with the same algo and urgency that
+    arrived before asof (UTC midnight; all of them without asof), when there are at least MIN_HISTORY; else the
+    same for the algo alone; else URGENCY_POV of the urgency. Clipped to [POV_FLOOR, POV_MAX]; in ``rows``' order.
+    Never an order's own participation (an outcome). One set-based query for any number of rows and dates."""
+    far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    asof = (
+        pl.col("asof").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        if "asof" in rows.columns
+        else pl.lit(far, pl.Datetime("us", "UTC"))
+    )
+    r = rows.select(pl.col("algo").cast(pl.String), pl.col("urgency").cast(pl.String), asof.alias("asof_ts"))
+    stats = pl.DataFrame(schema={"algo": pl.String, "urgency": pl.String, "asof_ts": pl.Datetime("us", "UTC"),
+                                 "pov_u": pl.Float64, "n_u": pl.Int64, "pov_a": pl.Float64, "n_a": pl.Int64})  # fmt: skip
+    need = ("algo", "urgency", "arrival_ts", "filled_qty", PARTICIPATION)
+    if history.height and all(c in history.columns for c in need):
+        con = con or duckdb.connect()
+        h = history.select(*need[:-1], pl.col(PARTICIPATION).cast(pl.Float64).alias("pov"))
+        con.register("_pp_history", h)
+        con.register("_pp_rows", r)
+        try:
+            stats = query(con, _POV_SQL).with_columns(pl.col("asof_ts").dt.convert_time_zone("UTC"))
+        finally:
+            con.unregister("_pp_history")
+            con.unregister("_pp_rows")
+    default = pl.col("urgency").replace_strict(URGENCY_POV, default=DEFAULT_POV, return_dtype=pl.Float64)
+    return (
+        r.join(stats, on=["algo", "urgency", "asof_ts"], how="left", nulls_equal=True, maintain_order="left")
+        .select(
+            pl.coalesce(
+                pl.when(pl.col("n_u") >= MIN_HISTORY).then(pl.col("pov_u")),
+                pl.when(pl.col("n_a") >= MIN_HISTORY).then(pl.col("pov_a")),
+                default,
+            )
+            .clip(im.POV_FLOOR, im.POV_MAX)
+            .alias("pov")
+        )
+        .to_series()
+    )
 
 
 def estimate(
@@ -79,27 +132,20 @@ def estimate(
     band, and (with a learned model) ``learned_bps`` with its 90% interval; ``size_pct_adv`` and notional."""
     size = quantity / ctx["adv"]
     sigma = ctx["sigma_daily"] or 0.02
-    part = desk_participation(history) if history.height else pl.DataFrame()
+    if history.height and "arrival_ts" in history.columns:  # point in time: only what was known before the as-of day
+        history = history.filter(pl.col("arrival_ts").dt.convert_time_zone("UTC").dt.date() < ctx["asof"])
     sym_spread = spread_bps
     if sym_spread is None and history.height:
         s = history.filter(pl.col("symbol") == ctx["symbol"])["spread_at_arrival_bps"].drop_nulls()
         sym_spread = float(s.median()) if s.len() else None
     sym_spread = sym_spread if sym_spread is not None else DEFAULT_SPREAD_BPS
 
-    def pov_of(algo: str) -> float:
-        for u in (urgency, None):
-            if part.height:
-                hit = part.filter((pl.col("algo") == algo) & (pl.col("urgency").eq_missing(pl.lit(u, pl.String))))
-                if hit.height and hit["pov"][0] is not None and hit["n"][0] >= 5:
-                    return float(hit["pov"][0])
-        return URGENCY_POV.get(urgency, 0.08)
-
     frame = pl.DataFrame(
         {
             "algo": algos,
             "size_adv": [size] * len(algos),
             "sigma_daily": [sigma] * len(algos),
-            "pov": [max(pov_of(a), im.POV_FLOOR) for a in algos],
+            "pov": planned_pov(history, pl.DataFrame({"algo": algos, "urgency": [urgency] * len(algos)})),
         }
     )
     i = im.predict(istar, frame)

@@ -35,6 +35,14 @@ Markouts: ``markout_cost_bps_<h>`` = quantity-weighted over fills of s (p_j - mi
 that last quote (markout to the close), never at the next day's prices.
 
 Order features used by every later slice: ``participation_rate`` (filled / interval market volume),
+``scheduled_participation`` (Kissell's POV = X / (X + V): the filled quantity X against the other participants'
+volume V expected in the order's scheduled window [first fill, the algo's end_time if sent, else the order's end];
+V = (the day's volume from the daily bar - the desk's own fills in the name that day) x the share of the day's
+whole tape volume (every name the desk traded, in 5-minute buckets) printed inside the window, so the closing cross
+counts for an order that runs to the close; the tape is taken to be the consolidated one, desk prints included).
+It is the regressor for impact fits and pre-trade participation: ``participation_rate``'s denominator is the
+name's own prints in the window, a noisy sample on a thin tape, which biases a fitted exponent towards 0 (errors in
+variables),
 ``size_pct_adv`` (order qty / 20-day ADV before the order's day), ``daily_volatility`` (stdev of the 20
 daily log returns before the day, decimal per day), ``spread_at_arrival_bps``, ``duration_s``,
 ``fill_count``.
@@ -61,7 +69,7 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-6"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-7"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,7 @@ def _orders_sql(f: Filters) -> tuple[str, list]:
         SELECT n.order_id, n.ts AS arrival_ts, n.symbol, n.side, CASE n.side WHEN 'BUY' THEN 1 ELSE -1 END AS s,
                coalesce(rep.rep_qty, n.quantity) AS order_qty, n.broker, n.algo, n.decision_id, n.trader, n.desk,
                coalesce(n.urgency, dec.decision_urgency) AS urgency, n.limit_price,
+               TRY_CAST(json_extract_string(n.algo_params, '$.end_time') AS TIMESTAMPTZ) AS sched_end,
                dec.decision_ts, dec.decision_price_given, dec.portfolio_id, dec.strategy,
                term.term_ts, term.term_action, sec.sector, sec.country
         FROM orders n LEFT JOIN rep USING (order_id) LEFT JOIN term USING (order_id)
@@ -167,6 +176,32 @@ _TRADES_SQL = """
     FROM trades t SEMI JOIN need ON t.symbol = need.symbol AND t.ts::DATE = need.day
     WHERE t.ts >= ? AND t.ts < ?
     WINDOW w AS (PARTITION BY t.symbol, t.ts::DATE ORDER BY t.ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
+
+
+# The share of a day's whole tape volume printed inside each order's scheduled window [first fill, end]: the end is
+# the algo's scheduled end_time (algo_params) when it sent one (cut short by a CANCEL before it), else the order's
+# end. The tape of every needed name summed by 5 minutes (78 rows per session day), F(x) = volume before x / day
+# volume with linear interpolation inside x's bucket; share = F(end) - F(first fill^-). The desk's own volume per
+# (symbol, day), over ALL its fills (not only the filtered orders'), so that V is the other participants' volume.
+_WINDOW_SHARE_SQL = """
+    CREATE OR REPLACE TEMP TABLE _tca_share AS
+    WITH m AS (SELECT day, time_bucket(INTERVAL 5 MINUTES, ts) AS b, sum(size) AS v FROM _tca_t GROUP BY ALL),
+    c AS (SELECT day, b, v, sum(v) OVER (PARTITION BY day ORDER BY b) - v AS before,
+                 sum(v) OVER (PARTITION BY day) AS total FROM m),
+    w0 AS (SELECT e.oid, o.arrival_ts::DATE AS day, min(f.ts) AS a, e.end_ts, o.sched_end, o.term_action
+           FROM _tca_oe e JOIN _tca_o o USING (oid) JOIN _tca_f f USING (oid) GROUP BY ALL),
+    w AS (SELECT oid, day, a,
+                 CASE WHEN sched_end IS NULL OR sched_end <= a OR sched_end::DATE <> day THEN end_ts
+                      WHEN term_action = 'CANCEL' THEN least(sched_end, end_ts)
+                      ELSE sched_end END AS z FROM w0),
+    fa AS (SELECT w.*, coalesce((c.before + c.v * least(1, (epoch_us(w.a) - epoch_us(c.b)) / 3e8)) / c.total, 0) AS fa
+           FROM w ASOF LEFT JOIN c ON c.day = w.day AND w.a >= c.b),
+    fz AS (SELECT fa.*, coalesce((c.before + c.v * least(1, (epoch_us(fa.z) - epoch_us(c.b)) / 3e8)) / c.total, 0) AS fz
+           FROM fa ASOF LEFT JOIN c ON c.day = fa.day AND fa.z >= c.b)
+    SELECT oid, greatest(fz - fa, 0) AS window_share FROM fz;
+    CREATE OR REPLACE TEMP TABLE _tca_desk AS
+    SELECT symbol, ts::DATE AS day, sum(quantity) AS desk_volume FROM fills
+    WHERE ts >= $lo AND ts < $hi AND symbol IN (SELECT DISTINCT symbol FROM _tca_o) GROUP BY ALL"""
 
 
 def _probes_sql(horizons: tuple[float, ...]) -> str:
@@ -288,13 +323,14 @@ def compute(
            WITH b AS (SELECT symbol, ts::DATE AS day, open, close, volume,
                              ln(close / lag(close) OVER (PARTITION BY symbol ORDER BY ts)) AS lr
                       FROM bars WHERE "interval" = '1d' AND ts < ?)
-           SELECT symbol, day, open, close, lag(close) OVER w AS prev_close,
+           SELECT symbol, day, open, close, volume AS day_volume, lag(close) OVER w AS prev_close,
                   avg(volume) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS adv,
                   stddev_samp(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS vol_d,
                   count(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS n_lr
            FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day)""",
         [hi],
     )
+    con.execute(_WINDOW_SHARE_SQL, {"lo": lo, "hi": hi})
     fills = _fill_marks(con, cfg.mark_horizons_s, cfg.markout_horizons_s)
     orders = _order_rows(con, cfg)
     return TCAResult(orders=orders, fills=fills, horizons=cfg.markout_horizons_s)
@@ -356,8 +392,11 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
         base AS (
             SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.integ AS first_integ, op.first_ts,
                    tp.cpv_a, tp.cv_a, tp.cpv_e, tp.cv_e, tp.cpv_w, tp.cv_w, d.day_pv, d.day_v,
-                   b.open AS open_price, b.close AS close_price, b.prev_close, b.adv, b.vol_d, b.n_lr
+                   b.open AS open_price, b.close AS close_price, b.prev_close, b.adv, b.vol_d, b.n_lr,
+                   greatest(b.day_volume - coalesce(dv.desk_volume, 0), 0) AS other_volume, sh.window_share
             FROM _tca_o o JOIN _tca_oe e USING (oid) LEFT JOIN fa USING (oid) LEFT JOIN mids m USING (oid)
+            LEFT JOIN _tca_share sh USING (oid)
+            LEFT JOIN _tca_desk dv ON dv.symbol = o.symbol AND dv.day = o.arrival_ts::DATE
             LEFT JOIN _tca_open op USING (oid) LEFT JOIN _tca_tp tp USING (oid)
             LEFT JOIN _tca_day d ON d.symbol = o.symbol AND d.day = o.arrival_ts::DATE
             LEFT JOIN _tca_bars b ON b.symbol = o.symbol AND b.day = o.arrival_ts::DATE),
@@ -413,6 +452,8 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             s * (avg_fill_price - prev_close) / prev_close * {BPS} AS prev_close_cost_bps,
             {", ".join(f"markout_cost_bps_{h}" for h in hz)},
             CASE WHEN NOT multi_day THEN filled / nullif(cv_e - cv_a, 0) END AS participation_rate,
+            CASE WHEN multi_day THEN NULL WHEN filled = 0 THEN 0.0
+                 ELSE filled / (other_volume * window_share + filled) END AS scheduled_participation,
             order_qty / adv AS size_pct_adv,
             CASE WHEN n_lr >= 2 THEN vol_d END AS daily_volatility,
             adv,

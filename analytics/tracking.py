@@ -31,7 +31,7 @@ import polars as pl
 from analytics import impact_models as im
 from analytics import registry
 
-CODE_VERSION = "impact-models-1"  # bump when a fit's meaning changes (recorded in every run and event)
+CODE_VERSION = "impact-models-2"  # bump when a fit's meaning changes (recorded in every run and event)
 EXPERIMENT = "impact-models"
 CHAMPION = "champion"
 DEFAULT_MARGIN_BPS = 0.1  # a challenger must lower the holdout MAE by at least this much to be promoted
@@ -473,16 +473,11 @@ def with_impact_cost(orders: pl.DataFrame) -> pl.DataFrame:
 
 
 def _pretrade_pov(train: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray:
-    """The participation a pre-trade estimate assumes for each row of ``frame``: the TRAINING orders' median
-    realised participation for the same (algo, urgency), else the same algo, else all (as analytics.pretrade
-    does on the Pre-trade page); never the order's own realised participation (that is an outcome)."""
-    ok = train.filter(pl.col("participation_rate").is_finite() & (pl.col("participation_rate") > 0))
-    overall = float(ok["participation_rate"].median()) if ok.height else 0.1
-    by_au = ok.group_by("algo", "urgency").agg(pl.col("participation_rate").median().alias("_pov_au"))
-    by_a = ok.group_by("algo").agg(pl.col("participation_rate").median().alias("_pov_a"))
-    f = frame.select("algo", "urgency").join(by_au, on=["algo", "urgency"], how="left", nulls_equal=True)
-    f = f.join(by_a, on="algo", how="left", nulls_equal=True)
-    return f.select(pl.coalesce("_pov_au", "_pov_a", pl.lit(overall)).clip(im.POV_FLOOR, 1.0)).to_series().to_numpy()
+    """The participation a pre-trade estimate assumes for each row of ``frame``: :func:`analytics.pretrade.planned_pov`
+    over the TRAINING orders (the Pre-trade page's rule); never the order's own participation (an outcome)."""
+    from analytics import pretrade
+
+    return pretrade.planned_pov(train, frame.select("algo", "urgency")).to_numpy()
 
 
 def _baseline_predictions(train: pl.DataFrame, test: pl.DataFrame, target: str) -> dict[str, dict]:
@@ -532,9 +527,9 @@ def _baseline_predictions(train: pl.DataFrame, test: pl.DataFrame, target: str) 
             .fill_null(pl.col("daily_volatility").median())
             .fill_null(0.02)
             .alias("sigma_daily"),
-            pl.col("participation_rate")
+            pl.col("scheduled_participation")
             .fill_null(pl.Series(_pretrade_pov(train, test)))
-            .clip(im.POV_FLOOR, 1.0)
+            .clip(im.POV_FLOOR, im.POV_MAX)
             .alias("pov"),
         )
         p = im.predict(fit, post)

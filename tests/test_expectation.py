@@ -82,7 +82,7 @@ def test_per_order_gap_is_realised_minus_expected_by_hand():
             "algo": ["VWAP", "POV", "VWAP"],
             "filled_qty": [1000.0, 2000.0, 0.0],  # O3 unfilled: no realised cost, left out
             "adv": [1e5, 1e5, 1e5],
-            "participation_rate": [0.10, 0.05, None],
+            "scheduled_participation": [0.10, 0.05, None],
             "daily_volatility": [0.02, 0.01, 0.02],
             "trading_impact_cost": [2500.0, 300.0, 0.0],
             "filled_notional": [1e6, 2e6, 0.0],

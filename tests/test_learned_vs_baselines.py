@@ -31,7 +31,7 @@ from analytics.store import Lake
 pytestmark = pytest.mark.slow
 
 TRAIN_DAYS = 9
-REALISED = ("participation_rate", "fill_count", "duration_s", "filled_qty", "fill_rate", "end_ts", "is_total_bps",
+REALISED = ("participation_rate", "scheduled_participation", "fill_count", "duration_s", "filled_qty", "fill_rate", "end_ts", "is_total_bps",
             "trading_impact_cost", "filled_notional", "avg_fill_price", "end_price", "time_to_first_fill_s")  # fmt: skip
 
 
@@ -76,7 +76,7 @@ def _baselines(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, np.ndarray]
     c0, c1 = np.linalg.lstsq(np.c_[np.ones(train.height), law(train)], y, rcond=None)[0]
     out["sqrt_law"] = c0 + c1 * law(test)
 
-    pov_by_urgency = dict(train.group_by("urgency").agg(pl.col("participation_rate").median()).iter_rows())
+    pov_by_urgency = dict(train.group_by("urgency").agg(pl.col("scheduled_participation").median()).iter_rows())
 
     def istar(p, d):
         a1, a2, a3, a4, b1 = p

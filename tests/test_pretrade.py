@@ -31,14 +31,18 @@ def test_market_context_uses_only_bars_before_the_date(lake, files, ev):
 
 
 def _history():
-    # VWAP at MEDIUM: participations 0.04..0.08 (median 0.06); TWAP: only 3 MEDIUM orders (too few) but 6 in all
-    rows = [("VWAP", "MEDIUM", p) for p in (0.04, 0.05, 0.06, 0.07, 0.08)]
-    rows += [("TWAP", "MEDIUM", p) for p in (0.01, 0.02, 0.03)] + [("TWAP", "LOW", p) for p in (0.10, 0.11, 0.12)]
+    # VWAP at MEDIUM: participations 0.04..0.08 (median 0.06); TWAP: only 3 MEDIUM orders (too few) but 6 in all;
+    # all on 4 March. On the as-of day (5 March) five more VWAP MEDIUM orders at 0.9 and five POV MEDIUM: not known
+    # before the day, so they must not count (with them VWAP's median would be (0.08 + 0.9) / 2 = 0.49).
+    rows = [("VWAP", "MEDIUM", p, 4) for p in (0.04, 0.05, 0.06, 0.07, 0.08)]
+    rows += [("TWAP", "MEDIUM", p, 4) for p in (0.01, 0.02, 0.03)] + [("TWAP", "LOW", p, 4) for p in (0.10, 0.11, 0.12)]
+    rows += [("VWAP", "MEDIUM", 0.9, 5)] * 5 + [("POV", "MEDIUM", 0.5, 5)] * 5
     return pl.DataFrame(
         {
             "algo": [r[0] for r in rows],
             "urgency": [r[1] for r in rows],
-            "participation_rate": [r[2] for r in rows],
+            "arrival_ts": [dt.datetime(2026, 3, r[3], 15, tzinfo=dt.UTC) for r in rows],
+            "scheduled_participation": [r[2] for r in rows],
             "filled_qty": [100.0] * len(rows),
             "symbol": ["AAPL"] * len(rows),
             "spread_at_arrival_bps": [4.0] * len(rows),
@@ -53,7 +57,7 @@ def test_estimate_prices_each_algo_at_the_desks_own_participation():
     pov = dict(zip(est["algo"], est["pov"], strict=True))
     assert pov["VWAP"] == pytest.approx(0.06)  # median of its 5 MEDIUM orders
     assert pov["TWAP"] == pytest.approx(0.065)  # 3 MEDIUM orders are too few: the algo's median over all 6
-    assert pov["POV"] == pretrade.URGENCY_POV["MEDIUM"]  # no history at all
+    assert pov["POV"] == pretrade.URGENCY_POV["MEDIUM"]  # no history before the day
     assert est["size_pct_adv"][0] == pytest.approx(0.05) and est["notional"][0] == pytest.approx(2.5e6)
     assert est["spread_bps"][0] == pytest.approx(4.0)
     one = im.pretrade_estimate("istar", pl.DataFrame({"size_adv": [0.05], "sigma_daily": [0.02], "pov": [0.06]}))

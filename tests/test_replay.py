@@ -18,7 +18,7 @@ import pytest
 from analytics import tca
 from analytics.filters import Filters
 from analytics.simulate import ImpactParams, SimConfig, simulate
-from analytics.simulate.calendar import US_PER_SECOND, session_open_us
+from analytics.simulate.calendar import US_PER_SECOND
 from analytics.simulate.execution import ALGOS
 from analytics.simulate.market import intraday_curve
 from analytics.simulate.replay import day_state, replay
@@ -168,69 +168,40 @@ def test_a_vwap_to_close_order_under_another_algo_trades_its_cross_continuously(
     assert row["end_s"][0] == T
 
 
-def scheduled_participation(con) -> pl.DataFrame:
-    """From the lake alone: filled / (the day's volume (daily bar) x the intraday volume profile's share of the
-    order's own window [first fill, algo_params end_time] + filled), the closing cross's 5% for orders to the close.
-    The profile is the simulator's U-curve (a desk would estimate it from its tape)."""
-    rows = query(
-        con,
-        """WITH n AS (SELECT order_id, symbol, ts::DATE AS day,
-                             json_extract_string(algo_params, '$.end_time')::TIMESTAMPTZ AS end_time,
-                             json_extract(algo_params, '$.to_close')::BOOLEAN AS to_close
-                      FROM orders WHERE action = 'NEW'),
-                f AS (SELECT order_id, min(ts) AS first_ts, sum(quantity) AS filled FROM fills GROUP BY 1)
-           SELECT n.order_id, n.day, n.to_close, f.filled, b.volume, f.first_ts, n.end_time
-           FROM n JOIN f USING (order_id) JOIN bars b ON b.symbol = n.symbol AND b.ts::DATE = n.day
-           WHERE b.interval = '1d'""",
-    )
-    open_us = pl.col("day").map_elements(session_open_us, return_dtype=pl.Int64)
-    rows = rows.with_columns(
-        first_s=(pl.col("first_ts").dt.epoch("us") - open_us) / 1e6,
-        end_s=(pl.col("end_time").dt.epoch("us") - open_us) / 1e6,
-    )
-    _, cdf = intraday_curve()
-    grid = np.arange(T + 1.0)
-    share = (
-        0.95 * (np.interp(rows["end_s"], grid, cdf) - np.interp(rows["first_s"], grid, cdf)) + 0.05 * rows["to_close"]
-    )
-    return rows.with_columns(sched=rows["filled"] / (rows["volume"] * share + rows["filled"])).select(
-        "order_id", "to_close", "sched"
-    )
-
-
-def test_scheduled_participation_tracks_the_planted_pov_where_tca_participation_does_not(desk, sim_lake):
-    # Issue 8 item 1 (investigation): the simulator plants POV = X / (V_day * 0.95 * U-share[first fill, end] + X)
-    # (expected background volume), TCA's participation_rate is filled / the tape's printed volume over
-    # (arrival, end]. The tape is sparse (a few hundred lognormal prints per name-day) so its interval volume is
-    # a noisy sample of the expected one: a participation from the lake's daily volume and the order's own window
-    # tracks the planted POV, TCA's does not.
+def test_scheduled_participation_tracks_the_planted_pov_where_tca_participation_does_not(desk):
+    # The simulator plants POV = X / (V_day * (0.95 * U-share[first fill, end] + 0.05 [to close]) + X) (its expected
+    # background volume; execution.order_impact_bps). TCA's participation_rate is filled / the tape's printed volume
+    # over (arrival, end]: the tape is sparse (a few hundred lognormal prints per name-day), so that is a noisy
+    # sample of the expected volume. TCA's scheduled_participation estimates the share from the whole day's tape
+    # (every name, by minute; the closing cross included) without knowing the simulator's U-curve: it must track
+    # the planted POV, and participation_rate must not.
     cfg, _, tca_orders = desk
     planted = pl.concat([
         pl.DataFrame({"order_id": d.order_id, "pov_planted": d.impact["pov"]})
         for d in (day_state(cfg, 0), day_state(cfg, 1))
     ])  # fmt: skip
-    j = (
-        scheduled_participation(sim_lake.connect())
-        .join(planted, on="order_id")
-        .join(tca_orders.select("order_id", "participation_rate"), on="order_id")
-    )
+    j = planted.join(tca_orders.select("order_id", "participation_rate", "scheduled_participation"), on="order_id")
     logp = np.log(j["pov_planted"].to_numpy())
-    r_sched = np.corrcoef(np.log(j["sched"].to_numpy()), logp)[0, 1]
+    r_sched = np.corrcoef(np.log(j["scheduled_participation"].to_numpy()), logp)[0, 1]
     r_tca = np.corrcoef(np.log(j["participation_rate"].to_numpy()), logp)[0, 1]
+    ratio = (j["scheduled_participation"] / j["pov_planted"]).median()
     assert j.height == 160
-    assert r_sched > 0.98 > 0.9 > r_tca, (r_sched, r_tca)
+    assert r_sched > 0.95 > 0.9 > r_tca, (r_sched, r_tca)
+    assert 0.85 < ratio < 1.15, ratio  # same level, not only the same ranking
 
 
 @pytest.mark.slow
-def test_the_temporary_exponent_is_recovered_with_the_scheduled_participation(tmp_path_factory):
-    # 8 days x 400 orders. Target: TCA's impact cost (fills' prevailing mids vs the arrival mid, per filled notional,
-    # spread excluded) in units of the order's daily sigma, for orders not sent to the close; model (planted law):
-    #   y = g * sqrt(X / ADV) / 2 + eta * (1 + (m - 1) [LIQSEEK]) * pov^beta
-    # by least squares weighted by 1 / sqrt(window share / 3) (the mid's noise over the order), 95% interval from
-    # 100 order-bootstrap refits. With TCA's participation_rate (a noisy regressor) beta is attenuated towards 0;
-    # with the scheduled participation the interval holds the planted 0.5.
-    from scipy.optimize import curve_fit
-
+def test_the_product_fit_recovers_the_planted_law_with_the_scheduled_participation(tmp_path_factory):
+    # 8 days x 400 orders, the planted law (ImpactParams): perm = 0.25 sigma sqrt(X / ADV), temp = 0.15 m[algo]
+    # sigma sqrt(POV), m = 1.6 for LIQSEEK, 1 for the rest. The product's own fit (impact_models.fit_almgren on
+    # impact_models.training_frame of the stored TCA: ATHL's two regressions, I = permanent_impact_bps and
+    # J = impact_cost_bps, pov = TCA's scheduled_participation; equal weights, 100 bootstrap refits) must hold the
+    # planted gamma, alpha, beta and LIQSEEK's multiplier in its 95% intervals. With TCA's participation_rate (a
+    # noisy regressor) beta is attenuated below the scheduled participation's.
+    # NOT recovered (issue 8 note): eta comes out near half the planted 0.15, the temporary impact the fills see
+    # being smaller than planted (the DRKB adverse-selection moves of the mid in the desk's favour, the first fill
+    # before the jump), and notional weights leave the intervals too wide to mean anything on 3,200 orders.
+    from analytics import impact_models as im
     from analytics.ingest import ingest
     from analytics.store import Lake
 
@@ -239,30 +210,14 @@ def test_the_temporary_exponent_is_recovered_with_the_scheduled_participation(tm
     lake = Lake(d / "lake")
     ingest([d / "files"], lake)
     tca.ensure(lake)
-    con = lake.connect()
-    o = tca.load_orders(lake, con, Filters()).join(scheduled_participation(con), on="order_id")
-    o = o.filter(~pl.col("to_close") & pl.col("daily_volatility").is_not_null() & (pl.col("filled_notional") > 0))
-    y = (o["trading_impact_cost"] / o["filled_notional"] / o["daily_volatility"]).to_numpy()
-    share = (o["duration_s"] / T).to_numpy()  # the order's length as a share of the session: the noise's scale
-    sd = np.sqrt(share / 3 + 1e-4)
-    x = np.vstack([(o["filled_qty"] / o["adv"]).to_numpy(), np.zeros(o.height), (o["algo"] == "LIQSEEK").to_numpy()])
-
-    def law(X, g, eta, beta, m):
-        return g * np.sqrt(X[0]) / 2 + eta * (1 + (m - 1) * X[2]) * X[1] ** beta
-
-    def beta_interval(pov: np.ndarray) -> tuple[float, float, float]:
-        x[1] = pov
-        est = curve_fit(law, x, y, p0=[0.25, 0.15, 0.5, 1.5], sigma=sd, maxfev=20_000)[0]
-        rng = np.random.default_rng(1)
-        boots = []
-        for _ in range(100):  # order bootstrap (refits)
-            b = rng.integers(0, len(y), len(y))
-            boots.append(curve_fit(law, x[:, b], y[b], p0=est, sigma=sd[b], maxfev=20_000)[0][2])
-        lo, hi = np.quantile(boots, [0.025, 0.975])
-        return float(est[2]), float(lo), float(hi)
-
-    b_sched, lo_s, hi_s = beta_interval(o["sched"].to_numpy())
-    b_tca, _, _ = beta_interval(o["participation_rate"].to_numpy())
-    assert o.height > 2500
-    assert lo_s < 0.5 < hi_s, (b_sched, lo_s, hi_s)
-    assert b_tca < b_sched, (b_tca, b_sched)
+    o = tca.load_orders(lake, lake.connect(), Filters())
+    tf = im.training_frame(o)
+    fit = im.fit_almgren(tf, weights="equal", n_boot=100)
+    iv = fit.intervals
+    assert tf.height > 3000
+    for k, planted in {"gamma": 0.25, "alpha": 0.5, "beta": 0.5, "mult_LIQSEEK": 1.6}.items():
+        assert iv[k][0] < planted < iv[k][1], (k, fit.params[k], iv[k])
+    assert iv["alpha"][1] < 1.0 and iv["beta"][1] < 1.0  # informative: not ATHL's linear law, not flat
+    noisy = im.training_frame(o.with_columns(pl.col("participation_rate").alias("scheduled_participation")))
+    b_tca = im.fit_almgren(noisy, weights="equal", n_boot=0).params["beta"]
+    assert b_tca < fit.params["beta"], (b_tca, fit.params["beta"])
