@@ -196,17 +196,20 @@ def test_the_product_fit_recovers_the_planted_law_with_the_scheduled_participati
     # sigma sqrt(POV), m = 1.6 for LIQSEEK, 1 for the rest. The product's own fit (impact_models.fit_almgren on
     # impact_models.training_frame of the stored TCA: ATHL's two regressions, I = permanent_impact_bps and
     # J = impact_cost_bps, pov = TCA's scheduled_participation; equal weights, 100 bootstrap refits) must hold the
-    # planted gamma, alpha, beta and LIQSEEK's multiplier in its 95% intervals. With TCA's participation_rate (a
+    # planted gamma, alpha, eta, beta and LIQSEEK's multiplier in its 95% intervals. With TCA's participation_rate (a
     # noisy regressor) beta is attenuated below the scheduled participation's.
-    # NOT recovered (issue 8 note): eta comes out near half the planted 0.15, the temporary impact the fills see
-    # being smaller than planted (the DRKB adverse-selection moves of the mid in the desk's favour, the first fill
-    # before the jump), and notional weights leave the intervals too wide to mean anything on 3,200 orders.
+    # The desk plants the impact law alone (adverse_bps = 0): the dark pool's adverse selection moves the mid in the
+    # desk's favour for 90 s after each DRKB fill, so the fills see less impact than planted and eta comes out near
+    # half (0.071 [0.046, 0.108] on this desk with it on), which the power law has no term for. Not asserted: the
+    # TWAP multiplier (planted 1, fitted 0.65 [0.30, 0.98]: the algos' fill-time shapes differ, so the share of the
+    # permanent impact their fills pay differs, and the multipliers absorb it); notional weights leave the intervals
+    # too wide to mean anything on 3,200 orders.
     from analytics import impact_models as im
     from analytics.ingest import ingest
     from analytics.store import Lake
 
     d = tmp_path_factory.mktemp("beta")
-    simulate(d / "files", SimConfig(days=8, symbols=40, orders_per_day=400, seed=7))
+    simulate(d / "files", SimConfig(days=8, symbols=40, orders_per_day=400, seed=7, adverse_bps=0.0))
     lake = Lake(d / "lake")
     ingest([d / "files"], lake)
     tca.ensure(lake)
@@ -215,7 +218,7 @@ def test_the_product_fit_recovers_the_planted_law_with_the_scheduled_participati
     fit = im.fit_almgren(tf, weights="equal", n_boot=100)
     iv = fit.intervals
     assert tf.height > 3000
-    for k, planted in {"gamma": 0.25, "alpha": 0.5, "beta": 0.5, "mult_LIQSEEK": 1.6}.items():
+    for k, planted in {"gamma": 0.25, "alpha": 0.5, "eta": 0.15, "beta": 0.5, "mult_LIQSEEK": 1.6}.items():
         assert iv[k][0] < planted < iv[k][1], (k, fit.params[k], iv[k])
     assert iv["alpha"][1] < 1.0 and iv["beta"][1] < 1.0  # informative: not ATHL's linear law, not flat
     noisy = im.training_frame(o.with_columns(pl.col("participation_rate").alias("scheduled_participation")))

@@ -503,3 +503,8 @@ def test_parquet_events_mode(parquet_run):
     assert fills.height == summary["rows"]["fills"] + sum(1 for r in records if r["table"] == "fills")
     params = pl.read_parquet(next(out.glob("orders_*.parquet"))).drop_nulls("algo_params")["algo_params"]
     assert all(isinstance(json.loads(x), dict) for x in params)
+
+
+def test_config_refuses_a_negative_adverse_selection():
+    with pytest.raises(ValueError, match="adverse_bps"):
+        SimConfig(adverse_bps=-1.0).validate()

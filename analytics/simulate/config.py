@@ -21,6 +21,8 @@ class SimConfig:
     ~500 background prints per symbol), split across symbols by liquidity.
     events_format: "jsonl" or "parquet" for decisions/orders/fills/settlements.
     portfolios: number of client portfolios sending decisions.
+    adverse_bps: the dark pool's adverse selection (``ImpactParams.adverse_bps``: after each desk fill at DRKB the
+    mid moves this many bps against the fill for 90 s); 0 plants the impact law alone (tests of its recovery).
     """
 
     days: int = 5
@@ -34,6 +36,7 @@ class SimConfig:
     trades_per_day: int | None = None
     events_format: str = "jsonl"
     portfolios: int = 4
+    adverse_bps: float = 4.0
 
     def validate(self) -> None:
         if self.days < 1:
@@ -46,5 +49,7 @@ class SimConfig:
             raise ValueError("faults is a rate in [0, 1)")
         if self.fills_per_order < 1.0:
             raise ValueError("fills_per_order must be >= 1")
+        if self.adverse_bps < 0:
+            raise ValueError("adverse_bps must be >= 0")
         if self.events_format not in ("jsonl", "parquet"):
             raise ValueError("events_format must be 'jsonl' or 'parquet'")

@@ -116,7 +116,7 @@ def day_state(cfg: SimConfig, day: int, ip: ImpactParams | None = None, ep: Exec
     """Regenerate simulated day ``day`` (0-based among ``cfg``'s simulated days) exactly as ``simulate`` drew it:
     the earlier days' orders and fills are redrawn (cheap, no market data) for the carried permanent impact and
     the long-only positions that decide the sides."""
-    ip, ep = ip or ImpactParams(), ep or ExecutionParams()
+    ip, ep = ip or ImpactParams(adverse_bps=cfg.adverse_bps), ep or ExecutionParams()
     seed = cfg.seed
     sim_days = trading_days(cfg.start, cfg.days)
     if not 0 <= day < len(sim_days):

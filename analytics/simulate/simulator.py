@@ -105,7 +105,7 @@ def simulate(out: Path, cfg: SimConfig, progress: Callable[[float, str], None] |
     cfg.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ip, ep = ImpactParams(), ExecutionParams()
+    ip, ep = ImpactParams(adverse_bps=cfg.adverse_bps), ExecutionParams()
     seed = cfg.seed
     sim_days = _trading_days(cfg)
     prior = prior_trading_days(sim_days[0], N_PRIOR_DAYS)
