@@ -192,25 +192,24 @@ def portfolios(
 
 def expectation(orders: pl.DataFrame, fit) -> dict:
     """Realised vs expected market impact of the period's filled orders under an impact model ``fit`` (the
-    I-Star champion on the pages): filled-notional-weighted means in bps of ``impact_cost_bps`` (fills' mids vs
-    the arrival mid, spread excluded: what the model predicts) and of the model's expectation at each order's
-    executed size, volatility and participation; ``saving`` = (expected - realised) / 1e4 x filled notional
-    summed (currency; positive = the desk traded better than the model expected)."""
-    from analytics import impact_models as im
+    I-Star champion on the pages), from :func:`analytics.expectation.per_order` (the TCA page's "Vs expectation"
+    rows): filled-notional-weighted means in bps of the realised impact cost and of the model's expectation, and
+    ``saving`` = (expected - realised) / 1e4 x filled notional summed (currency; positive = the desk traded better
+    than the model expected)."""
+    from analytics import expectation as ex
 
-    tf = im.training_frame(orders)
-    if tf.is_empty():
+    rows = ex.per_order(orders, fit)
+    if rows.is_empty():
         return {"orders": 0}
-    pred = im.predict(fit, tf)["expected_cost_bps"]
-    w = tf["filled_notional"]
-    realised = float((tf["impact_cost_bps"] * w).sum() / w.sum())
-    expected = float((pred * w).sum() / w.sum())
+    w = rows["filled_notional"]
+    realised = float((rows["realised_bps"] * w).sum() / w.sum())
+    expected = float((rows["expected_bps"] * w).sum() / w.sum())
     return {
-        "orders": tf.height,
+        "orders": rows.height,
         "realised_bps": realised,
         "expected_bps": expected,
         "difference_bps": realised - expected,
-        "saving": float(((pred - tf["impact_cost_bps"]) * w).sum() / BPS),
+        "saving": float((-rows["gap_bps"] * w).sum() / BPS),
     }
 
 

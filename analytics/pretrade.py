@@ -181,6 +181,35 @@ def estimate(
     return out.with_columns(pl.lit(sym_spread).alias("spread_bps"))
 
 
+MEASURES = {"impact_cost_bps": "impact (spread excluded)", "is_total_bps": "implementation shortfall"}
+
+
+def model_estimates(
+    champions: dict, size_adv: float, sigma_daily: float, pov: float, algo: str, spread_bps: float, arrival: dt.datetime
+) -> pl.DataFrame:
+    """One order described by its inputs (size as a decimal of ADV, daily volatility as a decimal, participation,
+    algo, spread in bps, arrival time) priced by every model of ``champions`` (name -> (fit, version); I-Star and
+    Almgren always, the learned model when there is one): model, version ("published" without a champion),
+    target (what the cost measures), expected_cost_bps and its 90% band lo_bps, hi_bps."""
+    order = pl.DataFrame({"size_adv": [size_adv], "sigma_daily": [sigma_daily], "pov": [pov], "algo": [algo]})
+    rows = []
+    for m in ("istar", "almgren"):
+        fit, ver = champions[m]
+        e = im.pretrade_estimate(fit, order).row(0, named=True)
+        rows.append({"model": m, "version": ver or "published", "target": MEASURES["impact_cost_bps"],
+                     "expected_cost_bps": e["expected_cost_bps"], "lo_bps": e["outcome_lo_bps"],
+                     "hi_bps": e["outcome_hi_bps"]})  # fmt: skip
+    learned, ver = champions.get("learned", (None, None))
+    if learned is not None:
+        x = pl.DataFrame({"arrival_ts": [arrival], "size_pct_adv": [size_adv], "daily_volatility": [sigma_daily],
+                          "spread_at_arrival_bps": [spread_bps], "algo": [algo], "urgency": ["MEDIUM"]})  # fmt: skip
+        p = cost_model.predict(learned, x).row(0, named=True)
+        rows.append({"model": "learned", "version": ver, "target": MEASURES.get(learned.cfg.target, learned.cfg.target),
+                     "expected_cost_bps": p["expected_cost_bps"], "lo_bps": p["cost_lo_bps"],
+                     "hi_bps": p["cost_hi_bps"]})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
 def recommend(est: pl.DataFrame) -> dict:
     """The algo with the lowest expected cost by the learned model (else Almgren's, which prices algos through
     its fitted temporary-impact multipliers), its expected saving against the runner-up, and the half-width of

@@ -303,12 +303,15 @@ def promote_if_better(
     margin: float = DEFAULT_MARGIN_BPS,
     champion_metric: float | None = None,
     metric: str = HOLDOUT_METRIC,
+    published_metric: float | None = None,
 ) -> dict:
-    """Promote run ``run_id``'s model version to ``champion`` of ``name`` iff there is no champion or
-    ``holdout_metric`` (lower is better, bps) < champion's - ``margin``. The champion's figure is
-    ``champion_metric`` when given (the champion re-scored on the challenger's holdout: the fair comparison),
-    else the one stored with its version. Returns the ``ModelUpdateEvent`` (also logged as
-    ``events/model_update.json`` on the run and as tags on the version)."""
+    """Promote run ``run_id``'s model version to ``champion`` of ``name`` iff ``holdout_metric`` (lower is
+    better, bps) < the champion's - ``margin``. The champion's figure is ``champion_metric`` when given (the
+    champion re-scored on the challenger's holdout: the fair comparison), else the one stored with its version.
+    Without a champion the pages price with the published parameters, so they are the one to beat:
+    ``published_metric`` (the published model on the same holdout) when given; with neither, the first version
+    is promoted. Returns the ``ModelUpdateEvent`` (also logged as ``events/model_update.json`` on the run and
+    as tags on the version)."""
     c = client(lake)
     versions = c.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")  # mlflow filter DSL, ids only
     if not versions:
@@ -320,7 +323,14 @@ def promote_if_better(
     if cur is not None and champ is None:
         stored = (cur.tags or {}).get(metric)
         champ = float(stored) if stored not in (None, "None") else None
-    if cur is None:
+    if cur is None and published_metric is not None and np.isfinite(published_metric):
+        champ = published_metric
+        if holdout_metric < champ - margin:
+            decision, reason = "promoted", f"{metric} {holdout_metric:.3f} < published {champ:.3f} - margin {margin:g}"
+        else:
+            decision = "rejected"
+            reason = f"{metric} {holdout_metric:.3f} does not beat the published parameters {champ:.3f} by {margin:g}"
+    elif cur is None:
         decision, reason = "promoted", "no champion yet"
     elif prev == ver:
         decision, reason = "unchanged", "already the champion"
@@ -436,7 +446,8 @@ def train(
     plots = {"calibration": calibration_chart(test_f["impact_cost_bps"], pred)}
     step(0.85, "logging to MLflow")
     logged = log_fit(lake, name, fit, ref, metrics, plots)
-    event = promote_if_better(lake, name, logged["run_id"], metrics[HOLDOUT_METRIC], margin, champ_metric)
+    event = promote_if_better(lake, name, logged["run_id"], metrics[HOLDOUT_METRIC], margin, champ_metric,
+                              published_metric=metrics["published_holdout_mae_bps"])  # fmt: skip
     step(1.0, f"{event['decision']}: {event['reason']}")
     return {
         "run_id": logged["run_id"], "version": logged["version"], "model": model, "registered_model": name,

@@ -11,8 +11,8 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from analytics import cost_model, tca, tracking
 from analytics import impact_models as im
+from analytics import pretrade, tca, tracking
 from ui import charts, filters, jobs, state
 
 f = filters.current()
@@ -32,43 +32,14 @@ vol = c[1].number_input("Daily volatility (%)", 0.1, 20.0, 2.0, 0.1, key="m_vol"
 pov = c[2].number_input("Participation (%)", 0.5, 100.0, 10.0, 0.5, key="m_pov") / 100
 algo = c[3].selectbox("Algo", opts.get("algo") or ["VWAP"], key="m_algo")
 spread = c[4].number_input("Spread (bps)", 0.1, 200.0, 5.0, 0.5, key="m_spread")
-order = pl.DataFrame({"size_adv": [size], "sigma_daily": [vol], "pov": [pov], "algo": [algo]})
-rows = []
-for m in ("istar", "almgren"):
-    fit, ver = champs[m]
-    e = im.pretrade_estimate(fit, order).row(0, named=True)
-    rows.append({"model": m, "version": ver or "published", "target": "impact (spread excluded)",
-                 "expected_cost_bps": e["expected_cost_bps"], "lo_bps": e["outcome_lo_bps"], "hi_bps": e["outcome_hi_bps"]})  # fmt: skip
-learned, lver = champs["learned"]
-TARGETS = {"impact_cost_bps": "impact (spread excluded)", "is_total_bps": "implementation shortfall"}
-if learned is not None:
-    now = dt.datetime.combine(f.end or dt.date.today(), dt.time(15, 0), dt.UTC)
-    x = pl.DataFrame({"arrival_ts": [now], "size_pct_adv": [size], "daily_volatility": [vol],
-                      "spread_at_arrival_bps": [spread], "algo": [algo], "urgency": ["MEDIUM"]})  # fmt: skip
-    p = cost_model.predict(learned, x).row(0, named=True)
-    rows.append({"model": "learned", "version": lver, "target": TARGETS.get(learned.cfg.target, learned.cfg.target),
-                 "expected_cost_bps": p["expected_cost_bps"], "lo_bps": p["cost_lo_bps"], "hi_bps": p["cost_hi_bps"]})  # fmt: skip
-est = pl.DataFrame(rows)
-est_chart = (
-    alt.Chart(alt.Data(values=est.to_dicts()))
-    .encode(alt.Y("model:N", title=None))
-    .mark_point(filled=True, size=90, color=charts.NEUTRAL)
-    .encode(
-        alt.X("expected_cost_bps:Q", title="Expected cost (bps), 90% band"),
-        tooltip=["model:N", "version:N", "target:N", "expected_cost_bps:Q", "lo_bps:Q", "hi_bps:Q"],
-    )
-)
-band = (
-    alt.Chart(alt.Data(values=est.to_dicts()))
-    .mark_rule()
-    .encode(alt.Y("model:N"), alt.X("lo_bps:Q"), alt.X2("hi_bps:Q"))
-)
-charts.show((band + est_chart).properties(height=40 + 30 * est.height))
+now = dt.datetime.combine(f.end or dt.date.today(), dt.time(15, 0), dt.UTC)
+est = pretrade.model_estimates(champs, size, vol, pov, algo, spread, now)
+charts.show(charts.estimate_bands(est))
 st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="m_estimates")
 st.caption(
     "Each model's target is in the table: market impact (fills vs the arrival mid, spread excluded) unless it "
     "says otherwise; bands hold 90% of realised outcomes."
-    + ("" if learned is not None else " No learned model yet: train one below.")
+    + ("" if champs["learned"][0] is not None else " No learned model yet: train one below.")
 )
 
 st.subheader("Cost-risk frontier (Almgren-Chriss)")
@@ -139,7 +110,8 @@ def training_status() -> None:
         st.error(f"Training {job.label} failed: {job.error}")
     else:
         ev = job.result["event"]
-        st.success(f"{job.result['registered_model']} v{job.result['version']}: {ev['decision']} ({ev['reason']})")
+        say = st.success if ev["decision"] == "promoted" else st.info
+        say(f"{job.result['registered_model']} v{job.result['version']}: {ev['decision']} ({ev['reason']})")
         st.json(ev, expanded=False)
 
 

@@ -145,7 +145,7 @@ def test_expectation_weights_by_notional_and_prices_the_saving():
     t = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
     orders = pl.DataFrame(
         {
-            "order_id": ["a", "b"], "arrival_ts": [t, t], "algo": ["VWAP", "VWAP"],
+            "order_id": ["a", "b"], "arrival_ts": [t, t], "algo": ["VWAP", "VWAP"], "broker": ["X", "X"],
             "filled_qty": [1e4, 3e4], "adv": [1e6, 1e6], "scheduled_participation": [0.05, 0.10],
             "daily_volatility": [0.02, 0.02], "filled_notional": [1e6, 3e6],
             "trading_impact_cost": [100.0, 600.0],  # 1 bps and 2 bps of their filled notional

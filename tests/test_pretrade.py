@@ -119,3 +119,18 @@ def test_start_times_trade_impact_against_risk_by_hand():
     # risk-neutral: the cheapest start is the earliest (most volume left); very risk-averse: the latest
     assert pretrade.start_times(profile, 0.05, 0.02, fit, 0.0)["recommended"].to_list() == [True, False]
     assert pretrade.start_times(profile, 0.05, 0.02, fit, 100.0)["recommended"].to_list() == [False, True]
+
+
+def test_model_estimates_prices_the_order_with_every_champion():
+    # no champion: the published parameters; I-Star at 5% ADV, 2%/day, 10% POV is the hand value of
+    # test_impact_models (pretrade_estimate), and no learned row without a learned model
+    champs = {
+        "istar": (im.published("istar"), None),
+        "almgren": (im.published("almgren"), "3"),
+        "learned": (None, None),
+    }
+    est = pretrade.model_estimates(champs, 0.05, 0.02, 0.10, "VWAP", 5.0, dt.datetime(2026, 3, 5, 15, tzinfo=dt.UTC))
+    assert est["model"].to_list() == ["istar", "almgren"] and est["version"].to_list() == ["published", "3"]
+    ref = im.pretrade_estimate("istar", pl.DataFrame({"size_adv": [0.05], "sigma_daily": [0.02], "pov": [0.10]}))
+    assert est["expected_cost_bps"][0] == pytest.approx(ref["expected_cost_bps"][0])
+    assert (est["lo_bps"] <= est["expected_cost_bps"]).all() and (est["expected_cost_bps"] <= est["hi_bps"]).all()

@@ -217,3 +217,16 @@ def test_drift_flags_only_a_real_and_large_bias():
     daily = tk.drift(pl.Series(days), y, pred, "impact-istar", "3", every="1d")
     assert daily["retrain"].to_list() == [False] * 20 + [True]  # by day the drift is found, and only there
     assert daily["bias_bps"][-1] == pytest.approx(6.0, abs=1.0)
+
+
+def test_without_a_champion_the_published_parameters_are_the_one_to_beat(lake):
+    # the pages price with the published parameters until a champion exists: a first fit scoring 10.0 on the
+    # holdout where the published model scores 9.0 is rejected (10.0 is not < 9.0 - 0.5); one scoring 8.4 is promoted
+    worse = tk.log_fit(lake, NAME, _fit(600.0), "tca@1", {"holdout_mae_bps": 10.0})
+    ev = tk.promote_if_better(lake, NAME, worse["run_id"], 10.0, margin=0.5, published_metric=9.0)
+    assert ev["decision"] == "rejected" and ev["champion"] is None and ev["metrics"]["champion"] == 9.0
+    assert "published" in ev["reason"] and tk.champion(lake, NAME) is None
+    assert tk.load_champion(lake, "istar")[1] is None  # the pages keep the published parameters
+    better = tk.log_fit(lake, NAME, _fit(650.0), "tca@1", {"holdout_mae_bps": 8.4})
+    ev = tk.promote_if_better(lake, NAME, better["run_id"], 8.4, margin=0.5, published_metric=9.0)
+    assert ev["decision"] == "promoted" and ev["champion"] == better["version"] == "2"

@@ -283,6 +283,22 @@ def frontier(front: pl.DataFrame) -> alt.LayerChart:
     ).transform_filter("datum.recommended")
 
 
+def estimate_bands(est: pl.DataFrame) -> alt.LayerChart:
+    """Each model's expected cost (point) and its 90% band (rule): ``analytics.pretrade.model_estimates`` rows."""
+    data = alt.Data(values=est.to_dicts())
+    point = (
+        alt.Chart(data)
+        .mark_point(filled=True, size=90, color=NEUTRAL)
+        .encode(
+            alt.Y("model:N", title=None),
+            alt.X("expected_cost_bps:Q", title="Expected cost (bps), 90% band"),
+            tooltip=["model:N", "version:N", "target:N", "expected_cost_bps:Q", "lo_bps:Q", "hi_bps:Q"],
+        )
+    )
+    band = alt.Chart(data).mark_rule().encode(alt.Y("model:N"), alt.X("lo_bps:Q"), alt.X2("hi_bps:Q"))
+    return (band + point).properties(height=40 + 30 * est.height)
+
+
 def start_times(starts: pl.DataFrame) -> alt.LayerChart:
     """Expected impact, timing risk and their objective by start time (``pretrade.start_times``), the recommended
     start marked with a diamond."""

@@ -46,7 +46,7 @@ def test_estimates_frontier_and_drift_before_any_training(own_lake):
     assert any("Recommended: trade over" in m.value for m in at.markdown)
 
 
-def test_retrain_from_the_page_promotes_a_champion(own_lake):
+def test_retrain_from_the_page_logs_a_run_and_applies_the_promotion_rule(own_lake):
     at = open_app(PAGE)
     at.selectbox(key="m_train_model").select("istar")
     at.button(key="m_retrain").click().run()  # starts the job and returns: the page does not wait
@@ -55,13 +55,18 @@ def test_retrain_from_the_page_promotes_a_champion(own_lake):
     assert job.state == "done", job.error
     at.run()  # the polling fragment sees the finished job, reloads the champions and reruns the page
     assert not at.exception
+    # no champion before: the fit must beat the published parameters on the same holdout by the margin
+    m, ev = job.result["metrics"], job.result["event"]
+    beats = m["holdout_mae_bps"] < m["published_holdout_mae_bps"] - tracking.DEFAULT_MARGIN_BPS
+    assert ev["decision"] == ("promoted" if beats else "rejected"), (m, ev)
     _, version = tracking.load_champion(own_lake, "istar")
-    assert version is not None
+    assert version == (job.result["version"] if beats else None)
     est = frame_with(at, "model", "expected_cost_bps", "lo_bps")
-    assert est.loc[est["model"] == "istar", "version"].iloc[0] == version  # the estimate now uses it
+    assert est.loc[est["model"] == "istar", "version"].iloc[0] == (version or "published")  # what prices now
     runs = frame_with(at, "run_id", "model")
     assert len(runs) == 1
-    assert any("promoted" in s.value for s in at.success)
+    shown = [x.value for x in (*at.success, *at.info)]
+    assert any(f"v{job.result['version']}: {ev['decision']}" in x for x in shown), shown
     assert at.session_state["models_stamp"] >= 1
 
 
