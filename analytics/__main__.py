@@ -351,7 +351,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         out = tracking.train(
             lake, args.model, _date(args.start), _date(args.end), dataset=args.dataset, margin=args.margin,
-            n_boot=args.n_boot, progress=_progress,
+            n_boot=args.n_boot, weights=args.weights, progress=_progress,
         )  # fmt: skip
     except ValueError as e:  # too few orders, unknown dataset (DatasetError is a ValueError)
         print(f"train: error: {e}", file=sys.stderr)
@@ -559,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr.add_argument("--end", help="last arrival date (inclusive)")
     ptr.add_argument("--margin", type=float, default=0.1, help="bps of holdout MAE a challenger must gain (0.1)")
     ptr.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples for the intervals (100)")
+    ptr.add_argument("--weights", choices=["equal", "notional"], default="equal",
+                     help="row weights of the istar/almgren fit: equal (default) or by filled notional")  # fmt: skip
     ptr.add_argument("--json", action="store_true")
     _lake_arg(ptr)
     ptr.set_defaults(func=cmd_train)

@@ -41,8 +41,10 @@ tests/test_published_examples.py.
 
 Fitting: bounds by reparametrisation (coefficients = lo + softplus(u); exponents and b1 = lo + (hi - lo) *
 sigmoid(u)); Huber loss on residuals in units of the order's daily sigma (the mid's noise scales with sigma, so
-one volatile name does not dominate), delta = 1.345 * the MAD scale of the target; weights by filled notional
-(or equal); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights,
+one volatile name does not dominate), delta = 1.345 * the MAD scale of the target; rows
+weighted equally by default (every order is one observation of the law) or by filled notional (``weights=
+"notional"``: on a few thousand orders a handful of large ones then decide the law; on the demo desk it put
+LIQSEEK's multiplier on its lower bound where 1.6 is planted); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights,
 all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles. Above
 ``BOOT_MAX_ROWS`` (50K) rows: the fit starts on a 50K-row subsample and is polished on every row (``POLISH_STEPS``),
 and the bootstrap is m-out-of-n (50K-row resamples, deviations rescaled by sqrt(m / n)), so 1M orders fit in about
@@ -158,7 +160,7 @@ class ImpactFit:
     resid_q: tuple[float, float] = (-1.645 * 0.3, 1.645 * 0.3)
     draws: tuple[tuple[float, ...], ...] = ()
     source: str = "fit"
-    weights: str = "notional"
+    weights: str = "equal"
     algos: tuple[str, ...] = field(default=())
 
     def to_json(self) -> str:
@@ -387,7 +389,7 @@ def _resid_q(fit: ImpactFit, tf: pl.DataFrame) -> tuple[float, float]:
 
 
 def fit_istar(
-    tf: pl.DataFrame, *, weights: str = "notional", n_boot: int = 100, seed: int = 0, steps: int = 40
+    tf: pl.DataFrame, *, weights: str = "equal", n_boot: int = 100, seed: int = 0, steps: int = 40
 ) -> ImpactFit:
     """Refit I-Star's a1, a2, a3, a4, b1 on ``impact_cost_bps`` of a :func:`training_frame` (inputs exec_adv,
     sigma_annual = sigma_daily * sqrt(250), pov). Bounds: a1 > 0, a2, a3, a4 in (0.05, 1.5), b1 in (0, 1).
@@ -425,7 +427,7 @@ def _with_resid(fit: ImpactFit, tf: pl.DataFrame) -> ImpactFit:
 def fit_almgren(
     tf: pl.DataFrame,
     *,
-    weights: str = "notional",
+    weights: str = "equal",
     n_boot: int = 100,
     seed: int = 0,
     steps: int = 40,

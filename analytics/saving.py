@@ -52,7 +52,7 @@ class SavingConfig:
     algos: tuple[str, ...] = ALGOS
     horizons: tuple[float, ...] = (1.0,)
     risk_aversion: float = 0.0
-    weights: str = "notional"
+    weights: str = "equal"
     n_boot: int = 0
 
 

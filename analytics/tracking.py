@@ -93,9 +93,14 @@ def evaluate(y, pred, lo=None, hi=None) -> dict:
 
 def holdout_metrics(fit: im.ImpactFit, test: pl.DataFrame) -> dict:
     """:func:`evaluate` of ``fit`` on a :func:`analytics.impact_models.training_frame` slice, target
-    ``impact_cost_bps``, interval = the 90% outcome band; keys prefixed ``holdout_``."""
+    ``impact_cost_bps``, interval = the 90% outcome band, plus ``mae_notional_bps`` (the filled-notional-weighted
+    MAE: what the desk's cost in currency sees); keys prefixed ``holdout_``."""
     p = im.predict(fit, test)
     m = evaluate(test["impact_cost_bps"], p["expected_cost_bps"], p["outcome_lo_bps"], p["outcome_hi_bps"])
+    w = test["filled_notional"].to_numpy()
+    m["mae_notional_bps"] = float(
+        np.sum(w * np.abs(p["expected_cost_bps"] - test["impact_cost_bps"]).to_numpy()) / w.sum()
+    )
     return {f"holdout_{k}": v for k, v in m.items()}
 
 
@@ -416,7 +421,7 @@ def train(
     dataset: str | None = None,
     margin: float = DEFAULT_MARGIN_BPS,
     n_boot: int = 100,
-    weights: str = "notional",
+    weights: str = "equal",
     seed: int = 0,
     progress=None,
 ) -> dict:
@@ -451,7 +456,7 @@ def train(
     step(1.0, f"{event['decision']}: {event['reason']}")
     return {
         "run_id": logged["run_id"], "version": logged["version"], "model": model, "registered_model": name,
-        "dataset": ref, "n_train": train_f.height, "n_test": test_f.height, "params": fit.params,
+        "dataset": ref, "n_train": train_f.height, "n_test": test_f.height, "weights": fit.weights, "params": fit.params,
         "intervals": {k: list(v) for k, v in fit.intervals.items()}, "metrics": metrics, "event": event,
     }  # fmt: skip
 

@@ -96,7 +96,7 @@ def test_notional_weights_follow_the_large_orders():
     old = TRUE_ALMGREN["gamma"] * s * np.sqrt(x)  # the realised cost carries half the permanent impact: move it too
     tf = tf.with_columns(pl.Series("permanent_impact_bps", perm), pl.col("impact_cost_bps") + (perm - old) / 2,
                          pl.Series("filled_notional", np.where(big, 1e6, 1.0)))  # fmt: skip
-    g_notional = im.fit_almgren(tf, n_boot=0).params["gamma"]
+    g_notional = im.fit_almgren(tf, n_boot=0, weights="notional").params["gamma"]
     g_equal = im.fit_almgren(tf, n_boot=0, weights="equal").params["gamma"]
     assert g_notional == pytest.approx(0.4, abs=0.03)
     assert 0.12 < g_equal < 0.38

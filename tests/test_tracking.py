@@ -230,3 +230,21 @@ def test_without_a_champion_the_published_parameters_are_the_one_to_beat(lake):
     better = tk.log_fit(lake, NAME, _fit(650.0), "tca@1", {"holdout_mae_bps": 8.4})
     ev = tk.promote_if_better(lake, NAME, better["run_id"], 8.4, margin=0.5, published_metric=9.0)
     assert ev["decision"] == "promoted" and ev["champion"] == better["version"] == "2"
+
+
+def test_cli_train_fits_with_the_chosen_weights_and_judges_against_the_published(sim_lake, tmp_path, run_cli):
+    import json
+    import shutil
+
+    lake = shutil.copytree(sim_lake.root, tmp_path / "lake")
+    r = run_cli("train", "--model", "almgren", "--weights", "notional", "--n-boot", "0", "--json", "--lake", str(lake),
+                timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["weights"] == "notional" and out["model"] == "almgren"
+    m, ev = out["metrics"], out["event"]
+    assert {"holdout_mae_bps", "holdout_mae_notional_bps", "published_holdout_mae_bps"} <= set(m)
+    beats = m["holdout_mae_bps"] < m["published_holdout_mae_bps"] - tk.DEFAULT_MARGIN_BPS
+    assert ev["decision"] == ("promoted" if beats else "rejected")
+    bad = run_cli("train", "--weights", "bogus", "--lake", str(lake))
+    assert bad.returncode == 2 and "--weights" in bad.stderr
