@@ -26,11 +26,10 @@ with V the ADV, Theta the shares outstanding, T the trading time in days; fitted
 0.142 +- 0.0062, beta = 0.600 +- 0.038 (alpha = 0.891 +- 0.10 fixed to 1, delta = 0.267 fixed to 1/4; as
 reproduced in DROP CalibrationEmpirics and QuantConnect Lean). What is implemented is the generalised power law:
   permanent_bps = gamma * sigma_daily_bps * size_adv^alpha
-  temporary_bps = eta * m[algo] * sigma_daily_bps * pov^beta
-on Kissell's participation pov = X / (X + V T), as the simulator plants it. NOTE: ATHL's temporary law takes the
-trade rate X / (V T) = pov / (1 - pov); with ATHL's published eta and beta, feeding pov understates their
-temporary impact by (1 - pov)^beta (ATHL Table 3's IBM over 0.1 day: pov = 1/2, 14.7 bp instead of 22.3): exact
-for slow orders, not for fast ones (tests/test_published_examples.py feeds the rate). There is no turnover input:
+  temporary_bps = eta * m[algo] * sigma_daily_bps * rate^beta,   rate = pov / (1 - pov)
+``rate`` is ATHL's trade rate X / (V T), the order's shares over the other participants' volume while it trades;
+every function here takes Kissell's participation pov = X / (X + V T) (TCA's ``scheduled_participation``, the
+frontier's size / (size + T)) and converts. The simulator plants the same law. There is no turnover input:
 the published default gamma = 0.314 * (Theta/V)^(1/4) is evaluated at ATHL's own worked example, IBM (Theta / V = 263.374, Table 3), so a name with another turnover is off by (its Theta/V / 263)^(1/4)
 until the desk's own fit replaces the defaults. alpha, beta are free in a fit (alpha = 1 is ATHL's linear permanent
 law; the simulator plants alpha = beta = 1/2 on Kissell's pov), m[algo] a per-algo multiplier of temporary impact
@@ -72,7 +71,7 @@ ATHL_GAMMA = 0.314  # ATHL 2005's permanent coefficient of sigma (X/V) (Theta/V)
 ATHL_REFERENCE_INVERSE_TURNOVER = (
     1_728_000_000 / 6_561_000
 )  # IBM in ATHL Table 3 (Theta / V = 263.37): the default gamma
-POV_MAX = 0.99  # a fit or a planned participation above this is not a participation (one fill, no window)
+POV_MAX = 0.99  # above this, not a participation (one fill, no window): clipped, keeps the rate pov / (1 - pov) finite
 KISSELL_DAYS_PER_YEAR = 250  # Kissell's annualisation of daily volatility (I-Star's parameters assume it)
 PREDICTION_LEVEL = 0.90  # outcome interval of a pre-trade estimate (the coverage the evaluation checks)
 PARAM_LEVEL = 0.95  # bootstrap percentile interval of the parameters
@@ -124,15 +123,15 @@ def istar_components(size_adv, sigma_annual, pov, p: IStarParams = IStarParams()
 
 
 def almgren_components(size_adv, sigma_daily, pov, p: AlmgrenParams = AlmgrenParams(), multiplier=1.0) -> dict:
-    """Power law in bps: ``permanent_bps``, ``temporary_bps`` and
+    """Power law in bps: ``permanent_bps``, ``temporary_bps`` (on ATHL's trade rate pov / (1 - pov)) and
     ``market_impact_bps`` = permanent / 2 + temporary (the expected cost against the arrival mid),
     ``timing_risk_bps`` = sigma_daily_bps * sqrt(T / 3) with T = size_adv * (1 - pov) / pov trading days (as
-    I-Star's TR). sigma_daily: decimal per day; pov clipped to [POV_FLOOR, 1]."""
+    I-Star's TR). sigma_daily: decimal per day; pov: Kissell's X / (X + V), clipped to [POV_FLOOR, POV_MAX]."""
     xp = jnp if any(isinstance(a, jax.Array) for a in (size_adv, sigma_daily, pov)) else np
-    pov = xp.clip(pov, POV_FLOOR, 1.0)
+    pov = xp.clip(pov, POV_FLOOR, POV_MAX)
     s_bps = sigma_daily * BPS
     perm = p.gamma * s_bps * size_adv**p.alpha
-    temp = p.eta * multiplier * s_bps * pov**p.beta
+    temp = p.eta * multiplier * s_bps * (pov / (1 - pov)) ** p.beta
     tr = s_bps * xp.sqrt(size_adv * (1 - pov) / pov / 3)
     mi = perm / 2 + temp
     return {"permanent_bps": perm, "temporary_bps": temp, "market_impact_bps": mi, "timing_risk_bps": tr,
@@ -370,7 +369,7 @@ def _almgren_pred(p, xs):
     two regressions; multiplier 1 for algo index 0)."""
     mult = jnp.concatenate([jnp.ones(1), p[4:]])[xs["algo"]]
     perm = p[0] * xs["s"] * xs["x"] ** p[1]
-    temp = p[2] * mult * xs["s"] * xs["pov"] ** p[3]
+    temp = p[2] * mult * xs["s"] * (xs["pov"] / (1 - xs["pov"])) ** p[3]
     return jnp.where(xs["is_perm"] > 0, perm, perm / 2 + temp)
 
 

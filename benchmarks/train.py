@@ -47,7 +47,7 @@ LATENCY_ORDERS = 20_000
 
 def synthetic(n: int, seed: int = 0) -> pl.DataFrame:
     """n orders over 250 days: Almgren law (permanent 0.25 sigma sqrt(X/ADV), temporary 0.15 m[algo] sigma
-    sqrt(POV), LIQSEEK m = 1.6) + Student-t(4) noise of 0.3 sigma; urgency from POV as the simulator sets it."""
+    sqrt(POV / (1 - POV)), LIQSEEK m = 1.6) + Student-t(4) noise of 0.3 sigma; urgency from POV as the simulator sets it."""
     rng = np.random.default_rng(seed)
     x = np.exp(rng.uniform(math.log(1e-4), math.log(0.1), n))
     pov = np.exp(rng.uniform(math.log(0.02), math.log(0.3), n))
@@ -55,7 +55,7 @@ def synthetic(n: int, seed: int = 0) -> pl.DataFrame:
     algo = rng.choice(["VWAP", "TWAP", "POV", "IS", "LIQSEEK"], n)
     mult = np.where(algo == "LIQSEEK", 1.6, 1.0)
     s = sig * 1e4
-    perm, temp = 0.25 * s * np.sqrt(x), 0.15 * mult * s * np.sqrt(pov)
+    perm, temp = 0.25 * s * np.sqrt(x), 0.15 * mult * s * np.sqrt(pov / (1 - pov))  # ATHL's trade rate
     noise = lambda: 0.3 * s * rng.standard_t(4, n)  # noqa: E731 - about the simulator's mid noise
     t0 = dt.datetime(2026, 1, 5, 14, 35, tzinfo=dt.UTC)
     arrival = (np.sort(rng.integers(0, 250, n)) * 86_400 + rng.integers(0, 380 * 60, n)) * 1_000_000

@@ -67,7 +67,7 @@ def test_gap_by_rejects_unknown_grouping():
 
 
 def _linear_almgren() -> im.ImpactFit:
-    """gamma = 0, eta = beta = 1: expected = sigma_daily * 1e4 * pov (bps), easy by hand."""
+    """gamma = 0, eta = beta = 1: expected = sigma_daily * 1e4 * pov / (1 - pov) (bps), easy by hand."""
     p = {"gamma": 0.0, "alpha": 1.0, "eta": 1.0, "beta": 1.0}
     return im.ImpactFit("almgren", p, {k: (v, v) for k, v in p.items()}, 0, math.nan, source="test")
 
@@ -92,14 +92,15 @@ def test_per_order_gap_is_realised_minus_expected_by_hand():
     )
     rows = expectation.per_order(orders, _linear_almgren())
     assert rows["order_id"].to_list() == ["O1", "O2"]
-    # O1: realised 2500 / 1e6 * 1e4 = 25; expected 0.02 * 1e4 * 0.10 = 20; gap +5 (cost above expectation)
-    # O2: realised 300 / 2e6 * 1e4 = 1.5; expected 0.01 * 1e4 * 0.05 = 5; gap -3.5
+    # expected = sigma_bps * ATHL's rate pov / (1 - pov) (beta = 1)
+    # O1: realised 2500 / 1e6 * 1e4 = 25; expected 200 * 0.10 / 0.90 = 22.2222; gap +2.7778 (cost above expectation)
+    # O2: realised 300 / 2e6 * 1e4 = 1.5; expected 100 * 0.05 / 0.95 = 5.26316; gap -3.76316
     assert rows["realised_bps"].to_list() == pytest.approx([25.0, 1.5])
-    assert rows["expected_bps"].to_list() == pytest.approx([20.0, 5.0])
-    assert rows["gap_bps"].to_list() == pytest.approx([5.0, -3.5])
+    assert rows["expected_bps"].to_list() == pytest.approx([22.22222, 5.26316], abs=1e-4)
+    assert rows["gap_bps"].to_list() == pytest.approx([2.77778, -3.76316], abs=1e-4)
     assert rows["broker"].to_list() == ["A", "A"] and rows["day"].to_list() == [D1, D1]
     g = expectation.gap_by(rows, "broker")
-    assert g["gap_bps"].item() == pytest.approx((1e6 * 5 - 2e6 * 3.5) / 3e6)  # -0.6667
+    assert g["gap_bps"].item() == pytest.approx((1e6 * 2.77778 - 2e6 * 3.76316) / 3e6, abs=1e-4)  # -1.58285
 
 
 def test_per_order_of_nothing_is_empty_with_columns():

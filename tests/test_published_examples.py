@@ -19,10 +19,9 @@ Sources (the exact quotes are in each test):
   as cited by the blotter R package, braverock/blotter R/iStar.R (stored version
   a715ceb9fb3e38d5a87c20af5401d299cffe23bc). No published I-Star worked example with printed costs was found.
 
-Our temporary law takes its participation argument as given; ATHL's takes the trade rate X / (V T), so these
-tests feed the rate (the package's callers feed Kissell's pov = X / (X + V T) = rate / (1 + rate), which
-understates ATHL's temporary impact by (1 - pov)^(3/5) for fast orders: module docstring). The permanent law has
-no turnover input: the default gamma is ATHL's 0.314 * (Theta/V)^(1/4) at ATHL's IBM example.
+Our functions take Kissell's participation pov = X / (X + V T) and turn it into ATHL's trade rate X / (V T) =
+pov / (1 - pov), so these tests feed pov = rate / (1 + rate). The permanent law has no turnover input: the default
+gamma is ATHL's 0.314 * (Theta/V)^(1/4) at ATHL's IBM example.
 """
 
 from __future__ import annotations
@@ -116,13 +115,14 @@ def test_athl_table3_full_model_by_hand(stock):
 
 @pytest.mark.parametrize("stock", STOCKS)
 def test_athl_table3_temporary_impact_from_almgren_components(stock):
-    # Our temporary law eta * sigma_daily_bps * rate^beta with the published defaults IS ATHL's K when the
-    # argument is ATHL's rate X/(V T) = 0.1 / T = 1.0, 0.5, 0.2 (hand values in the test above): IBM 22.29, 14.71,
+    # Our temporary law eta * sigma_daily_bps * (pov / (1 - pov))^beta with the published defaults IS ATHL's K:
+    # ATHL's rate X/(V T) = 0.1 / T = 1.0, 0.5, 0.2, i.e. pov = rate / (1 + rate) = 1/2, 1/3, 1/6 (hand values in
+    # the test above): IBM 22.29, 14.71,
     # 8.49 bp -> printed 22, 15, 8; DRI 32.09, 21.17, 12.22 -> printed 32, 21, 12; K/sigma 0.142, 0.094, 0.054
     # for both stocks (ATHL: temporary cost as a fraction of volatility depends only on X/(V T)).
     r = ATHL_TABLE3[stock]
     rate = np.array([0.1 / T for T in ATHL_T_DAYS])
-    c = im.almgren_components(np.full(3, 0.1), np.full(3, r["sigma_daily"]), rate)
+    c = im.almgren_components(np.full(3, 0.1), np.full(3, r["sigma_daily"]), rate / (1 + rate))
     temp = np.asarray(c["temporary_bps"])
     assert np.all(np.abs(temp - np.array(r["temp_bps"])) <= 0.5)
     assert temp / (r["sigma_daily"] * 1e4) == pytest.approx(np.array(r["temp_over_sigma"]), abs=5e-4)
@@ -138,7 +138,7 @@ def test_athl_table3_realised_cost_when_turnover_is_folded_into_gamma(stock):
     gamma_eff = 0.314 * (r["shares_out"] / r["adv"]) ** 0.25
     p = im.AlmgrenParams(gamma=gamma_eff)
     rate = np.array([0.1 / T for T in ATHL_T_DAYS])
-    c = im.almgren_components(np.full(3, 0.1), np.full(3, r["sigma_daily"]), rate, p)
+    c = im.almgren_components(np.full(3, 0.1), np.full(3, r["sigma_daily"]), rate / (1 + rate), p)
     assert np.asarray(c["permanent_bps"]) == pytest.approx(r["perm_bps"], abs=5e-3)
     assert np.all(np.abs(np.asarray(c["market_impact_bps"]) - np.array(r["realised_bps"])) <= 0.5)
 
@@ -151,12 +151,21 @@ def test_athl_table3_ibm_with_the_published_defaults():
     ibm, dri = ATHL_TABLE3["IBM"], ATHL_TABLE3["DRI"]
     assert im.AlmgrenParams().gamma == pytest.approx(1.264964, abs=5e-5)
     c = im.almgren_components(np.array([0.1, 0.1]), np.array([ibm["sigma_daily"], dri["sigma_daily"]]),
-                              np.array([1.0, 1.0]))  # fmt: skip
+                              np.array([0.5, 0.5]))  # fmt: skip
     assert c["permanent_bps"][0] == pytest.approx(ibm["perm_bps"], abs=5e-3)
     assert c["permanent_bps"][1] == pytest.approx(28.588, abs=5e-3)
 
 
 # --------------------------------------------------------------------------- Kissell's I-Star
+def test_athl_table3_realised_cost_on_the_frontier():
+    # IBM, 10% ADV over T = 0.1, 0.2, 0.5 days: the frontier's pov = 0.1 / (0.1 + T) = 1/2, 1/3, 1/6 is ATHL's rate
+    # 0.1 / T = 1, 0.5, 0.2; expected_cost_bps = I/2 + K = 9.93 + (22.29, 14.71, 8.49) = 32.22, 24.64, 18.42
+    # -> the printed 32, 25, 18.
+    r = ATHL_TABLE3["IBM"]
+    f = im.frontier("almgren", 0.1, r["sigma_daily"], horizons_days=ATHL_T_DAYS)
+    assert np.all(np.abs(f["expected_cost_bps"].to_numpy() - np.array(r["realised_bps"])) <= 0.5)
+
+
 def test_istar_defaults_are_kissell_table_5_4_all_data():
     # braverock/blotter R/iStar.R (plot.iStarEst examples): "Example uses params for Scenario 'All Data' from
     # Table 5.4 in Kissell2014 ... params = c(a_1 = 708, a_2=0.55, a_3=0.71, a_4=0.5, b_1=0.98)".

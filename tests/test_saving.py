@@ -18,21 +18,22 @@ Z = 1.959963984540054
 def test_candidates_price_the_planted_law_by_hand():
     # Q = 10,000 shares, ADV = 1,000,000, sigma = 2%/day (200 bps), the window trades 10% of a day's volume:
     # permanent = 0.25 * 200 * sqrt(0.01) = 5 bps, half of it paid on average = 2.5 bps
-    # horizon 1: POV = 10,000 / (100,000 + 10,000) = 1/11, temporary = 0.15 * 200 * sqrt(1/11) = 9.0453 bps
-    # horizon 2: POV = 10,000 / (200,000 + 10,000) = 1/21, temporary = 30 * sqrt(1/21) = 6.5465 bps
-    # LIQSEEK x1.6: 14.4725 bps at horizon 1; timing risk = 200 * sqrt(0.1 * h / 3) = 36.515 bps at h = 1
+    # horizon 1: POV = 10,000 / (100,000 + 10,000) = 1/11, ATHL rate = 10,000 / 100,000 = 0.1 = POV / (1 - POV),
+    #            temporary = 0.15 * 200 * sqrt(0.1) = 9.4868 bps
+    # horizon 2: rate = 10,000 / 200,000 = 0.05, temporary = 30 * sqrt(0.05) = 6.7082 bps
+    # LIQSEEK x1.6: 15.1789 bps at horizon 1; timing risk = 200 * sqrt(0.1 * h / 3) = 36.515 bps at h = 1
     orders = pl.DataFrame({"order_id": ["A"], "order_qty": [10_000.0], "adv": [1e6], "daily_volatility": [0.02],
                            "share": [0.1]})  # fmt: skip
     cfg = saving.SavingConfig(algos=("VWAP", "LIQSEEK"), horizons=(1.0, 2.0), risk_aversion=0.1)
     c = saving.candidates(orders, saving.planted_fit(), cfg).sort("algo", "horizon")
     got = {(a, h): v for a, h, v in c.select("algo", "horizon", "expected_cost_bps").rows()}
-    assert got[("VWAP", 1.0)] == pytest.approx(2.5 + 30 * math.sqrt(1 / 11), rel=1e-9)
-    assert got[("VWAP", 2.0)] == pytest.approx(2.5 + 30 * math.sqrt(1 / 21), rel=1e-9)
-    assert got[("LIQSEEK", 1.0)] == pytest.approx(2.5 + 48 * math.sqrt(1 / 11), rel=1e-9)
+    assert got[("VWAP", 1.0)] == pytest.approx(2.5 + 30 * math.sqrt(0.1), rel=1e-9)
+    assert got[("VWAP", 2.0)] == pytest.approx(2.5 + 30 * math.sqrt(0.05), rel=1e-9)
+    assert got[("LIQSEEK", 1.0)] == pytest.approx(2.5 + 48 * math.sqrt(0.1), rel=1e-9)
     risk = c.filter((pl.col("algo") == "VWAP") & (pl.col("horizon") == 1.0))["timing_risk_bps"][0]
     assert risk == pytest.approx(200 * math.sqrt(0.1 / 3), rel=1e-9)
     obj = c.filter((pl.col("algo") == "VWAP") & (pl.col("horizon") == 1.0))["objective_bps"][0]
-    assert obj == pytest.approx(2.5 + 30 * math.sqrt(1 / 11) + 0.1 * risk, rel=1e-9)
+    assert obj == pytest.approx(2.5 + 30 * math.sqrt(0.1) + 0.1 * risk, rel=1e-9)
 
 
 def test_recommend_takes_the_cheapest_and_a_tie_keeps_what_was_done():

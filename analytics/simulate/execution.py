@@ -249,7 +249,8 @@ def order_impact_bps(
 
     POV = X / (expected background volume over [first fill, end] + X) with X the executed
     quantity; the background volume is the day's realised volume times the U-curve share
-    (plus the closing cross for orders to the close).
+    (plus the closing cross for orders to the close). The temporary impact is on ATHL's trade rate
+    X / background volume = POV / (1 - POV) (Almgren et al. 2005's X / (V T)).
     """
     _, cdf = intraday_curve()
     grid = np.arange(T + 1, dtype=np.float64)
@@ -263,7 +264,7 @@ def order_impact_bps(
     return {
         "pov": pov,
         "perm_bps": ip.gamma * sigma_bps * np.sqrt(x / adv[sym]),
-        "temp_bps": ip.eta * mult * sigma_bps * np.sqrt(pov),
+        "temp_bps": ip.eta * mult * sigma_bps * np.sqrt(x / bg),
     }
 
 

@@ -130,7 +130,8 @@ class ImpactParams:
     volume over its window, desk included):
       permanent  perm_bps = gamma * sigma_bps * sqrt(X / ADV), accrued linearly from the first
                  fill to the order's end and kept (carried to later days);
-      temporary  temp_bps = eta * algo_multiplier * sigma_bps * sqrt(POV), present from the first
+      temporary  temp_bps = eta * algo_multiplier * sigma_bps * sqrt(POV / (1 - POV)) (ATHL's trade rate X /
+                 the other participants' volume), present from the first
                  fill to the end, then decaying linearly to zero over ``tau_s`` seconds.
     The mid is displaced by s * (perm + temp) bps (s = +1 buy, -1 sell): buys push it up.
     Adverse selection at ``adverse_venue``: after each desk fill there the mid moves against

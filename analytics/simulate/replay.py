@@ -10,7 +10,7 @@ then re-runs chosen orders under another choice (algo and/or horizon) and prices
   arrival, first-fill time, quantity and filled quantity (completion is the broker's, not the algo's);
 * recomputed for the choice: the order's own child schedule (``execution.schedule_fills`` re-run on the day's
   fill stream with only this order changed, so the order's slice mix and timing follow the new algo), its planted
-  impact (``execution.order_impact_bps``: temporary eta * m[algo] * sigma * sqrt(POV) with the POV of the new
+  impact (``execution.order_impact_bps``: temporary eta * m[algo] * sigma * sqrt(POV / (1 - POV)) with the POV of the new
   window; permanent gamma * sigma * sqrt(X / ADV) accrued over the new window), its adverse selection at the
   planted venue, hence the mid path of its symbol, the quotes' bid/ask on it, its fill prices
   (``execution.price_fills``), the closing price (for an auction fill) and its end mid.

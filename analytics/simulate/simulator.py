@@ -546,7 +546,7 @@ def _ground_truth(cfg, uni, ip, ep, all_days, n_prior, rows, expected, fault_cou
             **dataclasses.asdict(ip),
             "algo_multiplier": dict(ip.algo_multiplier),
             "law": "perm_bps = gamma*sigma_daily_bps*sqrt(X/ADV) (linear accrual, kept); "
-            "temp_bps = eta*mult[algo]*sigma_daily_bps*sqrt(POV) (first fill..end, linear decay over tau_s)",
+            "temp_bps = eta*mult[algo]*sigma_daily_bps*sqrt(POV/(1-POV)) (first fill..end, linear decay over tau_s)",
             "sign": "mid displaced by s*(perm+temp) bps, s=+1 buy",
         },
         "planted": {
