@@ -37,6 +37,17 @@ def test_every_chart_validates_and_renders(sim_lake):
         "reversion": charts.reversion(impact.reversion_curve(orders)),
         "trend": charts.trend(overview.daily(orders), "is_total_bps", "IS (bps)"),
         "frontier": charts.frontier(im.frontier("istar", 0.05, 0.02)),
+        "estimate_bands": charts.estimate_bands(
+            pretrade.model_estimates(
+                {"istar": (im.published("istar"), None), "almgren": (im.published("almgren"), None)},
+                0.05,
+                0.02,
+                0.1,
+                "VWAP",
+                5.0,
+                dt.datetime(2026, 3, 5, 15, tzinfo=dt.UTC),
+            )
+        ),
         "residuals": charts.residuals(pl.Series([1.0, 2.0, 3.0]), pl.Series([1.5, 1.0, 4.0])),
         "start_times": charts.start_times(pretrade.start_times(profile, 0.05, 0.02, im.published("istar"))),
         "gap_over_time": charts.gap_over_time(

@@ -296,7 +296,7 @@ def estimate_bands(est: pl.DataFrame) -> alt.LayerChart:
         )
     )
     band = alt.Chart(data).mark_rule().encode(alt.Y("model:N"), alt.X("lo_bps:Q"), alt.X2("hi_bps:Q"))
-    return (band + point).properties(height=40 + 30 * est.height)
+    return (band + point).properties(height=alt.Step(36))  # a fixed height is squeezed by Streamlit's layout
 
 
 def start_times(starts: pl.DataFrame) -> alt.LayerChart:
