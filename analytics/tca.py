@@ -38,7 +38,8 @@ Order features used by every later slice: ``participation_rate`` (filled / inter
 ``scheduled_participation`` (Kissell's POV = X / (X + V): the filled quantity X against the other participants'
 volume V expected in the order's scheduled window [first fill, the algo's end_time if sent, else the order's end];
 V = (the day's volume from the daily bar - the desk's own fills in the name that day) x the share of the day's
-whole tape volume (every name the desk traded, in 5-minute buckets) printed inside the window, so the closing cross
+whole tape volume (every name with an order that day in the computation: all the desk's names in the stored TCA;
+in 5-minute buckets) printed inside the window, so the closing cross
 counts for an order that runs to the close; the tape is taken to be the consolidated one, desk prints included).
 It is the regressor for impact fits and pre-trade participation: ``participation_rate``'s denominator is the
 name's own prints in the window, a noisy sample on a thin tape, which biases a fitted exponent towards 0 (errors in

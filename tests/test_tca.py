@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -370,3 +371,38 @@ def test_top_orders_highest_first_without_nulls():
     df = pl.DataFrame({"order_id": list("abcde"), "is_total_bps": [3.0, None, 9.0, -1.0, 5.0]})
     assert tca.top(df, 3)["order_id"].to_list() == ["c", "e", "a"]
     assert tca.top(df, 10)["order_id"].to_list() == ["c", "e", "a", "d"]  # the null is never shown
+
+
+def test_scheduled_participation_by_hand(tmp_path):
+    """Kissell's POV = X / (X + V) over the order's scheduled window, V from the day's bar and the tape of every
+    name the desk has orders in that day (here XYZ and ABC, where an order is sent and cancelled unfilled: POV 0).
+    Tape of D1: ABC 14:00 2,000; XYZ 14:31 1,000 and 14:33 2,000; ABC 14:37 1,000; ABC 15:00 4,000:
+    10,000 shares. 5-minute buckets: 14:00 2,000; 14:30 3,000; 14:35 1,000; 15:00 4,000.
+    Buy 1,000 XYZ from 14:30, algo end_time 14:40 (DONE early at 14:38: the scheduled end counts); fills 14:31 400,
+    14:37 600. Window [14:31, 14:40]: F(14:31) = (2,000 + 3,000 x 60/300) / 10,000 = 0.26; 14:40's bucket has no
+    print, so F(14:40) = (2,000 + 3,000 + 1,000) / 10,000 = 0.60; share = 0.34. XYZ's day bar: 50,000 shares, of
+    which the desk's fills 1,000: V = 49,000 x 0.34 = 16,660; POV = 1,000 / (16,660 + 1,000) = 0.0566251."""
+    t = f"{D1}T14:"
+    o = order("O1", f"{t}30:00Z", "XYZ", "BUY", 1000)
+    o["algo_params"] = {"start_time": f"{t}30:00Z", "end_time": f"{t}40:00Z"}
+    bar = {"event_type": "MarketDataEvent", "kind": "bar", "symbol": "XYZ", "ts": f"{D1}T00:00:00Z", "interval": "1d",
+           "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5, "volume": 50_000}  # fmt: skip
+    events = [
+        quote("XYZ", f"{t}29:00Z", 99.98, 100.02),
+        trade("ABC", f"{D1}T14:00:00Z", 50.0, 2000),
+        trade("XYZ", f"{t}31:00Z", 100.05, 1000),
+        trade("XYZ", f"{t}33:00Z", 100.10, 2000),
+        trade("ABC", f"{t}37:00Z", 50.0, 1000),
+        trade("ABC", f"{D1}T15:00:00Z", 50.0, 4000),
+        bar, o,
+        fill("F1", "O1", f"{t}31:00Z", "XYZ", "BUY", 400, 100.06),
+        fill("F2", "O1", f"{t}37:00Z", "XYZ", "BUY", 600, 100.24),
+        end("O1", f"{t}38:00Z"),
+        order("O2", f"{t}50:00Z", "ABC", "SELL", 500), end("O2", f"{t}55:00Z", "CANCEL"),
+    ]  # fmt: skip
+    res = run_tca(tmp_path, events).orders
+    assert res.filter(pl.col("order_id") == "O2")["scheduled_participation"].item() == 0.0
+    r = res.filter(pl.col("order_id") == "O1").row(0, named=True)
+    assert r["scheduled_participation"] == pytest.approx(1000 / (49_000 * 0.34 + 1000), rel=1e-9)
+    # the realised participation divides by XYZ's own prints in (arrival, end]: 1,000 / 3,000
+    assert r["participation_rate"] == pytest.approx(1000 / 3000)
