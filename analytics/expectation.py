@@ -37,7 +37,6 @@ import polars as pl
 
 from analytics import impact_models as im
 from analytics import pretrade
-from analytics.conventions import ADV_WINDOW_DAYS
 from analytics.store import query
 from analytics.tca import weighted_mean_ci
 
@@ -251,45 +250,12 @@ def validate_orders(raw: pl.DataFrame, today: dt.date) -> tuple[pl.DataFrame, pl
     return valid, rejected
 
 
-_CONTEXT_SQL = """
-WITH p AS (SELECT DISTINCT symbol, "asof", asof_ts FROM _probes),
-ranked AS (
-    SELECT p.symbol, p."asof", b.ts, b.close, b.volume,
-           row_number() OVER (PARTITION BY p.symbol, p."asof" ORDER BY b.ts DESC) AS k
-    FROM p JOIN bars b ON b.symbol = p.symbol AND b.interval = '1d' AND b.ts < p.asof_ts
-),
-last AS (
-    SELECT *, ln(close / lag(close) OVER (PARTITION BY symbol, "asof" ORDER BY ts)) AS lr
-    FROM ranked WHERE k <= ? + 1
-)
-SELECT symbol, "asof",
-       avg(volume) FILTER (WHERE k <= ?) AS adv,
-       stddev_samp(lr) AS sigma_daily,
-       arg_max(close, ts) AS last_close,
-       count(*) FILTER (WHERE k <= ?) AS bars,
-       count(*) AS n_bars
-FROM last GROUP BY symbol, "asof" HAVING count(*) >= 2
-"""
-
 _SPREAD_SQL = """
 SELECT p.symbol, p."asof", median(h.spread_at_arrival_bps) AS spread_bps
 FROM (SELECT DISTINCT symbol, "asof", asof_ts FROM _probes) p
 JOIN _history h ON h.symbol = p.symbol AND h.arrival_ts < p.asof_ts AND h.spread_at_arrival_bps IS NOT NULL
 GROUP BY p.symbol, p."asof"
 """
-
-
-def market_context(con: duckdb.DuckDBPyConnection, probes: pl.DataFrame) -> pl.DataFrame:
-    """Per distinct (symbol, asof) of ``probes``: adv, sigma_daily, last_close, bars, from the daily bars strictly
-    before asof (UTC midnight), as :func:`analytics.pretrade.market_context` for one symbol; pairs with fewer
-    than 2 such bars are absent. One query for the whole batch."""
-    p = _probe_frame(probes, ["symbol"])
-    con.register("_probes", p)
-    try:
-        n = ADV_WINDOW_DAYS
-        return query(con, _CONTEXT_SQL, [n, n, n])
-    finally:
-        con.unregister("_probes")
 
 
 def _probe_frame(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -384,7 +350,7 @@ def predict_orders(
         raise PredictionError(f"unknown model {model!r} (one of {MODELS})")
     produced = produced or dt.datetime.now(dt.UTC)
     valid, rejected = validate_orders(raw, today or produced.date())
-    ctx = market_context(con, valid.select("symbol", "asof")) if valid.height else pl.DataFrame()
+    ctx = pretrade.market_contexts(con, valid.select("symbol", "asof")) if valid.height else pl.DataFrame()
     known = query(con, "SELECT DISTINCT symbol FROM bars WHERE interval = '1d'")["symbol"].to_list()
     if ctx.height:
         valid = valid.join(ctx.drop("n_bars"), on=["symbol", "asof"], how="left", maintain_order="left")

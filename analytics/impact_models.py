@@ -30,9 +30,10 @@ reproduced in DROP CalibrationEmpirics and QuantConnect Lean). What is implement
 ``rate`` is ATHL's trade rate X / (V T), the order's shares over the other participants' volume while it trades;
 every function here takes Kissell's participation pov = X / (X + V T) (TCA's ``scheduled_participation``, the
 frontier's size / (size + T)) and converts. The simulator plants the same law. There is no turnover input:
-the published default gamma = 0.314 * (Theta/V)^(1/4) is evaluated at ATHL's own worked example, IBM (Theta / V = 263.374, Table 3), so a name with another turnover is off by (its Theta/V / 263)^(1/4)
-until the desk's own fit replaces the defaults. alpha, beta are free in a fit (alpha = 1 is ATHL's linear permanent
-law; the simulator plants alpha = beta = 1/2 on Kissell's pov), m[algo] a per-algo multiplier of temporary impact
+the published default gamma = 0.314 * (Theta/V)^(1/4) is evaluated at ATHL's own worked example, IBM (Theta / V =
+263.374, Table 3), so a name with another turnover is off by (its Theta/V / 263)^(1/4) until the desk's own fit
+replaces the defaults. alpha, beta are free in a fit (alpha = 1 is ATHL's linear permanent law; the simulator
+plants alpha = beta = 1/2), m[algo] a per-algo multiplier of temporary impact
 (1 for the reference algo), sigma_daily_bps = sigma_daily * 1e4. The order's expected impact cost (arrival mid,
 spread excluded) is ATHL's realised cost J = permanent / 2 + temporary: permanent impact accrues linearly while the
 order trades, so the order pays half of it on average. Checked against ATHL Table 3 (IBM, DRI) in
@@ -68,9 +69,8 @@ import polars as pl
 from analytics.conventions import BPS, PERMANENT_HORIZON_S, SESSION_SECONDS
 
 ATHL_GAMMA = 0.314  # ATHL 2005's permanent coefficient of sigma (X/V) (Theta/V)^(1/4)
-ATHL_REFERENCE_INVERSE_TURNOVER = (
-    1_728_000_000 / 6_561_000
-)  # IBM in ATHL Table 3 (Theta / V = 263.37): the default gamma
+# Theta / V of IBM in ATHL Table 3 (shares outstanding / ADV = 263.37): where the default gamma is evaluated
+ATHL_REFERENCE_INVERSE_TURNOVER = 1_728_000_000 / 6_561_000
 POV_MAX = 0.99  # above this, not a participation (one fill, no window): clipped, keeps the rate pov / (1 - pov) finite
 KISSELL_DAYS_PER_YEAR = 250  # Kissell's annualisation of daily volatility (I-Star's parameters assume it)
 PREDICTION_LEVEL = 0.90  # outcome interval of a pre-trade estimate (the coverage the evaluation checks)
@@ -213,7 +213,7 @@ def training_frame(orders: pl.DataFrame) -> pl.DataFrame:
             (pl.col("filled_qty") / pl.col("adv")).alias("exec_adv"),
             pl.col("scheduled_participation").alias("pov"),
             pl.col("daily_volatility").alias("sigma_daily"),
-            (pl.col("trading_impact_cost") / pl.col("filled_notional") * BPS).alias("impact_cost_bps"),
+            impact_cost_bps(),
             "permanent_impact_bps",
             "temporary_impact_bps",
             "filled_notional",
@@ -231,6 +231,17 @@ def training_frame(orders: pl.DataFrame) -> pl.DataFrame:
             & pl.col("temporary_impact_bps").is_finite()
         )
         .sort("arrival_ts")
+    )
+
+
+def impact_cost_bps() -> pl.Expr:
+    """``impact_cost_bps`` of TCA order rows = trading_impact_cost / filled_notional * 1e4: the fills' prevailing
+    mids against the arrival mid, bps of the filled notional, positive = cost; spread and fees excluded. Null
+    without fills. What the impact models (and the learned model) predict."""
+    return (
+        pl.when(pl.col("filled_notional") > 0)
+        .then(pl.col("trading_impact_cost") / pl.col("filled_notional") * BPS)
+        .alias("impact_cost_bps")
     )
 
 
@@ -379,10 +390,9 @@ def _weights(tf: pl.DataFrame, weights: str) -> np.ndarray:
 
 def _resid_q(fit: ImpactFit, tf: pl.DataFrame) -> tuple[float, float]:
     # the point estimate only (predict() would also evaluate every bootstrap draw on every row: 100 x n)
-    size = (tf["exec_adv"] if "exec_adv" in tf.columns else tf["size_adv"]).to_numpy().astype(np.float64)
+    size = tf["exec_adv"] if "exec_adv" in tf.columns else tf["size_adv"]
     algo = tf["algo"].to_list() if "algo" in tf.columns else None
-    comp = _components(fit, size, tf["sigma_daily"].to_numpy().astype(np.float64), tf["pov"].to_numpy(), algo)
-    pred = np.asarray(comp["market_impact_bps"], dtype=np.float64)
+    pred = market_impact_bps(fit, size.to_numpy(), tf["sigma_daily"].to_numpy(), tf["pov"].to_numpy(), algo)
     z = (tf["impact_cost_bps"].to_numpy() - pred) / (tf["sigma_daily"].to_numpy() * BPS)
     return float(np.quantile(z, (1 - PREDICTION_LEVEL) / 2)), float(np.quantile(z, (1 + PREDICTION_LEVEL) / 2))
 
@@ -436,7 +446,7 @@ def fit_almgren(
     """Fit the power law as Almgren et al. (2005) do, jointly on two measured quantities of every order: the
     permanent impact I = ``permanent_impact_bps`` (arrival mid -> mid 30 min after the end) = gamma sigma
     exec_adv^alpha, and the realised cost J = ``impact_cost_bps`` (fills' prevailing mids vs the arrival mid) = I / 2
-    + eta m[algo] sigma pov^beta; one stacked Huber regression, the two rows of an order sharing gamma and alpha.
+    + eta m[algo] sigma (pov / (1 - pov))^beta; one stacked Huber regression, the two rows of an order sharing gamma and alpha.
     (The reversion after the end, ``temporary_impact_bps``, is not a target: it carries 30 minutes of price noise,
     many times the temporary impact of a small order.) The reference algo's multiplier is 1. ``per_algo=False``: one
     temporary law for every algo (no multipliers; restrict the rows to comparable algos first). Bounds: gamma, eta > 0; alpha,

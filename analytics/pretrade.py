@@ -38,27 +38,54 @@ PARTICIPATION = "scheduled_participation"  # the TCA column a planned participat
 DEFAULT_SPREAD_BPS = 5.0
 
 
+_CONTEXT_SQL = """
+WITH p AS (SELECT DISTINCT symbol, "asof", asof_ts FROM _probes),
+ranked AS (
+    SELECT p.symbol, p."asof", b.ts, b.close, b.volume,
+           row_number() OVER (PARTITION BY p.symbol, p."asof" ORDER BY b.ts DESC) AS k
+    FROM p JOIN bars b ON b.symbol = p.symbol AND b.interval = '1d' AND b.ts < p.asof_ts
+),
+last AS (
+    SELECT *, ln(close / lag(close) OVER (PARTITION BY symbol, "asof" ORDER BY ts)) AS lr
+    FROM ranked WHERE k <= ? + 1
+)
+SELECT symbol, "asof",
+       avg(volume) FILTER (WHERE k <= ?) AS adv,
+       stddev_samp(lr) AS sigma_daily,
+       arg_max(close, ts) AS last_close,
+       count(*) FILTER (WHERE k <= ?) AS bars,
+       count(*) AS n_bars
+FROM last GROUP BY symbol, "asof" HAVING count(*) >= 2
+"""
+
+
+def market_contexts(con: duckdb.DuckDBPyConnection, probes: pl.DataFrame) -> pl.DataFrame:
+    """Per distinct (symbol, asof) of ``probes`` (asof: a date): ``adv`` = mean volume of the last
+    ADV_WINDOW_DAYS daily bars strictly before asof (UTC midnight), ``sigma_daily`` = sample stdev of the log
+    close-to-close returns of the last ADV_WINDOW_DAYS + 1 such bars (decimal per day; null with one return),
+    ``last_close``, ``bars`` (in the ADV window), ``n_bars``; pairs with fewer than 2 such bars are absent. One
+    query for the whole batch."""
+    p = (
+        probes.select("symbol", "asof")
+        .unique()
+        .with_columns(pl.col("asof").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("asof_ts"))
+    )
+    con.register("_probes", p)
+    try:
+        n = ADV_WINDOW_DAYS
+        return query(con, _CONTEXT_SQL, [n, n, n])
+    finally:
+        con.unregister("_probes")
+
+
 def market_context(con: duckdb.DuckDBPyConnection, symbol: str, asof: dt.date) -> dict | None:
-    """ADV, daily volatility and last close of ``symbol`` from the daily bars strictly before ``asof``
-    (None when there are fewer than 2 such bars)."""
-    rows = query(
-        con,
-        """SELECT ts, close, volume FROM bars
-           WHERE symbol = ? AND interval = '1d' AND ts < ? ORDER BY ts DESC LIMIT ?""",
-        [symbol, dt.datetime.combine(asof, dt.time(), dt.UTC), ADV_WINDOW_DAYS + 1],
-    ).sort("ts")
-    if rows.height < 2:
+    """:func:`market_contexts` of one (symbol, asof) as a dict (symbol, asof, adv, sigma_daily, last_close, bars),
+    None when there are fewer than 2 daily bars before ``asof``."""
+    rows = market_contexts(con, pl.DataFrame({"symbol": [symbol], "asof": [asof]}))
+    if rows.is_empty():
         return None
-    lr = (rows["close"] / rows["close"].shift(1)).log().drop_nulls()
-    window = rows.tail(ADV_WINDOW_DAYS)
-    return {
-        "symbol": symbol,
-        "asof": asof,
-        "adv": float(window["volume"].mean()),
-        "sigma_daily": float(lr.std()) if lr.len() > 1 else None,
-        "last_close": float(rows["close"][-1]),
-        "bars": window.height,
-    }
+    r = rows.row(0, named=True)
+    return {k: r[k] for k in ("symbol", "asof", "adv", "sigma_daily", "last_close", "bars")}
 
 
 _POV_SQL = """

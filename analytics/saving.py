@@ -7,7 +7,7 @@ risk, 0 by default); the order is replayed under that choice on the same exogeno
 (analytics/simulate/replay.py) and under what was actually done.
 
 Expected cost of a candidate (bps of notional, positive = cost, spread excluded as in impact_models):
-``permanent / 2 + eta * m[algo] * sigma_daily_bps * pov^beta`` with pov = Q / (ADV x volume share of the window x
+``permanent / 2 + eta * m[algo] * sigma_daily_bps * (pov / (1 - pov))^beta`` with pov = Q / (ADV x volume share of the window x
 horizon + Q): the order's expected participation over its window [NEW, end] in volume time (the intraday volume
 profile, ``market.intraday_curve``, with the closing cross for orders to the close), Q the order quantity, ADV and
 sigma_daily the order's point-in-time TCA inputs (20 days before its day). Timing risk (Almgren & Chriss 2000, as
@@ -38,7 +38,7 @@ from analytics.conventions import BPS
 from analytics.filters import Filters
 from analytics.simulate.config import SimConfig
 from analytics.simulate.execution import ALGOS
-from analytics.simulate.market import AUCTION_VOLUME_SHARE, intraday_curve
+from analytics.simulate.market import window_volume_share
 from analytics.simulate.replay import Day, day_state, replay
 
 
@@ -61,15 +61,6 @@ def fit_almgren(history: pl.DataFrame, cfg: SavingConfig) -> im.ImpactFit:
     return im.fit_almgren(im.training_frame(history), weights=cfg.weights, n_boot=cfg.n_boot)
 
 
-def window_share(start_s, end_s, to_close) -> np.ndarray:
-    """Expected share of a day's volume traded over [start_s, end_s] (seconds since the open) by the intraday volume
-    profile, the closing cross (``AUCTION_VOLUME_SHARE``) included for orders to the close. Decimal."""
-    _, cdf = intraday_curve()
-    grid = np.arange(len(cdf), dtype=np.float64)
-    share = np.interp(end_s, grid, cdf) - np.interp(start_s, grid, cdf)
-    return (1 - AUCTION_VOLUME_SHARE) * share + AUCTION_VOLUME_SHARE * np.asarray(to_close, dtype=np.float64)
-
-
 def planted_fit(cfg: SavingConfig | None = None, ip=None) -> im.ImpactFit:
     """The simulator's planted law as an Almgren :class:`~analytics.impact_models.ImpactFit` (alpha = beta = 1/2,
     gamma, eta and the algo multipliers of ``ImpactParams``): the recommendation a perfectly specified model
@@ -83,7 +74,7 @@ def planted_fit(cfg: SavingConfig | None = None, ip=None) -> im.ImpactFit:
 
 def candidates(orders: pl.DataFrame, fit: im.ImpactFit, cfg: SavingConfig) -> pl.DataFrame:
     """Expected cost of every (order, algo, horizon): ``orders`` has ``order_id``, ``order_qty``, ``adv``,
-    ``daily_volatility`` (decimal per day), ``share`` (:func:`window_share`). Adds ``pov``, ``expected_cost_bps``,
+    ``daily_volatility`` (decimal per day), ``share`` (``market.window_volume_share``). Adds ``pov``, ``expected_cost_bps``,
     ``timing_risk_bps`` and ``objective_bps`` (= cost + risk_aversion x risk), all bps."""
     grid = (
         pl.DataFrame({"algo": list(cfg.algos)})
@@ -136,7 +127,7 @@ def _day_orders(day: Day, history: pl.DataFrame) -> pl.DataFrame:
     o = day.orders
     sim = pl.DataFrame({
         "order_id": day.order_id, "idx": np.arange(len(o["qty"])), "actual_algo": np.asarray(ALGOS)[o["algo"]],
-        "share": window_share(o["start_s"], o["end_s"], o["to_close"]),
+        "share": window_volume_share(o["start_s"], o["end_s"], o["to_close"]),
     })  # fmt: skip
     inputs = history.select("order_id", "order_qty", "adv", "daily_volatility")
     return sim.join(inputs, on="order_id", how="left")

@@ -328,23 +328,22 @@ def promote_if_better(
     if cur is not None and champ is None:
         stored = (cur.tags or {}).get(metric)
         champ = float(stored) if stored not in (None, "None") else None
+    against = "champion"
     if cur is None and published_metric is not None and np.isfinite(published_metric):
-        champ = published_metric
-        if holdout_metric < champ - margin:
-            decision, reason = "promoted", f"{metric} {holdout_metric:.3f} < published {champ:.3f} - margin {margin:g}"
-        else:
-            decision = "rejected"
-            reason = f"{metric} {holdout_metric:.3f} does not beat the published parameters {champ:.3f} by {margin:g}"
-    elif cur is None:
+        champ, against = published_metric, "the published parameters"  # what the pages price with until then
+    if cur is None and against == "champion":
         decision, reason = "promoted", "no champion yet"
     elif prev == ver:
         decision, reason = "unchanged", "already the champion"
     elif champ is None or not np.isfinite(champ):
         decision, reason = "promoted", "the champion has no holdout figure"
     elif holdout_metric < champ - margin:
-        decision, reason = "promoted", f"{metric} {holdout_metric:.3f} < champion {champ:.3f} - margin {margin:g}"
+        decision, reason = "promoted", f"{metric} {holdout_metric:.3f} < {against} {champ:.3f} - margin {margin:g}"
     else:
-        decision, reason = "rejected", f"{metric} {holdout_metric:.3f} does not beat champion {champ:.3f} by {margin:g}"
+        decision, reason = (
+            "rejected",
+            f"{metric} {holdout_metric:.3f} does not beat {against} {champ:.3f} by {margin:g}",
+        )
     if decision == "promoted":
         c.set_registered_model_alias(name, CHAMPION, ver)
     event = {
@@ -478,14 +477,8 @@ def bucket_accuracy(y_train, y, pred, k: int = COST_BUCKETS) -> float:
 
 
 def with_impact_cost(orders: pl.DataFrame) -> pl.DataFrame:
-    """``orders`` (TCA rows) with ``impact_cost_bps`` = trading_impact_cost / filled_notional * 1e4: the fills'
-    prevailing mids against the arrival mid, bps of the filled notional, positive = cost; spread and fees
-    excluded (the definition of :func:`analytics.impact_models.training_frame`). Null without fills."""
-    return orders.with_columns(
-        pl.when(pl.col("filled_notional") > 0)
-        .then(pl.col("trading_impact_cost") / pl.col("filled_notional") * im.BPS)
-        .alias(LEARNED_TARGET)
-    )
+    """``orders`` (TCA rows) with :func:`analytics.impact_models.impact_cost_bps` (the learned model's target)."""
+    return orders.with_columns(im.impact_cost_bps().alias(LEARNED_TARGET))
 
 
 def _pretrade_pov(train: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray:
@@ -526,27 +519,18 @@ def _baseline_predictions(train: pl.DataFrame, test: pl.DataFrame, target: str) 
     tf = im.training_frame(train)
     if tf.height >= 50:
         fit = im.fit(tf, "istar", n_boot=0)
+        sigma = pl.col("daily_volatility").fill_null(pl.col("daily_volatility").median()).fill_null(0.02)
+        planned = pl.Series("pov", _pretrade_pov(train, test))
         pre = test.select(
-            pl.col("size_pct_adv").fill_null(0.0).clip(1e-8).alias("size_adv"),
-            pl.col("daily_volatility")
-            .fill_null(pl.col("daily_volatility").median())
-            .fill_null(0.02)
-            .alias("sigma_daily"),
-            pl.Series("pov", _pretrade_pov(train, test)),
+            pl.col("size_pct_adv").fill_null(0.0).clip(1e-8).alias("size_adv"), sigma.alias("sigma_daily"), planned
         )
         p = im.predict(fit, pre)
         out["istar"] = {"pred": p["expected_cost_bps"].to_numpy(), "lo": p["outcome_lo_bps"].to_numpy(),
                         "hi": p["outcome_hi_bps"].to_numpy()}  # fmt: skip
         post = test.select(
             (pl.col("filled_qty") / pl.col("adv")).fill_null(0.0).clip(1e-8).alias("exec_adv"),
-            pl.col("daily_volatility")
-            .fill_null(pl.col("daily_volatility").median())
-            .fill_null(0.02)
-            .alias("sigma_daily"),
-            pl.col("scheduled_participation")
-            .fill_null(pl.Series(_pretrade_pov(train, test)))
-            .clip(im.POV_FLOOR, im.POV_MAX)
-            .alias("pov"),
+            sigma.alias("sigma_daily"),
+            pl.col("scheduled_participation").fill_null(planned).clip(im.POV_FLOOR, im.POV_MAX).alias("pov"),
         )
         p = im.predict(fit, post)
         out["istar_realised"] = {"pred": p["expected_cost_bps"].to_numpy(), "lo": p["outcome_lo_bps"].to_numpy(),

@@ -189,17 +189,17 @@ def test_read_orders_numbers_lines_like_the_ingest(tmp_path):
         expectation.read_orders(tmp_path / "orders.xlsx")
 
 
-# --- point-in-time context of a batch = pretrade's per-order context -----------------------------------------
-def test_batch_context_equals_pretrade_market_context(sim_lake):
+# --- point-in-time context of a batch = each (symbol, date) asked alone ---------------------------------------
+def test_batch_context_equals_each_probe_alone(sim_lake):
     con = sim_lake.connect()
     symbols = con.sql("SELECT DISTINCT symbol FROM bars ORDER BY symbol LIMIT 4").pl()["symbol"].to_list()
     last = con.sql("SELECT max(ts) FROM bars").fetchall()[0][0].date()
     dates = [last - dt.timedelta(days=3), last, last + dt.timedelta(days=1)]
     probes = pl.DataFrame([(s, d) for s in symbols for d in dates], schema=["symbol", "asof"], orient="row")
-    ctx = expectation.market_context(con, probes)
+    ctx = pretrade.market_contexts(con, probes)
     for s in symbols:
         for d in dates:
-            ref = pretrade.market_context(con, s, d)  # the one-order implementation, a query per symbol
+            ref = pretrade.market_context(con, s, d)  # the same probe alone: the batch must not mix symbols or dates
             got = ctx.filter((pl.col("symbol") == s) & (pl.col("asof") == d))
             if ref is None:
                 assert got.is_empty()

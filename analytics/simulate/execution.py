@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calendar import SESSION_SECONDS, US_PER_SECOND
-from .market import AUCTION_VOLUME_SHARE, LIT_VENUES, LIT_WEIGHTS, ImpactParams, intraday_curve
+from .market import LIT_VENUES, LIT_WEIGHTS, ImpactParams, intraday_curve, window_volume_share
 
 T = SESSION_SECONDS
 ALGOS = ("VWAP", "TWAP", "POV", "IS", "LIQSEEK")
@@ -252,12 +252,9 @@ def order_impact_bps(
     (plus the closing cross for orders to the close). The temporary impact is on ATHL's trade rate
     X / background volume = POV / (1 - POV) (Almgren et al. 2005's X / (V T)).
     """
-    _, cdf = intraday_curve()
-    grid = np.arange(T + 1, dtype=np.float64)
     sym = orders["sym"]
     x = orders["filled"].astype(np.float64)
-    share = np.interp(orders["end_s"], grid, cdf) - np.interp(orders["first_s"], grid, cdf)
-    bg = day_volume[sym] * ((1 - AUCTION_VOLUME_SHARE) * share + AUCTION_VOLUME_SHARE * orders["to_close"])
+    bg = day_volume[sym] * window_volume_share(orders["first_s"], orders["end_s"], orders["to_close"])
     pov = x / (bg + x)
     sigma_bps = sigma_daily[sym] * 1e4
     mult = np.array([ip.multiplier(a) for a in ALGOS])[orders["algo"]]

@@ -50,6 +50,15 @@ def intraday_curve() -> tuple[np.ndarray, np.ndarray]:
     return w, cdf
 
 
+def window_volume_share(start_s, end_s, to_close) -> np.ndarray:
+    """Expected share of a day's volume traded over [start_s, end_s] (seconds since the open) by the intraday
+    profile, the closing cross (``AUCTION_VOLUME_SHARE``) included for orders to the close. Decimal."""
+    _, cdf = intraday_curve()
+    grid = np.arange(T + 1, dtype=np.float64)
+    share = np.interp(end_s, grid, cdf) - np.interp(start_s, grid, cdf)
+    return (1 - AUCTION_VOLUME_SHARE) * share + AUCTION_VOLUME_SHARE * np.asarray(to_close, dtype=np.float64)
+
+
 def spread_multiplier(sec: np.ndarray) -> np.ndarray:
     """Quoted spread relative to midday at ``sec`` seconds after the open: ~2.5x at 09:30."""
     return 1.0 + 1.5 * np.exp(-sec / 600.0) + 0.15 * np.exp(-(T - sec) / 900.0)
