@@ -1,4 +1,4 @@
-"""The lake's tables: one per input kind of ../shared/EVENTS.md.
+"""The lake's tables: one per input kind of docs/EVENTS.md.
 
 Each table lists its contract fields with a logical kind, which fields are required, the key that makes
 ingest idempotent, how its files are partitioned and how rows are sorted inside a file. This module is the

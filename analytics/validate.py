@@ -1,6 +1,6 @@
 """Contract validation: raw rows in, typed rows plus a reason for every rejected row out.
 
-Every rule of ../shared/EVENTS.md that can be decided from one row (or one weight group) lives here as a
+Every rule of docs/EVENTS.md that can be decided from one row (or one weight group) lives here as a
 Polars expression; the rules that need the lake (duplicates, conflicts, unknown references) live in
 :mod:`analytics.ingest`. A row fails with the *first* failing rule's code in ``reason`` and every failing
 rule in ``detail``. Nothing is dropped: each input row comes out either typed or with a reason.
