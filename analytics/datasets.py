@@ -429,9 +429,13 @@ def versions(lake: Lake, name: str) -> list[int]:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION`` (``v3`` or ``3``)."""
+    """``NAME`` or ``NAME@VERSION`` (``v3`` or ``3``); :class:`DatasetError` for anything else."""
     name, _, ver = ref.partition("@")
-    return name, (int(ver.lstrip("v")) if ver else None)
+    if not ver:
+        return _check_name(name), None
+    if not ver.lstrip("v").isdigit():
+        raise DatasetError(f"{ref!r}: the version after '@' must be a number (NAME@3 or NAME@v3)")
+    return _check_name(name), int(ver.lstrip("v"))
 
 
 def manifest(lake: Lake, ref: str) -> dict:

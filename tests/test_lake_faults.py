@@ -1,0 +1,322 @@
+"""Fault injection on the lake (issue 15): a missing or corrupt ``CURRENT``, a corrupt manifest, a deleted ``_lock``
+with two writers that both read version N, bit flips, deleted and truncated files, killed writers' leftovers.
+
+Every test builds its own tiny lake with direct writer appends (or one small ingest) and checks the outcome
+against what the test itself wrote: file bytes hashed here with hashlib, rows counted by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from analytics import store
+from analytics.store import MANIFEST_DIR, WRITERS_DIR, Lake, LakeCorrupt, empty_frame
+
+D = dt.date(2026, 3, 2)
+
+
+def returns_frame(day: dt.date, symbol: str, r: float) -> pl.DataFrame:
+    df = pl.DataFrame({"date": [day], "symbol": [symbol], "return": [r]})
+    return (
+        df.with_columns(pl.lit(None, pl.Float64).alias("fx_return"))
+        .with_columns(extra=pl.lit(None, pl.String), _batch=pl.lit("b"), _hash=pl.lit(None, pl.String))
+        .select(list(empty_frame("returns").columns))
+    )
+
+
+def commit(lake: Lake, day: dt.date, symbol: str = "AAPL", r: float = 0.01) -> int:
+    with lake.writer() as w:
+        w.append("returns", returns_frame(day, symbol, r))
+    return w.committed_version
+
+
+def all_files(lake: Lake) -> dict[str, bytes]:
+    """Every file under tables/ and _manifest/ with its bytes (what a bad sweep would delete)."""
+    out = {}
+    for sub in ("tables", MANIFEST_DIR):
+        for p in (lake.root / sub).rglob("*"):
+            if p.is_file() and p.name != "CURRENT":
+                out[str(p.relative_to(lake.root))] = p.read_bytes()
+    return out
+
+
+@pytest.fixture
+def two_versions(lake: Lake) -> Lake:
+    commit(lake, D, "AAPL", 0.01)
+    commit(lake, D + dt.timedelta(days=1), "MSFT", 0.02)
+    assert lake.version() == 2
+    return lake
+
+
+# --- 1. a missing or corrupt CURRENT never wipes the lake ------------------------------------------------
+@pytest.mark.parametrize("current", [None, "-1", "0", "", "two", "3\x00"])
+def test_unreadable_current_with_data_is_corrupt_and_no_writer_deletes_anything(two_versions, current):
+    lake = two_versions
+    before = all_files(lake)
+    cur = lake.root / MANIFEST_DIR / "CURRENT"
+    if current is None:
+        cur.unlink()
+    else:
+        cur.write_text(current)
+    with pytest.raises(LakeCorrupt, match=r"lake repair"):
+        lake.version()
+    with pytest.raises(LakeCorrupt), lake.writer() as w:  # the writer refuses before sweeping
+        w.append("returns", returns_frame(D, "IBM", 0.5))
+    assert all_files(lake) == before  # nothing deleted (the bug swept every manifest and data file)
+    rep = lake.repair()
+    assert rep["version"] == 2 and rep["restored_from"] is None
+    assert sorted(lake.read("returns")["symbol"].to_list()) == ["AAPL", "MSFT"]
+
+
+def test_data_files_without_any_manifest_are_not_an_empty_lake(two_versions):
+    lake = two_versions
+    for p in (lake.root / MANIFEST_DIR).iterdir():
+        p.unlink()
+    data = all_files(lake)
+    with pytest.raises(LakeCorrupt, match="data file"):
+        lake.version()
+    with pytest.raises(LakeCorrupt), lake.writer():
+        pass
+    assert all_files(lake) == data
+
+
+def test_current_naming_a_missing_or_corrupt_manifest_is_corrupt_and_repair_falls_back(two_versions):
+    lake = two_versions
+    (lake.root / MANIFEST_DIR / "v00000002.json").write_text('{"version": 2, "tables": {"returns": [{"pa')
+    with pytest.raises(LakeCorrupt, match=r"v00000002.json is corrupt"):
+        Lake(lake.root).manifest()
+    with pytest.raises(LakeCorrupt), Lake(lake.root).writer():
+        pass
+    rep = Lake(lake.root).repair()  # v2 unreadable: v1 verifies and is committed again as v3
+    assert rep == {"version": 3, "restored_from": 1, "skipped": [(2, rep["skipped"][0][1])]}
+    fresh = Lake(lake.root)
+    assert fresh.version() == 3 and fresh.manifest().restored_from == 1
+    assert fresh.read("returns")["symbol"].to_list() == ["AAPL"]
+    assert commit(fresh, D, "IBM") == 4  # writers work again and never reuse a number
+
+
+def test_a_killed_first_writer_leaves_an_empty_lake_that_the_next_writer_cleans(lake, tmp_path):
+    """No manifest yet, data files that a dead writer's marker claims: provably uncommitted, so version 0."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(proc.stdout)
+    batch = "20260302T000000-0badf00d"
+    f = lake.root / "tables/returns/month=2026-03" / f"{batch}-00001.parquet"
+    f.parent.mkdir(parents=True)
+    returns_frame(D, "AAPL", 0.01).write_parquet(f)
+    (lake.root / WRITERS_DIR).mkdir()
+    (lake.root / WRITERS_DIR / batch).write_text(json.dumps({"pid": dead_pid, "host": os.uname().nodename}))
+    assert lake.version() == 0
+    assert commit(lake, D, "MSFT") == 1
+    assert not f.exists() and not (lake.root / WRITERS_DIR / batch).exists()
+    assert lake.read("returns")["symbol"].to_list() == ["MSFT"]
+
+
+def test_the_sweep_keeps_files_a_rollback_needs_and_files_of_a_live_writer(two_versions):
+    lake = two_versions
+    v1_files = {e.path for e in lake.manifest(1).all_entries()}
+    lake.repair(to=1)  # v3 = v1's files: v2's file is referenced by v2 only
+    assert lake.version() == 3
+    v2_only = {e.path for e in lake.manifest(2).all_entries()} - v1_files
+    commit(lake, D, "IBM")
+    assert all((lake.root / p).exists() for p in v2_only)  # v2 is still on disk, so are its files
+    lake.repair(to=2)  # and rolling forward again works
+    assert sorted(lake.read("returns")["symbol"].to_list()) == ["AAPL", "MSFT"]
+
+
+# --- 3. compare-and-swap at commit -----------------------------------------------------------------------
+def test_deleted_lock_two_writers_that_both_read_n_both_commit(two_versions):
+    """Writer A reads v2; the lock file is deleted, so writer B's flock does not wait; B commits v3 (its sweep
+    must not delete A's uncommitted files: A is alive); A then finds CURRENT moved, rebases and commits v4."""
+    lake = two_versions
+    with lake.writer() as a:
+        a.append("returns", returns_frame(D, "A-ROW", 1.0))
+        (lake.root / "_lock").unlink()
+        other = Lake(lake.root)
+        with other.writer() as b:
+            b.append("returns", returns_frame(D, "B-ROW", 2.0))
+        assert b.committed_version == 3 and b.version_before == 2
+        assert all((lake.root / e.path).exists() for e in a.new["returns"])
+    assert a.base.version == 2 and a.version_before == 3 and a.committed_version == 4 and a.rebased == 1
+    fresh = Lake(lake.root)
+    assert fresh.version() == 4
+    assert sorted(fresh.read("returns")["symbol"].to_list()) == ["A-ROW", "AAPL", "B-ROW", "MSFT"]
+    assert fresh.verify()["ok"]
+
+
+def test_a_manifest_is_never_overwritten_and_a_stuck_commit_fails_loudly(two_versions, monkeypatch):
+    """v3.json appears (another writer between its manifest and CURRENT) and CURRENT never moves: the commit
+    retries a bounded number of times, then raises; v3.json is untouched and CURRENT still says 2."""
+    lake = two_versions
+    monkeypatch.setattr(store, "COMMIT_ATTEMPTS", 3)
+    monkeypatch.setattr(store.time, "sleep", lambda s: None)
+    with pytest.raises(store.CommitConflictError, match="could not commit"), lake.writer() as w:
+        w.append("returns", returns_frame(D, "LOST?", 1.0))
+        squatter = store.Manifest(3, "x", lake.manifest(2).tables, batch="other")
+        assert store._link_manifest(lake.root / MANIFEST_DIR, squatter, "other")
+    assert (lake.root / MANIFEST_DIR / "v00000003.json").read_text() == squatter.to_json()
+    assert (lake.root / MANIFEST_DIR / "CURRENT").read_text() == "2"
+
+
+def test_ingest_log_records_the_version_the_batch_really_produced(seeded, files, ev, monkeypatch):
+    """Another writer commits while the ingest holds a (deleted) lock: the ingest's log row and result name the
+    version it produced (3), not base + 1 (2)."""
+    lake = seeded
+    assert lake.version() == 1
+    real = store.Writer._commit
+
+    def racing_commit(self):
+        if self.lake.root == lake.root and not getattr(racing_commit, "done", False):
+            racing_commit.done = True
+            (lake.root / "_lock").unlink()
+            commit(Lake(lake.root), D, "RACE")
+        return real(self)
+
+    monkeypatch.setattr(store.Writer, "_commit", racing_commit)
+    from analytics.ingest import ingest
+
+    res = ingest([files.jsonl("b.jsonl", [ev.fill(event_id="f2", fill_id="F2")])], lake)
+    assert (res.version_before, res.version) == (2, 3)
+    log = Lake(lake.root).read("ingests")
+    assert sorted(log["version"].unique().to_list()) == [1, 3]
+
+
+# --- 6. integrity: sizes, hashes, verify, repair, clear reader errors ------------------------------------
+def test_manifest_records_size_and_sha256_of_each_file_bytes(two_versions):
+    lake = two_versions
+    for e in lake.manifest().all_entries():
+        data = (lake.root / e.path).read_bytes()
+        assert e.size == len(data) and e.sha256 == hashlib.sha256(data).hexdigest()
+    assert lake.verify() == {"version": 2, "files": 2, "ok": True, "unhashed": 0, "problems": []}
+
+
+def test_flipped_byte_deleted_and_truncated_files_are_named(two_versions):
+    lake = two_versions
+    a, b = (e.path for e in lake.manifest().entries("returns"))
+    data = bytearray((lake.root / a).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (lake.root / a).write_bytes(bytes(data))
+    assert lake.verify()["problems"] == [{"path": a, "table": "returns", "problem": "sha256"}]
+    with pytest.raises(LakeCorrupt, match="does not match its SHA-256"):
+        lake.check_hashes(lake.manifest().entries("returns"))
+    (lake.root / b).write_bytes((lake.root / b).read_bytes()[:-5])
+    with pytest.raises(LakeCorrupt, match=rf"{b} has \d+ bytes"):
+        lake.connect()
+    (lake.root / b).unlink()
+    rep = lake.verify()
+    assert not rep["ok"] and {(p["path"], p["problem"]) for p in rep["problems"]} == {(a, "sha256"), (b, "missing")}
+    with pytest.raises(LakeCorrupt, match=rf"{b} of the current version is missing.*lake repair"):
+        lake.read("returns")  # one clear error, not a DuckDB IOException
+    # v1 holds file a only, which is damaged too: no version verifies
+    with pytest.raises(LakeCorrupt, match="no manifest verifies"):
+        lake.repair()
+
+
+def test_rollback_to_a_verified_version(two_versions):
+    lake = two_versions
+    b = lake.manifest().entries("returns")[1].path
+    (lake.root / b).unlink()
+    rep = lake.repair()  # v2 misses a file; v1 verifies
+    assert rep["version"] == 3 and rep["restored_from"] == 1
+    assert lake.read("returns")["symbol"].to_list() == ["AAPL"]
+    assert lake.verify()["ok"]
+
+
+def test_manifests_written_before_hashes_still_read_and_verify_as_unhashed(two_versions):
+    lake = two_versions
+    path = lake.root / MANIFEST_DIR / "v00000002.json"
+    d = json.loads(path.read_text())
+    for es in d["tables"].values():
+        for e in es:
+            del e["size"], e["sha256"]
+    del d["batch"], d["restored_from"]
+    path.write_text(json.dumps(d))
+    fresh = Lake(lake.root)
+    assert sorted(fresh.read("returns")["symbol"].to_list()) == ["AAPL", "MSFT"]
+    assert fresh.verify() == {"version": 2, "files": 2, "ok": True, "unhashed": 2, "problems": []}
+    assert commit(fresh, D, "IBM") == 3
+
+
+def test_leftover_temp_files_of_dead_writers_go_but_young_ones_stay(two_versions):
+    """The sweep deletes only what is older than the writer's own start (a file written after it started may
+    belong to a writer that is still running without the lock)."""
+    lake = two_versions
+    old = lake.root / "tables/returns/month=2026-03/20260101T000000-00000000-00001.parquet.tmp"
+    old.write_bytes(b"x")
+    t = time.time() - 60
+    os.utime(old, (t, t))
+    with lake.writer():
+        young = lake.root / "tables/returns/month=2026-03/20260101T000000-11111111-00001.parquet.tmp"
+        young.write_bytes(b"y")
+    assert not old.exists()
+    with lake.writer():
+        pass
+    assert not young.exists()  # older than this second writer's start
+
+
+# --- the CLI: verify, repair, and usage errors (12) --------------------------------------------------------
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m analytics ARGS`` in-process: (exit code, stdout, stderr)."""
+    from analytics.__main__ import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as e:  # argparse's usage errors
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_lake_verify_and_repair_commands(two_versions, capsys):
+    lake = two_versions
+    root = str(lake.root)
+    rc, out, _ = cli(capsys, "lake", "verify", "--lake", root, "--json")
+    assert rc == 0 and json.loads(out)["ok"]
+    a = lake.manifest().entries("returns")[1].path
+    (lake.root / a).unlink()
+    rc, out, err = cli(capsys, "lake", "verify", "--lake", root)
+    assert rc == 1 and f"missing: {a}" in err and "lake repair" in err
+    rc, _, err = cli(capsys, "lake", "--lake", root)  # any reader: one clear line, exit 3
+    assert rc == 3 and err.count("\n") == 1 and a in err and "lake repair" in err
+    (lake.root / MANIFEST_DIR / "CURRENT").write_text("-1")
+    rc, _, err = cli(capsys, "tca", "--lake", root)
+    assert rc == 3 and "CURRENT holds -1" in err and err.count("\n") == 1
+    rc, out, _ = cli(capsys, "lake", "repair", "--lake", root, "--json")
+    assert rc == 0 and json.loads(out)["version"] == 3 and json.loads(out)["restored_from"] == 1
+    rc, out, _ = cli(capsys, "lake", "repair", "--to", "2", "--lake", root, "--json")  # v2 misses a file
+    assert rc == 3
+    rc, out, err = cli(capsys, "lake", "repair", "--to", "9", "--lake", root)
+    assert rc == 3 and "no manifest of version 9" in err
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["tca", "--start", "2026-02-30"], "'2026-02-30' is not a date"),
+        (["quality", "--end", "March"], "'March' is not a date"),
+        (["attribution", "--portfolio", "P", "--start", "2026-03-01", "--end", "x"], "'x' is not a date"),
+        (["dataset", "show", "execution@abc"], "must be a number"),
+        (["dataset", "show", "../../etc"], "dataset name '../../etc'"),
+        (["lake", "--lake", "/etc/hostname"], "/etc/hostname is not a directory"),
+        (["tca", "--lake", "/etc/hostname"], "/etc/hostname is not a directory"),
+        (["lake", "--to", "3"], "--to goes with `lake repair`"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_every_argument_error_is_one_line_and_exit_2(args, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANALYTICS_LAKE", str(tmp_path / "lake"))
+    rc, out, err = cli(capsys, *args)
+    assert rc == 2 and out == "" and says in err and err.count("\n") == 1, err
+
+
+def test_unwritable_out_is_a_usage_error(seeded, capsys):
+    rc, _, err = cli(capsys, "tca", "--lake", str(seeded.root), "--out", "/etc/hostname/tca.csv")
+    assert rc == 2 and "/etc/hostname" in err and err.count("\n") == 1, err
