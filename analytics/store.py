@@ -471,56 +471,93 @@ class Lake:
             quarantine = [{"table": t, "reason": r, "rows": n} for t, r, n in rows]
         return {"lake": str(self.root), "version": m.version, "tables": tables, "quarantine": quarantine}
 
-    # -- derived results ---------------------------------------------------------------------------
-    # Computed outputs (TCA results, ...) live under derived/<name>/v<version>/<part>/day=YYYY-MM-DD.parquet,
-    # keyed by the input version they were computed from, so writing them never changes the lake version,
-    # a re-run on the same version finds them, and each day is computed once (lazily, when first asked).
-    def derived_dir(self, name: str, version: int | None = None) -> Path:
-        v = self.version() if version is None else version
-        return self.root / "derived" / name / f"v{v:08d}"
+    # -- derived results, keyed by their inputs ------------------------------------------------------
+    # A computed result (a TCA day, a day's quality sums, the Overview's figures...) is stored under the
+    # fingerprint of exactly the inputs it read, never under a version number:
+    #     derived/<name>/day=YYYY-MM-DD/<fingerprint>/<part>.parquet      a day's result
+    #     derived/<name>/<key>.json (or /<key>/...)                         a scope-level result
+    # ``<name>`` carries the code version (``tca-7``), so new code never reads old rows. A commit that
+    # touches day D changes only D's fingerprint (only D is recomputed); a rollback gets the fingerprints of
+    # the restored files back, so it finds the results computed from them, never a stale figure; re-running
+    # is a lookup. Writing a result never changes the lake's version.
+    def fingerprint(self, entries, *extra: str) -> str:
+        """The identity of a set of input files: a hash of their (path, SHA-256) pairs (size and row count for
+        an unhashed entry of an older manifest), order-independent, plus ``extra`` strings (a code version,
+        a content hash). 24 hex characters."""
+        h = hashlib.sha256()
+        for key in sorted(f"{e.path}\0{e.sha256 or f'unhashed:{e.size}:{e.rows}'}" for e in entries):
+            h.update(key.encode() + b"\n")
+        for x in extra:
+            h.update(b"\1" + str(x).encode())
+        return h.hexdigest()[:24]
 
-    def derived_days(self, name: str, version: int, part: str) -> set[dt.date]:
-        d = self.derived_dir(name, version) / part
-        return {dt.date.fromisoformat(p.stem[4:]) for p in d.glob("day=*.parquet")} if d.exists() else set()
+    def day_fingerprint(
+        self,
+        day: dt.date,
+        tables,
+        manifest: Manifest | None = None,
+        before: int = 0,
+        after: int = 0,
+        extra: tuple[str, ...] = (),
+    ) -> str:
+        """Fingerprint of the files of ``tables`` whose time range meets ``day - before .. day + after`` (plus
+        ``extra``): the input identity of a result that reads exactly those days of those tables."""
+        m = manifest or self.manifest()
+        lo, hi = day - dt.timedelta(days=before), day + dt.timedelta(days=after)
+        es = [e for t in sorted(tables) for e in self.entries(t, lo, hi, m, check=False)]
+        return self.fingerprint(es, *extra)
 
-    def write_derived_day(self, name: str, version: int, part: str, day: dt.date, df: pl.DataFrame) -> None:
-        """Write one day of a derived result atomically (temp file + rename; an identical re-write is a
-        harmless replace)."""
-        d = self.derived_dir(name, version) / part
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"day={day.isoformat()}.parquet"
-        tmp = d / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    def tables_fingerprint(self, tables, manifest: Manifest | None = None, *extra: str) -> str:
+        """Fingerprint of every file of ``tables`` (a scope-level result that reads them whole)."""
+        m = manifest or self.manifest()
+        return self.fingerprint([e for t in sorted(tables) for e in m.entries(t) if e.rows], *extra)
+
+    def derived_path(self, name: str, day: dt.date, fp: str, part: str) -> Path:
+        return self.root / "derived" / name / f"day={day.isoformat()}" / fp / f"{part}.parquet"
+
+    def has_derived(self, name: str, day: dt.date, fp: str, part: str) -> bool:
+        return self.derived_path(name, day, fp, part).exists()
+
+    def write_derived(self, name: str, day: dt.date, fp: str, part: str, df: pl.DataFrame) -> Path:
+        """Store one day's result under its input fingerprint atomically (temp file + rename; an identical
+        re-write is a harmless replace). Temp files a killed run left are removed by :meth:`sweep_derived`."""
+        path = self.derived_path(name, day, fp, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
         os.replace(tmp, path)
+        return path
 
-    def derived_files(
-        self, name: str, version: int, part: str, start: dt.date | None = None, end: dt.date | None = None
-    ) -> list[Path]:
-        d = self.derived_dir(name, version) / part
-        if not d.exists():
-            return []
-        out = []
-        for p in sorted(d.glob("day=*.parquet")):
-            day = dt.date.fromisoformat(p.stem[4:])
-            if (start is None or day >= start) and (end is None or day <= end):
-                out.append(p)
-        return out
+    def derived_paths(self, name: str, fps: dict[dt.date, str], part: str) -> list[Path]:
+        """The stored ``part`` files of the days in ``fps`` (day -> fingerprint) that exist, in day order."""
+        return [p for d in sorted(fps) if (p := self.derived_path(name, d, fps[d], part)).exists()]
 
-    def derived_relation(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        name: str,
-        version: int,
-        part: str,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
+    def derived_scan(
+        self, con: duckdb.DuckDBPyConnection, name: str, fps: dict[dt.date, str], part: str
     ) -> duckdb.DuckDBPyRelation | None:
-        """A relation over the derived days in ``start..end`` (None when there are none)."""
-        files = self.derived_files(name, version, part, start, end)
+        """A relation over the stored ``part`` of the days in ``fps`` (None when none is stored)."""
+        files = self.derived_paths(name, fps, part)
         if not files:
             return None
         file_list = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
         return con.sql(f"SELECT * FROM read_parquet({file_list}, union_by_name = true)")
+
+    def derived_dir(self, name: str, key: str | int | None = None) -> Path:
+        """Folder of a scope-level result ``name`` stored under ``key`` (a fingerprint: see
+        :meth:`content_key`); without ``key`` the folder of every key."""
+        d = self.root / "derived" / name
+        return d if key is None else d / (f"v{key:08d}" if isinstance(key, int) else str(key))
+
+    def content_key(self, manifest: Manifest | None = None, tables=None, *extra: str) -> str:
+        """The input key of a scope-level result that reads ``tables`` (default: every table) of a snapshot:
+        equal for two versions with the same files (a rollback finds its results again), different as soon as
+        one file changes."""
+        m = manifest or self.manifest()
+        return self.tables_fingerprint(tables if tables is not None else list(m.tables), m, *extra)
+
+    def sweep_derived(self, name: str, started: float | None = None) -> int:
+        """Remove the temp files a killed run left under ``derived/<name>`` (see :func:`sweep_temp`)."""
+        return sweep_temp(self.root / "derived" / name, started)
 
     def order_days(
         self, start: dt.date | None = None, end: dt.date | None = None, version: int | None = None
@@ -700,6 +737,36 @@ COMMIT_ATTEMPTS = 20  # compare-and-swap retries before a commit fails loudly
 _MANIFEST_RE = re.compile(r"v(\d{8})\.json")
 _BATCH_RE = re.compile(r"(\d{8}T\d{6}-[0-9a-f]{8})")
 _VERIFIED: set[tuple[str, str | None]] = set()
+
+
+_PROCESS_START = time.time()
+
+
+def sweep_temp(base: Path, started: float | None = None) -> int:
+    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` older than ``started``
+    (default: this process's start): what a killed ``tca`` or ``dataset build`` left. A temp file still being
+    written by another run is newer than that, so it stays. Returns how many were removed."""
+    import shutil
+
+    started = _PROCESS_START if started is None else started
+    n = 0
+    if not base.exists():
+        return 0
+    for p in list(base.rglob(".*")):
+        try:
+            if p.is_file() and p.name.endswith(".tmp") and p.stat().st_mtime < started:
+                p.unlink(missing_ok=True)
+                n += 1
+            elif p.is_dir() and p.name.startswith(".tmp-") and _newest_mtime(p) < started:
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
+        except FileNotFoundError:
+            continue
+    return n
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
 
 
 def _batch_of(name: str) -> str:

@@ -320,3 +320,125 @@ def test_every_argument_error_is_one_line_and_exit_2(args, says, capsys, tmp_pat
 def test_unwritable_out_is_a_usage_error(seeded, capsys):
     rc, _, err = cli(capsys, "tca", "--lake", str(seeded.root), "--out", "/etc/hostname/tca.csv")
     assert rc == 2 and "/etc/hostname" in err and err.count("\n") == 1, err
+
+
+# --- 7. derived results keyed by their inputs, not by a version number -------------------------------------
+D1, D2 = "2026-03-02", "2026-03-03"
+
+
+def _day(ev, d: str, n: int, tag: str) -> list[dict]:
+    """``n`` BUY orders of 100 AAPL arriving on day ``d`` at 14:30, each filled at 100.05; quotes mid 100.00."""
+    rows = [ev.quote(ts=f"{d}T14:00:00Z", bid=99.99, ask=100.01), ev.quote(ts=f"{d}T15:00:00Z", bid=99.99, ask=100.01)]
+    for i in range(n):
+        oid = f"{tag}{i}"
+        rows += [
+            ev.order(event_id=f"o-{oid}", order_id=oid, ts=f"{d}T14:30:00Z", quantity=100),
+            ev.fill(event_id=f"f-{oid}", fill_id=f"F-{oid}", order_id=oid, ts=f"{d}T14:31:00Z", price=100.05,
+                    commission=1.0),
+        ]  # fmt: skip
+    return rows
+
+
+def _orders(lake: Lake, version: int | None = None) -> pl.DataFrame:
+    from analytics import tca
+
+    v = tca.ensure(lake, version=version)
+    con = lake.connect(lake.manifest(v))
+    try:
+        return tca.results(lake, con, version=v).pl()
+    finally:
+        con.close()
+
+
+def test_a_manual_rollback_then_new_data_never_serves_the_stale_tca(lake, files, ev):
+    """The bug: TCA stored under v2 (3 orders) was served after CURRENT went back to 1 and a different batch
+    became v2. Keyed by input fingerprints, the new v2 gets its own result."""
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 2, "A"))], lake)
+    ingest([files.jsonl("b.jsonl", _day(ev, D1, 1, "B")[2:])], lake)
+    assert sorted(_orders(lake)["order_id"].to_list()) == ["A0", "A1", "B0"]
+    (lake.root / MANIFEST_DIR / "CURRENT").write_text("1")  # an old-style rollback
+    ingest([files.jsonl("c.jsonl", _day(ev, D1, 1, "C")[2:])], lake)
+    assert lake.version() == 2
+    out = _orders(Lake(lake.root))
+    assert sorted(out["order_id"].to_list()) == ["A0", "A1", "C0"]
+    assert out["source_version"].unique().to_list() == ["lake@2"]
+
+
+def test_repair_rollback_reads_the_results_of_the_restored_files_without_recomputing(lake, files, ev, monkeypatch):
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 2, "A"))], lake)
+    v1 = _orders(lake)
+    ingest([files.jsonl("b.jsonl", _day(ev, D1, 3, "B")[2:])], lake)
+    assert _orders(lake).height == 5
+    lake.repair(to=1)
+    calls = []
+    real = tca.compute
+    monkeypatch.setattr(tca, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    back = _orders(lake)
+    assert calls == []  # a lookup: v3 lists v1's files, whose TCA is stored
+    assert back.height == 2 and back["source_version"].unique().to_list() == ["lake@3"]
+    cols = ["order_id", "is_total_bps", "input_fingerprint"]
+    assert back.select(cols).sort("order_id").equals(v1.select(cols).sort("order_id"))
+
+
+def test_a_commit_touching_one_day_recomputes_only_the_days_whose_inputs_changed(lake, files, ev):
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 1, "A") + _day(ev, D2, 1, "B"))], lake)
+    _orders(lake)
+    assert tca.missing_days(lake, lake.version()) == []
+    # a quote on D2 only: D2's inputs change, D1's do not
+    ingest([files.jsonl("q.jsonl", [ev.quote(ts=f"{D2}T16:00:00Z", bid=99.0, ask=99.02)])], lake)
+    assert tca.missing_days(lake, lake.version()) == [dt.date(2026, 3, 3)]
+    _orders(lake)
+    # a settlement dated D2 for D1's fill overrides its fees: D1's TCA reads it, so D1 is recomputed
+    before = _orders(lake).filter(pl.col("order_id") == "A0")["is_fees"].item()
+    st = ev.settlement(event_id="s-A0", fill_id="F-A0", ts=f"{D2}T10:00:00Z", settle_date=D2, commission=7.0)
+    ingest([files.jsonl("s.jsonl", [st])], lake)
+    assert tca.missing_days(lake, lake.version()) == [dt.date(2026, 3, 2)]
+    after = _orders(lake).filter(pl.col("order_id") == "A0")["is_fees"].item()
+    assert (before, after) == (1.0, 7.0)  # hand: the settled commission replaces the execution-time one
+
+
+def test_a_flipped_byte_in_an_input_file_is_an_error_not_a_different_tca(lake, files, ev):
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 2, "A"))], lake)
+    (e,) = lake.manifest().entries("quotes")
+    p = lake.root / e.path
+    data = bytearray(p.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    p.write_bytes(bytes(data))
+    store._VERIFIED.clear()
+    with pytest.raises(LakeCorrupt, match=rf"{e.path} does not match its SHA-256"):
+        tca.ensure(lake)
+
+
+def test_temp_files_of_a_killed_tca_or_dataset_build_are_removed_by_the_next_run(lake, files, ev):
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 1, "A"))], lake)
+    fp = tca.input_fingerprints(lake)[dt.date(2026, 3, 2)]
+    left = lake.derived_path(tca.RESULTS, dt.date(2026, 3, 2), fp, "orders").with_name(".orders.parquet.dead.tmp")
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half a parquet file")
+    ds_tmp = lake.root / "datasets" / "execution" / ".tmp-deadbeef0000"
+    ds_tmp.mkdir(parents=True)
+    (ds_tmp / "data.parquet").write_bytes(b"half")
+    t = time.time() - 60
+    for p in (left, ds_tmp / "data.parquet", ds_tmp):
+        os.utime(p, (t, t))
+    tca.ensure(lake)
+    assert not left.exists()
+    from analytics import datasets
+
+    with pytest.raises(datasets.DatasetError, match="no orders arrived"):
+        datasets.build(lake, "execution", dt.date(2026, 1, 5), dt.date(2026, 1, 6))
+    assert not ds_tmp.exists()
