@@ -442,3 +442,30 @@ def test_temp_files_of_a_killed_tca_or_dataset_build_are_removed_by_the_next_run
     with pytest.raises(datasets.DatasetError, match="no orders arrived"):
         datasets.build(lake, "execution", dt.date(2026, 1, 5), dt.date(2026, 1, 6))
     assert not ds_tmp.exists()
+
+
+# --- 13. saved report definitions -------------------------------------------------------------------------
+def test_report_definitions_two_names_one_file_and_unreadable_files(tmp_path):
+    from ui import report
+
+    class L:
+        root = tmp_path / "lake"
+
+    report.save_definition(L, report.Definition(name="Board pack", sections=("tca",)))
+    with pytest.raises(ValueError, match="would replace the saved report 'Board pack'"):
+        report.save_definition(L, report.Definition(name="board-pack!", sections=("summary",)))
+    report.save_definition(L, report.Definition(name="Board pack", sections=("summary",)))  # same name: update
+    (d,) = report.load_definitions(L)
+    assert d.sections == ("summary",)
+    folder = report.definitions_dir(L)
+    (folder / "broken.json").write_text('{"name": "Broken", "sections": ["tca"')
+    (folder / "odd.json").write_text(json.dumps({"name": "Odd", "sections": ["nope"]}))
+    (folder / "typed.json").write_text(json.dumps({"name": "Typed", "start": "2026-13-01"}))
+    (folder / "list.json").write_text("[1, 2]")
+    ok, bad = report.scan_definitions(L)
+    assert [x.name for x in ok] == ["Board pack"]
+    assert {b["file"]: b["problem"].split(" ")[0] for b in bad} == {
+        "broken.json": "not", "list.json": "not", "odd.json": "unknown", "typed.json": "start"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="cannot be read"):
+        report.save_definition(L, report.Definition(name="Broken!"))
