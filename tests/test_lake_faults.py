@@ -469,3 +469,93 @@ def test_report_definitions_two_names_one_file_and_unreadable_files(tmp_path):
     }  # fmt: skip
     with pytest.raises(ValueError, match="cannot be read"):
         report.save_definition(L, report.Definition(name="Broken!"))
+
+
+# --- kill points of the new commit steps (the data-file and CURRENT points are in test_store.py) -------------
+KILLER = """
+import os, signal, sys
+point = sys.argv[1]
+real_link, real_replace = os.link, os.replace
+def link(src, dst, *a, **kw):
+    if point == "link":  # every data file written, the manifest about to be created
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_link(src, dst, *a, **kw)
+def replace(src, dst, *a, **kw):
+    out = real_replace(src, dst, *a, **kw)
+    if point == "after_current" and os.path.basename(str(dst)) == "CURRENT":  # committed, marker not yet removed
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+os.link, os.replace = link, replace
+from analytics.__main__ import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("point", ["link", "after_current"])
+def test_kill_at_the_manifest_link_or_after_current(point, seeded, files, ev, lake_state):
+    lake = seeded
+    before = lake_state(lake)
+    batch = [files.jsonl("b.jsonl", [ev.fill(event_id="f2", fill_id="F2"), ev.quote(symbol="MSFT")])]
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, point, "ingest", *map(str, batch), "--lake", str(lake.root), "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    assert len(list((lake.root / WRITERS_DIR).iterdir())) == 1  # the dead writer's marker is left behind
+    fresh = Lake(lake.root)
+    if point == "link":
+        assert lake_state(fresh) == before
+    else:
+        assert fresh.version() == 2 and fresh.verify()["ok"]
+    with fresh.writer():
+        pass  # the next writer sweeps: uncommitted files go, committed ones stay
+    assert not list((lake.root / WRITERS_DIR).iterdir())
+    listed = {e.path for e in fresh.manifest().all_entries()}
+    on_disk = {str(p.relative_to(lake.root)) for p in (lake.root / "tables").rglob("*") if p.is_file()}
+    assert on_disk == listed and fresh.verify()["ok"]
+    assert sorted(fresh.read("fills")["fill_id"].to_list()) == (["F1"] if point == "link" else ["F1", "F2"])
+
+
+RACER = """
+import datetime as dt, fcntl, sys, time
+fcntl.flock = lambda *a, **k: None  # a filesystem that ignores flock
+import polars as pl
+from analytics.store import Lake, empty_frame
+root, tag, n, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+cols = list(empty_frame("returns").columns)
+time.sleep(max(0.0, t0 - time.time()))  # both start together
+rebased = 0
+for i in range(n):
+    df = pl.DataFrame({"date": [dt.date(2026, 3, 2)], "symbol": [f"{tag}{i}"], "return": [0.01]}).with_columns(
+        fx_return=pl.lit(None, pl.Float64), extra=pl.lit(None, pl.String), _batch=pl.lit("b"), _hash=pl.lit(None, pl.String))
+    with Lake(root).writer() as w:
+        w.append("returns", df.select(cols))
+    rebased += w.rebased
+print(rebased)
+"""
+
+
+def test_two_processes_committing_without_a_working_lock_lose_nothing(two_versions):
+    """Two writers in separate processes, flock a no-op, N commits each, started together: every row is in the
+    lake, the versions are 2 + 2N with no gap and no reuse, every file verifies and none is left unlisted."""
+    lake = two_versions
+    n = 25
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    t0 = str(time.time() + 4)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(lake.root), tag, str(n), t0], env=env, **pipes)
+        for tag in ("A", "B")
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    fresh = Lake(lake.root)
+    assert fresh.version() == 2 + 2 * n
+    got = sorted(fresh.read("returns")["symbol"].to_list())
+    assert got == sorted(["AAPL", "MSFT", *(f"{t}{i}" for t in "AB" for i in range(n))])
+    assert fresh.verify()["ok"] and fresh.manifest_versions() == list(range(1, 3 + 2 * n))
+    with fresh.writer():
+        pass
+    on_disk = {str(p.relative_to(lake.root)) for p in (lake.root / "tables").rglob("*") if p.is_file()}
+    assert on_disk == {e.path for e in fresh.manifest().all_entries()}
