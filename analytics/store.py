@@ -1025,10 +1025,13 @@ def scan_day_files(
 ) -> pl.LazyFrame:
     """Columns ``columns`` of ``table`` (quotes, trades...) dated ``start..end`` straight from the snapshot's
     date-pruned Parquet files, as a Polars lazy scan: only the files whose time range meets the dates are opened,
-    and rows are filtered half-open on timestamps (``ts >= start AND ts < end + 1 day``)."""
+    and rows are filtered half-open on timestamps (``ts >= start AND ts < end + 1 day``). The files' SHA-256
+    are checked first (:meth:`Lake.check_hashes`)."""
     schema = table_schema(table)
     cols = {c: schema[c] for c in columns}
-    files = [str(p) for p in lake.files(table, start, end, manifest)]
+    entries = lake.entries(table, start, end, manifest)
+    lake.check_hashes(entries)  # results are computed from these bytes: a flipped byte is an error (once a process)
+    files = [str(lake.root / e.path) for e in entries]
     if not files:
         return pl.LazyFrame(schema=cols)
     tcol = TABLES[table].time_col

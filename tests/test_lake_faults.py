@@ -559,3 +559,35 @@ def test_two_processes_committing_without_a_working_lock_lose_nothing(two_versio
         pass
     on_disk = {str(p.relative_to(lake.root)) for p in (lake.root / "tables").rglob("*") if p.is_file()}
     assert on_disk == {e.path for e in fresh.manifest().all_entries()}
+
+
+# --- 9. the snapshot a result names is the one it read ------------------------------------------------------
+def test_tca_of_a_named_version_reads_that_snapshot_while_a_newer_one_is_current(lake, files, ev):
+    """The pages read the version first and then asked ensure() for "the current" one: an ingest in between made
+    them compute one snapshot and label it with another. ensure(version=) computes exactly the named one."""
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 2, "A"))], lake)
+    ingest([files.jsonl("b.jsonl", _day(ev, D1, 1, "B")[2:])], lake)  # lands after the page read version 1
+    assert tca.ensure(lake, version=1) == 1
+    con = lake.connect(lake.manifest(1))
+    rows = tca.results(lake, con, version=1).pl()
+    assert sorted(rows["order_id"].to_list()) == ["A0", "A1"] and rows["source_version"].unique().to_list() == [
+        "lake@1"
+    ]
+    assert tca.missing_days(lake, 2) == [dt.date(2026, 3, 2)]  # version 2's day has other inputs
+
+
+def test_a_tick_scan_checks_the_hashes_of_the_files_it_reads(lake, files, ev):
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 1, "A"))], lake)
+    (e,) = lake.manifest().entries("quotes")
+    p = lake.root / e.path
+    data = bytearray(p.read_bytes())
+    data[-20] ^= 0x04
+    p.write_bytes(bytes(data))
+    store._VERIFIED.clear()
+    with pytest.raises(LakeCorrupt, match="does not match its SHA-256"):
+        store.scan_day_files(lake, "quotes", dt.date(2026, 3, 2), dt.date(2026, 3, 2), ["symbol", "ts", "bid"])
