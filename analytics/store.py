@@ -28,9 +28,12 @@ Commit protocol (one writer at a time under an ``flock`` on ``_lock``, and safe 
    as it was.
 
 Orphan sweep (each writer, under the lock, after reading ``CURRENT``): nothing is ever deleted on the
-strength of a version number that could not be read. It deletes only temp files, manifests numbered above
-a readable ``CURRENT`` and data files referenced by NO manifest on disk (so a rollback to an earlier version
-still finds its files), and only those older than the writer's own start whose writer is not alive.
+strength of a version number that could not be read. It deletes only temp files, manifests numbered above a
+readable ``CURRENT`` that a killed writer left (its marker is still in ``_writers/``, its process gone), and
+data files referenced by NO manifest on disk (so a rollback to an earlier version still finds its files),
+and only those older than the writer's own start whose writer is not alive. A manifest above ``CURRENT``
+without such a marker (it was committed once and ``CURRENT`` was moved back by hand) or that cannot be read
+is set aside as ``v<N>.json.superseded-<time>`` / ``.unreadable-<time>``, never deleted (its files stay).
 
 Integrity: :meth:`Lake.verify` checks every file of a version (present, size, SHA-256); :meth:`Lake.repair`
 points ``CURRENT`` at the newest manifest whose files all verify, or rolls back to a chosen version by
@@ -608,22 +611,32 @@ class Lake:
             except FileNotFoundError:
                 return False
 
+        wdir = self.root / WRITERS_DIR
+        markers = {p.name for p in wdir.iterdir()} if wdir.exists() else set()
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         for p in list(self._mdir.iterdir()):
-            if p.name == "CURRENT":
-                continue
             mm = _MANIFEST_RE.fullmatch(p.name)
-            if mm and int(mm.group(1)) <= v:
+            if p.name == "CURRENT" or (mm and int(mm.group(1)) <= v) or _KEPT_RE.search(p.name):
                 continue
-            if mm:  # above CURRENT: a writer killed between its manifest and CURRENT
-                try:
-                    b = Manifest.from_json(p.read_text()).batch
-                except (ValueError, KeyError, TypeError):
-                    b = ""
-                if b in alive or p.stat().st_mtime >= started:
-                    continue
+            if not mm:
+                if stale(p):
+                    p.unlink(missing_ok=True)
+                continue
+            # Above CURRENT. Written by a writer killed between its manifest and CURRENT (its marker is still
+            # there, its process gone): never visible, deleted. Otherwise it was committed once and CURRENT was
+            # moved back by hand, or it cannot be read: set aside under another name (its files stay listed, so
+            # they are kept), never deleted; the number is free for the next commit.
+            try:
+                b = Manifest.from_json(p.read_text()).batch
+            except (ValueError, KeyError, TypeError):
+                p.rename(p.with_name(f"{p.name}.unreadable-{stamp}"))
+                continue
+            if b in alive or p.stat().st_mtime >= started:
+                continue
+            if b and b in markers:
                 p.unlink(missing_ok=True)
-            elif stale(p):
-                p.unlink(missing_ok=True)
+            else:
+                p.rename(p.with_name(f"{p.name}.superseded-{stamp}"))
         tdir = self.root / TABLE_DIR
         if tdir.exists():
             live: set[str] = set()
@@ -632,6 +645,11 @@ class Lake:
                     live |= {e.path for e in self._read_manifest(n).all_entries()}
                 except LakeCorrupt:
                     return  # a manifest we cannot read may list any file: delete no data file
+            for q in self._mdir.glob("v*.json.superseded-*"):
+                try:
+                    live |= {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
+                except (ValueError, KeyError, TypeError):
+                    return
             for p in tdir.rglob("*"):
                 if p.is_file() and str(p.relative_to(self.root)) not in live and stale(p):
                     p.unlink(missing_ok=True)
@@ -735,6 +753,7 @@ REPAIR_HINT = (
 WRITERS_DIR = "_writers"  # one marker per running writer (pid, host): its files are never orphans
 COMMIT_ATTEMPTS = 20  # compare-and-swap retries before a commit fails loudly
 _MANIFEST_RE = re.compile(r"v(\d{8})\.json")
+_KEPT_RE = re.compile(r"\.json\.(superseded|unreadable)-")  # manifests set aside by the sweep: never deleted
 _BATCH_RE = re.compile(r"(\d{8}T\d{6}-[0-9a-f]{8})")
 _VERIFIED: set[tuple[str, str | None]] = set()
 

@@ -358,9 +358,13 @@ def test_a_manual_rollback_then_new_data_never_serves_the_stale_tca(lake, files,
     ingest([files.jsonl("a.jsonl", _day(ev, D1, 2, "A"))], lake)
     ingest([files.jsonl("b.jsonl", _day(ev, D1, 1, "B")[2:])], lake)
     assert sorted(_orders(lake)["order_id"].to_list()) == ["A0", "A1", "B0"]
-    (lake.root / MANIFEST_DIR / "CURRENT").write_text("1")  # an old-style rollback
+    old_v2 = {e.path for e in lake.manifest(2).all_entries()} - {e.path for e in lake.manifest(1).all_entries()}
+    (lake.root / MANIFEST_DIR / "CURRENT").write_text("1")  # an old-style rollback, by hand
     ingest([files.jsonl("c.jsonl", _day(ev, D1, 1, "C")[2:])], lake)
     assert lake.version() == 2
+    # the hand-discarded v2 was committed once: set aside, not deleted, and its files kept
+    assert len(list((lake.root / MANIFEST_DIR).glob("v00000002.json.superseded-*"))) == 1
+    assert all((lake.root / p).exists() for p in old_v2)
     out = _orders(Lake(lake.root))
     assert sorted(out["order_id"].to_list()) == ["A0", "A1", "C0"]
     assert out["source_version"].unique().to_list() == ["lake@2"]
