@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import duckdb
 import streamlit as st
 
 from analytics.demo import ensure_demo_lake
@@ -65,3 +66,5 @@ try:
     nav.run()
 except LakeCorrupt as e:  # a missing, short or changed data file: one clear message naming it and the fix
     st.error(f"The lake cannot be read: {e}")
+except duckdb.IOException as e:  # a file removed under a cached connection: name it when the lake can
+    st.error(f"The lake cannot be read: {state.lake().diagnose() or e}")

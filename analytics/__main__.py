@@ -31,6 +31,8 @@ import os
 import sys
 from pathlib import Path
 
+import duckdb
+
 from analytics.ingest import IngestError, ingest
 from analytics.schema import TABLES
 from analytics.store import Lake, LakeCorrupt
@@ -671,6 +673,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LakeCorrupt as e:
         print(f"{args.command}: error: {e}", file=sys.stderr)
+        return 3
+    except duckdb.IOException as e:  # a lake file vanished mid-command: name it if the lake can
+        found = Lake(getattr(args, "lake", None)).diagnose()
+        print(f"{args.command}: error: {found or e}", file=sys.stderr)
         return 3
     except OSError as e:  # an unwritable --out, an unreadable file: the path and the reason, no traceback
         print(f"{args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)

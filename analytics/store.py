@@ -377,6 +377,16 @@ class Lake:
             if e.size is not None and size != e.size:
                 raise LakeCorrupt(f"data file {e.path} has {size} bytes, the manifest records {e.size}")
 
+    def diagnose(self) -> LakeCorrupt | None:
+        """What is wrong with the current version's files, if anything (a stat per file): turns a raw DuckDB
+        IOException raised by a long-lived connection (a file removed after it was opened) into a
+        :class:`LakeCorrupt` naming the file and the repair command."""
+        try:
+            self.check_present(self.manifest().all_entries())
+        except LakeCorrupt as e:
+            return e
+        return None
+
     def check_hashes(self, entries: list[FileEntry]) -> None:
         """Raise :class:`LakeCorrupt` naming the first file whose bytes do not hash to the manifest's SHA-256.
         Derived results call it on the files they are about to compute from: a flipped byte is then an error,
@@ -684,8 +694,9 @@ class Lake:
     def repair(self, to: int | None = None) -> dict:
         """Make ``CURRENT`` name a valid version again, under the writer lock.
 
-        Without ``to``: the newest manifest whose every file is present and matches (size and hash). With ``to``:
-        that version (it must verify), a rollback. When the chosen version is not the newest manifest on disk,
+        Without ``to``: the newest manifest whose every file is present and matches (size and hash), at or below
+        ``CURRENT`` when it is readable (a valid current version is left as it is), never one a killed writer
+        left uncommitted. With ``to``: that version (it must verify): a rollback, or forward again. When the chosen version is not the newest manifest on disk,
         its file list is committed as a NEW version (``restored_from`` = the chosen one) above every manifest on
         disk, so version numbers only grow, nothing is deleted and no later writer collides with an old number.
         Returns ``{"version": the new current, "restored_from", "skipped": [(version, reason)...]}``."""
@@ -702,7 +713,15 @@ class Lake:
         on_disk = self.manifest_versions()
         if not on_disk:
             raise LakeCorrupt(f"no manifest under {self._mdir}: nothing to repair from")
-        candidates = [to] if to is not None else sorted(on_disk, reverse=True)
+        try:
+            cur: int | None = self.version()
+        except LakeCorrupt:
+            cur = None
+        wdir = self.root / WRITERS_DIR
+        uncommitted = {p.name for p in wdir.iterdir()} if wdir.exists() else set()  # writers that never finished
+        # Without --to: the newest version at or below a readable CURRENT (never forward onto a version
+        # CURRENT does not name), and never a manifest whose writer died before its commit.
+        candidates = [to] if to is not None else sorted((n for n in on_disk if cur is None or n <= cur), reverse=True)
         skipped: list[tuple[int, str]] = []
         chosen = None
         for v in candidates:
@@ -712,8 +731,12 @@ class Lake:
                 )
             try:
                 rep = self.verify(v)
+                batch = self._read_manifest(v).batch
             except LakeCorrupt as e:
-                skipped.append((v, str(e)))
+                skipped.append((v, str(e.problem)))
+                continue
+            if to is None and batch and batch in uncommitted:
+                skipped.append((v, "never committed (its writer was killed before CURRENT)"))
                 continue
             if rep["ok"]:
                 chosen = v
@@ -721,7 +744,10 @@ class Lake:
             skipped.append((v, ", ".join(f"{p['path']} {p['problem']}" for p in rep["problems"][:3])))
         if chosen is None:
             raise LakeCorrupt("no manifest verifies: " + "; ".join(f"v{v}: {r}" for v, r in skipped[:5]))
-        if chosen == on_disk[-1]:
+        if chosen == cur:
+            return {"version": cur, "restored_from": None, "skipped": skipped}
+        if all(self._batch_of_version(n) in uncommitted for n in on_disk if n > chosen):
+            # nothing committed above it (at most a killed writer's manifest, which the next writer sweeps)
             _write_current(self._mdir, chosen, uuid.uuid4().hex[:8])
             return {"version": chosen, "restored_from": None, "skipped": skipped}
         src = self._read_manifest(chosen)
@@ -731,6 +757,12 @@ class Lake:
             raise LakeCorrupt(f"version {new_v} appeared during the repair: run it again")
         _write_current(self._mdir, new_v, uuid.uuid4().hex[:8])
         return {"version": new_v, "restored_from": chosen, "skipped": skipped}
+
+    def _batch_of_version(self, v: int) -> str | None:
+        try:
+            return self._read_manifest(v).batch or None
+        except LakeCorrupt:
+            return None
 
 
 class LakeCorrupt(RuntimeError):  # noqa: N818 (the name the issue and the pages use)

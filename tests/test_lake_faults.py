@@ -595,3 +595,34 @@ def test_a_tick_scan_checks_the_hashes_of_the_files_it_reads(lake, files, ev):
     store._VERIFIED.clear()
     with pytest.raises(LakeCorrupt, match="does not match its SHA-256"):
         store.scan_day_files(lake, "quotes", dt.date(2026, 3, 2), dt.date(2026, 3, 2), ["symbol", "ts", "bid"])
+
+
+def test_repair_never_commits_what_a_killed_writer_left_and_leaves_a_valid_lake_alone(two_versions):
+    lake = two_versions
+    assert lake.repair() == {"version": 2, "restored_from": None, "skipped": []}  # valid: nothing to do
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    batch = "20260302T000000-0badf00d"
+    (lake.root / WRITERS_DIR).mkdir(exist_ok=True)
+    (lake.root / WRITERS_DIR / batch).write_text(json.dumps({"pid": int(proc.stdout), "host": os.uname().nodename}))
+    killed = store.Manifest(3, "x", lake.manifest(1).tables, batch=batch)  # all its files verify
+    assert store._link_manifest(lake.root / MANIFEST_DIR, killed, "t")
+    (lake.root / MANIFEST_DIR / "CURRENT").unlink()
+    rep = Lake(lake.root).repair()
+    assert rep["version"] == 2 and rep["skipped"][0][0] == 3 and "never committed" in rep["skipped"][0][1]
+    fresh = Lake(lake.root)
+    with fresh.writer() as w:  # the next writer sweeps the killed writer's manifest and takes its number
+        w.append("returns", returns_frame(D, "IBM", 0.3))
+    assert w.committed_version == 3 and sorted(fresh.read("returns")["symbol"].to_list()) == ["AAPL", "IBM", "MSFT"]
+
+
+def test_a_file_removed_under_an_open_connection_is_diagnosed_by_name(two_versions):
+    import duckdb
+
+    lake = two_versions
+    con = lake.connect()  # opened while every file is there
+    gone = lake.manifest().entries("returns")[0].path
+    (lake.root / gone).unlink()
+    with pytest.raises(duckdb.IOException):
+        con.execute("SELECT count(*) FROM returns").fetchall()  # what a cached page connection then raises
+    found = lake.diagnose()
+    assert isinstance(found, LakeCorrupt) and gone in str(found) and "lake repair" in str(found)
