@@ -432,11 +432,8 @@ class Lake:
         """A relation over only the files of ``table`` that can hold rows in ``start..end``, filtered to
         that range on the table's time column (half-open on timestamps). Reads the snapshot ``con`` was
         opened on (its ``lake_version``), not whatever version is current now."""
-        try:
-            snap = con.execute("SELECT version FROM lake_version").fetchall()
-        except duckdb.Error:  # not a connection from connect(): the current version
-            snap = []
-        files = self.files(table, start, end, self.manifest(snap[0][0]) if snap else None)
+        snap = snapshot_version(con)  # None: not a connection from connect(): the current version
+        files = self.files(table, start, end, self.manifest(snap) if snap is not None else None)
         rel = con.sql(self._select_sql(table, files))
         tcol = TABLES[table].time_col if table in TABLES else None
         if tcol and start is not None:
@@ -1012,6 +1009,14 @@ class Writer:
             f"could not commit batch {self.batch_id} after {COMMIT_ATTEMPTS} attempts: other writers keep "
             f"committing version {base.version + 1} ({mdir}); is the `_lock` file being removed?"
         )
+
+
+def snapshot_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The lake version a connection from :meth:`Lake.connect` reads (None for another connection)."""
+    try:
+        return con.execute("SELECT version FROM lake_version").fetchone()[0]
+    except duckdb.Error:
+        return None
 
 
 def empty_frame(table: str) -> pl.DataFrame:

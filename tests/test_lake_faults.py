@@ -626,3 +626,19 @@ def test_a_file_removed_under_an_open_connection_is_diagnosed_by_name(two_versio
         con.execute("SELECT count(*) FROM returns").fetchall()  # what a cached page connection then raises
     found = lake.diagnose()
     assert isinstance(found, LakeCorrupt) and gone in str(found) and "lake repair" in str(found)
+
+
+def test_day_fingerprint_changes_with_the_day_s_files_only(lake, files, ev):
+    from analytics.ingest import ingest
+
+    ingest([files.jsonl("a.jsonl", _day(ev, D1, 1, "A") + _day(ev, D2, 1, "B"))], lake)
+    d1, d2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    fp = {d: lake.day_fingerprint(d, ["quotes", "fills"]) for d in (d1, d2)}
+    by_hand = hashlib.sha256()  # the documented recipe: sorted "path\0sha256" lines
+    for e in sorted(lake.entries("quotes", d1, d1) + lake.entries("fills", d1, d1), key=lambda e: e.path):
+        by_hand.update(f"{e.path}\0{e.sha256}".encode() + b"\n")
+    assert fp[d1] == by_hand.hexdigest()[:24]
+    ingest([files.jsonl("q.jsonl", [ev.quote(ts=f"{D2}T16:00:00Z", bid=99.0, ask=99.02)])], lake)
+    assert lake.day_fingerprint(d1, ["quotes", "fills"]) == fp[d1]
+    assert lake.day_fingerprint(d2, ["quotes", "fills"]) != fp[d2]
+    assert lake.day_fingerprint(d1, ["quotes", "fills"], extra=("code-2",)) != fp[d1]

@@ -24,7 +24,7 @@ import polars as pl
 from analytics import overview, risk, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
-from analytics.store import write_text_atomic
+from analytics.store import snapshot_version, write_text_atomic
 from ui import charts
 
 SECTIONS = {
@@ -170,7 +170,7 @@ def _quality(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     if orders.is_empty():
         sec.paragraphs.append("No orders in this period.")
         return sec
-    v = lake.version()
+    v = snapshot_version(con)  # the snapshot the report reads, not whatever is current by now
     quality.ensure_sums(lake, con, f.start, f.end, v)
     sec.paragraphs.append(
         "Venues by their fills (Rule 605 definitions: effective over quoted spread, price improvement against the "
