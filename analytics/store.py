@@ -1014,9 +1014,10 @@ class Writer:
 def snapshot_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The lake version a connection from :meth:`Lake.connect` reads (None for another connection)."""
     try:
-        return con.execute("SELECT version FROM lake_version").fetchone()[0]
+        rows = con.execute("SELECT version FROM lake_version").fetchall()  # fetchall: leave no open result
     except duckdb.Error:
         return None
+    return rows[0][0] if rows else None
 
 
 def empty_frame(table: str) -> pl.DataFrame:
