@@ -377,6 +377,16 @@ class Lake:
             if e.size is not None and size != e.size:
                 raise LakeCorrupt(f"data file {e.path} has {size} bytes, the manifest records {e.size}")
 
+    @contextlib.contextmanager
+    def _named_damage(self, entries: list[FileEntry]):
+        """DuckDB reads a file's footer as soon as a view or relation names it: a damaged file then raises a raw
+        parser error. Turn it into :class:`LakeCorrupt` naming the file (by its hash) when one is damaged."""
+        try:
+            yield
+        except duckdb.Error:
+            self.check_hashes(entries, cached=False)
+            raise
+
     def diagnose(self) -> LakeCorrupt | None:
         """What is wrong with the current version's files, if anything (a stat per file): turns a raw DuckDB
         IOException raised by a long-lived connection (a file removed after it was opened) into a
@@ -387,15 +397,16 @@ class Lake:
             return e
         return None
 
-    def check_hashes(self, entries: list[FileEntry]) -> None:
+    def check_hashes(self, entries: list[FileEntry], cached: bool = True) -> None:
         """Raise :class:`LakeCorrupt` naming the first file whose bytes do not hash to the manifest's SHA-256.
         Derived results call it on the files they are about to compute from: a flipped byte is then an error,
-        not a silently different figure. Each (file, hash) is checked once per process (files are immutable);
-        an entry without a hash (an older manifest) is only checked for presence."""
+        not a silently different figure. Each (file, hash) is checked once per process (files are immutable;
+        ``cached=False`` re-reads them all); an entry without a hash (an older manifest) is only checked for
+        presence."""
         self.check_present(entries)
         for e in entries:
             key = (str(self.root / e.path), e.sha256)
-            if e.sha256 is None or key in _VERIFIED:
+            if e.sha256 is None or (cached and key in _VERIFIED):
                 continue
             if file_sha256(self.root / e.path) != e.sha256:
                 raise LakeCorrupt(f"data file {e.path} does not match its SHA-256 in the manifest (changed on disk)")
@@ -417,8 +428,11 @@ class Lake:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")  # ICU is built in; a config= key cannot autoload it
         for name in all_table_names():
-            files = [self.root / e.path for e in self.entries(name, manifest=m)]
-            con.execute(f"CREATE VIEW {quote_ident(name)} AS {self._select_sql(name, files)}")
+            es = self.entries(name, manifest=m)
+            with self._named_damage(es):
+                con.execute(
+                    f"CREATE VIEW {quote_ident(name)} AS {self._select_sql(name, [self.root / e.path for e in es])}"
+                )
         con.execute(f"CREATE TABLE lake_version AS SELECT {int(m.version)}::BIGINT AS version")
         return con
 
@@ -434,7 +448,8 @@ class Lake:
         opened on (its ``lake_version``), not whatever version is current now."""
         snap = snapshot_version(con)  # None: not a connection from connect(): the current version
         files = self.files(table, start, end, self.manifest(snap) if snap is not None else None)
-        rel = con.sql(self._select_sql(table, files))
+        with self._named_damage(self.entries(table, start, end, self.manifest(snap) if snap is not None else None)):
+            rel = con.sql(self._select_sql(table, files))
         tcol = TABLES[table].time_col if table in TABLES else None
         if tcol and start is not None:
             rel = rel.filter(duckdb.ColumnExpression(tcol) >= duckdb.ConstantExpression(start))
