@@ -277,17 +277,22 @@ class Lake:
         return v
 
     def _committed_content(self) -> str:
-        """What makes this folder a lake although ``CURRENT`` is missing ("" when nothing does): any manifest, or
-        a data file that no dead writer's marker claims (a first writer killed before its commit leaves only
-        files its marker names, which are provably uncommitted)."""
-        manifests = sorted(self._mdir.glob("v*.json")) if self._mdir.exists() else []
+        """What makes this folder a lake although ``CURRENT`` is missing ("" when nothing does): a manifest or a
+        data file that no writer's marker claims (a first writer killed before its commit leaves only a manifest
+        and files its marker names, which are provably uncommitted)."""
+        wdir = self.root / WRITERS_DIR
+        claimed = {m.name for m in wdir.iterdir()} if wdir.exists() else set()
+        manifests = []
+        for n in self.manifest_versions():
+            try:
+                if self._read_manifest(n).batch not in claimed:
+                    manifests.append(n)
+            except LakeCorrupt:
+                manifests.append(n)
         if manifests:
-            return f"{len(manifests)} manifest(s) ({manifests[-1].name}...)"
+            return f"{len(manifests)} manifest(s) (v{manifests[-1]:08d}.json...)"
         tdir = self.root / TABLE_DIR
         if tdir.exists():
-            claimed = (
-                {m.stem for m in (self.root / WRITERS_DIR).glob("*")} if (self.root / WRITERS_DIR).exists() else set()
-            )
             data = [p for p in tdir.rglob("*.parquet") if _batch_of(p.name) not in claimed]
             if data:
                 return f"{len(data)} data file(s) ({data[0].relative_to(self.root)}...)"

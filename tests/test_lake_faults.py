@@ -485,6 +485,8 @@ def link(src, dst, *a, **kw):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_link(src, dst, *a, **kw)
 def replace(src, dst, *a, **kw):
+    if point == "before_current" and os.path.basename(str(dst)) == "CURRENT":  # manifest linked, CURRENT not
+        os.kill(os.getpid(), signal.SIGKILL)
     out = real_replace(src, dst, *a, **kw)
     if point == "after_current" and os.path.basename(str(dst)) == "CURRENT":  # committed, marker not yet removed
         os.kill(os.getpid(), signal.SIGKILL)
@@ -519,6 +521,25 @@ def test_kill_at_the_manifest_link_or_after_current(point, seeded, files, ev, la
     on_disk = {str(p.relative_to(lake.root)) for p in (lake.root / "tables").rglob("*") if p.is_file()}
     assert on_disk == listed and fresh.verify()["ok"]
     assert sorted(fresh.read("fills")["fill_id"].to_list()) == (["F1"] if point == "link" else ["F1", "F2"])
+
+
+def test_a_first_ingest_killed_before_current_leaves_an_empty_lake_not_a_corrupt_one(lake, files, ev):
+    """Killed between its manifest v1 and CURRENT, the very first writer leaves v1.json and data files that its
+    dead marker claims: the lake is empty (version 0), and the next ingest sweeps them and commits v1."""
+    batch = [files.jsonl("a.jsonl", [ev.order(), ev.fill()])]
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, "before_current", "ingest", *map(str, batch), "--lake", str(lake.root)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    assert (lake.root / MANIFEST_DIR / "v00000001.json").exists()
+    assert Lake(lake.root).version() == 0
+    from analytics.ingest import ingest
+
+    res = ingest([files.jsonl("b.jsonl", [ev.order(event_id="o9", order_id="O9")])], Lake(lake.root))
+    assert res.version == 1 and Lake(lake.root).read("orders")["order_id"].to_list() == ["O9"]
+    assert Lake(lake.root).verify()["ok"]
 
 
 RACER = """
