@@ -646,6 +646,8 @@ def ensure(
     whose inputs have no stored result yet. Returns that version: the snapshot the caller then reads
     (``results(..., version=)``). Idempotent: a day is computed once per input fingerprint. Input files are
     hash-checked before they are computed from; temp files of a killed run are removed first."""
+    if cfg is not None and cfg != TCAConfig():  # the stored rows' key holds the code version, not a config
+        raise ValueError("stored TCA results use the default TCAConfig: call compute() for another configuration")
     m = lake.manifest(version)
     v = m.version
     lake.sweep_derived(RESULTS)
