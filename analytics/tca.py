@@ -51,6 +51,7 @@ daily log returns before the day, decimal per day), ``spread_at_arrival_bps``, `
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 import uuid
@@ -582,24 +583,29 @@ def _event_hashes(lake, m) -> pl.DataFrame:
 
 def _day_inputs(lake, m, day: dt.date, lo: dt.date, hi: dt.date) -> list:
     """The manifest entries (besides the event rows) the TCA of ``day``'s orders reads (see the section comment)."""
-    by_day = _by_day(m)
-    span = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
-    out = [e for t in ("quotes", "trades") for d in span for e in by_day.get((t, d.isoformat()), ())]
+    by_day, days = _by_day(m)
+    out = []
+    for t in ("quotes", "trades"):  # the partitions present in lo..hi (an absurd end_time spans no empty days)
+        ds = days.get(t, [])
+        for d in ds[bisect.bisect_left(ds, lo.isoformat()) : bisect.bisect_right(ds, hi.isoformat())]:
+            out += by_day[(t, d)]
     out += by_day.get(("fills", day.isoformat()), [])
     out += [e for e in m.entries("bars") if e.rows and (e.min_t is None or e.min_t[:10] <= hi.isoformat())]
     return out + [e for e in m.entries("securities") if e.rows]
 
 
-def _by_day(m) -> dict[tuple[str, str], list]:
-    """(table, day) -> entries of the day-partitioned tables TCA reads by day (built once per manifest)."""
+def _by_day(m) -> tuple[dict[tuple[str, str], list], dict[str, list[str]]]:
+    """(table, day) -> entries of the day-partitioned tables TCA reads by day, and each table's sorted days
+    (built once per manifest)."""
     idx = m.__dict__.get("_tca_by_day")
     if idx is None:
-        idx = {}
+        by: dict[tuple[str, str], list] = {}
         for t in ("quotes", "trades", "fills"):
             for e in m.entries(t):
                 if e.rows:
-                    idx.setdefault((t, e.part), []).append(e)
-        m.__dict__["_tca_by_day"] = idx
+                    by.setdefault((t, e.part), []).append(e)
+        days = {t: sorted(d for (tt, d) in by if tt == t) for t in ("quotes", "trades", "fills")}
+        idx = m.__dict__["_tca_by_day"] = (by, days)
     return idx
 
 

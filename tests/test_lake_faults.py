@@ -704,3 +704,20 @@ def test_forty_random_bit_flips_never_change_is_silently(lake, files, ev):
         finally:
             p.write_bytes(good)
     assert refused > 20  # most files are TCA inputs (orders, fills, quotes), so most flips are refused
+
+
+def test_an_absurd_scheduled_end_time_does_not_make_fingerprints_slow(lake, files, ev):
+    """An algo end_time in year 9999 widens the day's market-data span to 8,000 years: only the partitions
+    present in it are looked at."""
+    from analytics import tca
+    from analytics.ingest import ingest
+
+    rows = _day(ev, D1, 1, "A")
+    rows[2]["algo_params"] = {"end_time": "9999-12-31T00:00:00Z"}
+    ingest([files.jsonl("a.jsonl", rows)], lake)
+    (ev_row,) = tca._event_hashes(lake, lake.manifest()).iter_rows(named=True)
+    assert ev_row["hi_day"] == dt.date(9999, 12, 31)
+    t = time.perf_counter()
+    tca._FP_CACHE.clear()
+    assert list(tca.input_fingerprints(lake)) == [dt.date(2026, 3, 2)]
+    assert time.perf_counter() - t < 1.0
