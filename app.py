@@ -10,9 +10,11 @@ import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import duckdb
 import streamlit as st
 
 from analytics.demo import ensure_demo_lake
+from analytics.store import LakeCorrupt
 from ui import filters, state
 
 st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="wide")
@@ -20,8 +22,12 @@ st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="
 
 def _first_run() -> None:
     lake = state.lake()
-    if lake.exists():
-        return
+    try:
+        if lake.exists():  # a missing or corrupt CURRENT is LakeCorrupt, never an "empty" lake to rebuild
+            return
+    except LakeCorrupt as e:
+        st.error(f"The lake cannot be read: {e}")
+        st.stop()
     st.title("Post-trade analytics")
     st.info("The lake is empty: building a demo desk (simulated orders, fills and market data) for you.")
     bar = st.progress(0.0, text="starting")
@@ -55,5 +61,10 @@ pages = {
     ],
 }
 nav = st.navigation(pages)
-filters.sidebar()
-nav.run()
+try:
+    filters.sidebar()
+    nav.run()
+except LakeCorrupt as e:  # a missing, short or changed data file: one clear message naming it and the fix
+    st.error(f"The lake cannot be read: {e}")
+except duckdb.IOException as e:  # a file removed under a cached connection: name it when the lake can
+    st.error(f"The lake cannot be read: {state.lake().diagnose() or e}")

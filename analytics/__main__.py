@@ -3,6 +3,8 @@
 Commands:
   ingest PATH... [--type NAME] [--lake DIR] [--json]   load contract files into the lake
   lake [--lake DIR] [--json]                           tables, row counts, date ranges, quarantine
+  lake verify [--lake DIR] [--json]                    check every file of the current version (size, SHA-256)
+  lake repair [--to VERSION] [--lake DIR] [--json]     make CURRENT name the newest valid version (or roll back)
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
@@ -14,7 +16,10 @@ Commands:
   estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
   predict --orders FILE --out FILE [--model M]           ExecutionCostPredictionEvents for a file of orders
 
-Exit codes: 0 done (an ingest with quarantined rows is done), 2 bad usage or an unreadable input.
+Exit codes: 0 done (an ingest with quarantined rows is done); 1 ``lake verify`` found a bad or missing file;
+2 bad usage or an unreadable input (one line on stderr, never a traceback: a bad date, an unknown dataset
+version, ``--lake`` naming a file, an unwritable ``--out``); 3 the lake is damaged (a missing or corrupt
+``CURRENT``, manifest or data file: the message names it and the repair command).
 """
 
 from __future__ import annotations
@@ -22,16 +27,53 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
+import duckdb
+
 from analytics.ingest import IngestError, ingest
 from analytics.schema import TABLES
-from analytics.store import Lake
+from analytics.store import Lake, LakeCorrupt
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2): the message, not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _date_arg(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _lake_dir(text: str) -> str:
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a directory")
+    return text
+
+
+def _out_file(text: str) -> str:
+    """An output file whose folder exists (or can be made) and is writable: checked before any long work."""
+    p = Path(text).expanduser()
+    parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), Path("/"))
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: {parent} is not writable")
+    return text
 
 
 def _lake_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lake", metavar="DIR", help="lake root (default: $ANALYTICS_LAKE or data/lake)")
+    p.add_argument("--lake", metavar="DIR", type=_lake_dir, help="lake root (default: $ANALYTICS_LAKE or data/lake)")
 
 
 def _print_table(rows: list[dict], cols: list[str]) -> None:
@@ -73,6 +115,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_lake(args: argparse.Namespace) -> int:
     lake = Lake(args.lake)
+    if args.action == "verify":
+        rep = lake.verify()
+        if args.json:
+            print(json.dumps(rep))
+        else:
+            print(
+                f"lake {lake.root} version {rep['version']}: {rep['files']} file(s), {len(rep['problems'])} bad, "
+                f"{rep['unhashed']} unhashed (written before hashes were recorded: presence checked only)"
+            )
+        for p in rep["problems"]:
+            print(f"lake verify: {p['problem']}: {p['path']} ({p['table']})", file=sys.stderr)
+        if rep["problems"]:
+            print(
+                "lake verify: fix with `python -m analytics lake repair` (newest valid version) or `--to VERSION`",
+                file=sys.stderr,
+            )
+        return 0 if rep["ok"] else 1
+    if args.action == "repair":
+        rep = lake.repair(args.to)
+        if args.json:
+            print(json.dumps(rep))
+        else:
+            for v, why in rep["skipped"]:
+                print(f"lake repair: skipped version {v}: {why}", file=sys.stderr)
+            src = f" (the files of version {rep['restored_from']})" if rep["restored_from"] else ""
+            print(f"lake {lake.root} is at version {rep['version']}{src}")
+        return 0
+    if args.to is not None:
+        print("lake: error: --to goes with `lake repair`", file=sys.stderr)
+        return 2
     info = lake.summary()
     if args.json:
         print(json.dumps(info, default=str))
@@ -106,7 +178,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if getattr(args, k) is not None
     }
     if args.start:
-        kw["start"] = dt.date.fromisoformat(args.start)
+        kw["start"] = args.start
     cfg = SimConfig(**kw)
 
     def progress(frac: float, msg: str) -> None:
@@ -132,8 +204,11 @@ def _lake_with_data(command: str, args: argparse.Namespace) -> Lake | None:
     return None
 
 
-def _date(text: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(text) if text else None
+def _date(value: dt.date | str | None) -> dt.date | None:
+    """A parsed ``--start``/``--end`` (argparse already made it a date; a string from other callers)."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
 
 
 def cmd_tca(args: argparse.Namespace) -> int:
@@ -456,7 +531,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m analytics", description="Post-trade analytics")
+    p = _Parser(prog="python -m analytics", description="Post-trade analytics")
     sub = p.add_subparsers(dest="command", required=True)
 
     pi = sub.add_parser("ingest", help="ingest JSON Lines, CSV or Parquet files (or folders) into the lake")
@@ -466,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--json", action="store_true", help="print one JSON object")
     pi.set_defaults(func=cmd_ingest)
 
-    pl_ = sub.add_parser("lake", help="tables, row counts, date ranges and quarantine counts")
+    pl_ = sub.add_parser("lake", help="tables and counts; verify (sizes, hashes); repair (CURRENT, rollback)")
+    pl_.add_argument("action", nargs="?", choices=["summary", "verify", "repair"], default="summary")
+    pl_.add_argument("--to", type=int, metavar="VERSION", help="repair: roll back to this version (it must verify)")
     _lake_arg(pl_)
     pl_.add_argument("--json", action="store_true")
     pl_.set_defaults(func=cmd_lake)
@@ -478,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--orders-per-day", type=int)
     ps.add_argument("--seed", type=int)
     ps.add_argument("--faults", type=float, help="rate of bad input mixed in per clean event (e.g. 0.02)")
-    ps.add_argument("--start", help="first trading day (YYYY-MM-DD)")
+    ps.add_argument("--start", type=_date_arg, help="first trading day (YYYY-MM-DD)")
     ps.add_argument("--fills-per-order", type=float)
     ps.add_argument("--quotes-per-day", type=int)
     ps.add_argument("--trades-per-day", type=int)
@@ -488,9 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pt = sub.add_parser("tca", help="per-order TCA (TCACompletedEvent rows) stored in the lake and exported")
     _lake_arg(pt)
-    pt.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    pt.add_argument("--end", help="last arrival date (inclusive)")
-    pt.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pt.add_argument("--start", type=_date_arg, help="first arrival date (YYYY-MM-DD, UTC)")
+    pt.add_argument("--end", type=_date_arg, help="last arrival date (inclusive)")
+    pt.add_argument("--out", type=_out_file, metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
     pt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     pt.set_defaults(func=cmd_tca)
 
@@ -501,53 +578,55 @@ def build_parser() -> argparse.ArgumentParser:
     prp = sub.add_parser("report", help="an HTML or PDF report of a period (executive summary, TCA, ...)")
     _lake_arg(prp)
     prp.add_argument("--period", metavar="YYYY-MM", help="a calendar month (instead of --start/--end)")
-    prp.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    prp.add_argument("--end", help="last arrival date (inclusive)")
+    prp.add_argument("--start", type=_date_arg, help="first arrival date (YYYY-MM-DD, UTC)")
+    prp.add_argument("--end", type=_date_arg, help="last arrival date (inclusive)")
     prp.add_argument("--sections", nargs="+", metavar="SECTION", help="sections in order (default: all)")
     prp.add_argument("--format", choices=["html", "pdf"], required=True)
-    prp.add_argument("--out", metavar="FILE", required=True, help="where to write the report")
+    prp.add_argument("--out", type=_out_file, metavar="FILE", required=True, help="where to write the report")
     prp.add_argument("--title", help="the report's title")
     prp.set_defaults(func=cmd_report)
 
     pq = sub.add_parser("quality", help="execution quality by venue/algo/broker (ExecutionQualityReportEvent rows)")
     _lake_arg(pq)
-    pq.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    pq.add_argument("--end", help="last arrival date (inclusive)")
+    pq.add_argument("--start", type=_date_arg, help="first arrival date (YYYY-MM-DD, UTC)")
+    pq.add_argument("--end", type=_date_arg, help="last arrival date (inclusive)")
     pq.add_argument("--by", default="venue", help="venue, algo, broker (or a pair: broker+algo)")
     pq.add_argument("--period", choices=["week", "month"], help="one row per key and week/month (default: the range)")
-    pq.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
-    pq.add_argument("--rule605", metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)")
+    pq.add_argument("--out", type=_out_file, metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pq.add_argument(
+        "--rule605", type=_out_file, metavar="FILE", help="write the Rule 605-style monthly report to FILE (.csv ...)"
+    )
     pq.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     pq.set_defaults(func=cmd_quality)
 
     pa = sub.add_parser("attribution", help="Brinson attribution by group, linked over the period")
     pa.add_argument("--portfolio", required=True, metavar="ID")
     pa.add_argument("--benchmark", metavar="ID", help="default: the portfolio's benchmark_id")
-    pa.add_argument("--start", required=True, help="first date (YYYY-MM-DD): returns dated start..end")
-    pa.add_argument("--end", required=True, help="last date (inclusive)")
+    pa.add_argument("--start", required=True, type=_date_arg, help="first date (YYYY-MM-DD): returns dated start..end")
+    pa.add_argument("--end", required=True, type=_date_arg, help="last date (inclusive)")
     pa.add_argument("--method", choices=["brinson_fachler", "bhb"], default="brinson_fachler")
     pa.add_argument("--linking", choices=["carino", "menchero", "grap"], default="carino")
     pa.add_argument("--group-by", default="sector", metavar="COLUMN", help="a column of securities (default sector)")
     _lake_arg(pa)
-    pa.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pa.add_argument("--out", type=_out_file, metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
     pa.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     pa.set_defaults(func=cmd_attribution)
 
     pr = sub.add_parser("risk", help="risk-adjusted returns against the benchmark, ranked against peers")
     pr.add_argument("--portfolio", action="append", metavar="ID", help="repeat for several (default: all)")
     pr.add_argument("--benchmark", metavar="ID", help="default: each portfolio's benchmark_id")
-    pr.add_argument("--start", help="first date (YYYY-MM-DD)")
-    pr.add_argument("--end", help="last date (inclusive)")
+    pr.add_argument("--start", type=_date_arg, help="first date (YYYY-MM-DD)")
+    pr.add_argument("--end", type=_date_arg, help="last date (inclusive)")
     _lake_arg(pr)
-    pr.add_argument("--out", metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
+    pr.add_argument("--out", type=_out_file, metavar="FILE", help="write the rows to FILE (.jsonl, .csv or .parquet)")
     pr.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     pr.set_defaults(func=cmd_risk)
 
     pds = sub.add_parser("dataset", help="versioned ML training datasets: build, list, show, diff (JSON)")
     pds.add_argument("action", choices=["build", "list", "show", "diff"])
     pds.add_argument("ref", nargs="*", metavar="NAME[@VERSION]")
-    pds.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    pds.add_argument("--end", help="last arrival date (inclusive)")
+    pds.add_argument("--start", type=_date_arg, help="first arrival date (YYYY-MM-DD, UTC)")
+    pds.add_argument("--end", type=_date_arg, help="last arrival date (inclusive)")
     pds.add_argument("--faults-from", metavar="DIR", help="simulator output whose _faults.jsonl scores the rules")
     _lake_arg(pds)
     pds.set_defaults(func=cmd_dataset)
@@ -555,8 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     ptr = sub.add_parser("train", help="fit an impact model (walk-forward holdout), log to MLflow, promote per margin")
     ptr.add_argument("--model", choices=["istar", "almgren", "learned"], default="istar")
     ptr.add_argument("--dataset", metavar="NAME@VERSION", help="dataset recorded with the run (default tca@<lake v>)")
-    ptr.add_argument("--start", help="first arrival date (YYYY-MM-DD, UTC)")
-    ptr.add_argument("--end", help="last arrival date (inclusive)")
+    ptr.add_argument("--start", type=_date_arg, help="first arrival date (YYYY-MM-DD, UTC)")
+    ptr.add_argument("--end", type=_date_arg, help="last arrival date (inclusive)")
     ptr.add_argument("--margin", type=float, default=0.1, help="bps of holdout MAE a challenger must gain (0.1)")
     ptr.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples for the intervals (100)")
     ptr.add_argument("--weights", choices=["equal", "notional"], default="equal",
@@ -579,7 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     ppr = sub.add_parser("predict", help="ExecutionCostPredictionEvents for a file of (hypothetical) orders")
     ppr.add_argument("--orders", required=True, metavar="FILE", help="CSV, JSON Lines or Parquet: symbol, side, "
                      "quantity; optional order_id, arrival_ts (or date), algo, urgency, pov")  # fmt: skip
-    ppr.add_argument("--out", required=True, metavar="FILE", help="predictions (.jsonl, .csv or .parquet)")
+    ppr.add_argument(
+        "--out", required=True, type=_out_file, metavar="FILE", help="predictions (.jsonl, .csv or .parquet)"
+    )
     ppr.add_argument("--model", choices=["istar", "almgren", "learned"], default="istar")
     _lake_arg(ppr)
     ppr.set_defaults(func=cmd_predict)
@@ -588,7 +669,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except LakeCorrupt as e:
+        print(f"{args.command}: error: {e}", file=sys.stderr)
+        return 3
+    except duckdb.IOException as e:  # a lake file vanished mid-command: name it if the lake can
+        found = Lake(getattr(args, "lake", None)).diagnose()
+        print(f"{args.command}: error: {found or e}", file=sys.stderr)
+        return 3
+    except OSError as e:  # an unwritable --out, an unreadable file: the path and the reason, no traceback
+        print(f"{args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

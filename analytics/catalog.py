@@ -14,22 +14,31 @@ from analytics.store import query, write_text_atomic
 def filter_options(con: duckdb.DuckDBPyConnection, lake=None, version: int | None = None) -> dict:
     """Distinct values for the shared sidebar filters, and the date span of the orders and fills.
 
-    With ``lake`` and ``version``, the answer is kept beside that version's derived results (a lake version
-    never changes, so neither do its options): a year's lake scans ~25M fills for its venues once per
-    version, not once per app start."""
+    With ``lake`` and ``version``, the answer is kept under the fingerprint of the files it reads
+    (:func:`options_key`): a year's lake scans ~25M fills for its venues once per change of those tables, not
+    once per app start, and a rollback finds the options of the files it restores."""
     if lake is None or version is None:
         return _filter_options(con)
     kept = kept_options(lake, version)
     if kept is not None:
         return kept
     out = _filter_options(con)
-    write_text_atomic(lake.derived_dir("filter_options", version) / "options.json", json.dumps(out, default=str))
+    write_text_atomic(_options_path(lake, version), json.dumps(out, default=str))
     return out
 
 
+OPTION_TABLES = ("orders", "fills", "portfolios", "decisions", "securities")  # what _filter_options reads
+OPTIONS = "filter_options-1"  # bump when _filter_options changes
+
+
+def _options_path(lake, version: int):
+    key = lake.content_key(lake.manifest(version), OPTION_TABLES, OPTIONS)
+    return lake.derived_dir(OPTIONS) / f"{key}.json"
+
+
 def kept_options(lake, version: int) -> dict | None:
-    """The options :func:`filter_options` kept for ``version``, or None (no connection needed)."""
-    path = lake.derived_dir("filter_options", version) / "options.json"
+    """The options :func:`filter_options` kept for ``version``'s files, or None (no connection needed)."""
+    path = _options_path(lake, version)
     if not path.exists():
         return None
     out = json.loads(path.read_text())

@@ -48,7 +48,7 @@ import polars as pl
 from analytics import dataquality, features, labels, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
-from analytics.store import Lake, publish_version_dir, query, scan_day_files, version_dirs
+from analytics.store import Lake, publish_version_dir, query, scan_day_files, sweep_temp, version_dirs
 
 CODE_VERSION = f"datasets-2+{features.CODE_VERSION}+{labels.CODE_VERSION}+{dataquality.CODE_VERSION}+{tca.CODE_VERSION}"
 DATASETS_DIR = "datasets"
@@ -271,13 +271,14 @@ def candidates(lake: Lake, start: dt.date | None = None, end: dt.date | None = N
 
 
 def all_candidates(
-    lake: Lake, start: dt.date | None = None, end: dt.date | None = None, progress=None
+    lake: Lake, start: dt.date | None = None, end: dt.date | None = None, progress=None, version: int | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(order rows, decision rows) before quality rules and labels: every parent order that arrived in
-    ``start..end`` and every decision stamped in ``start..end``. Each decision is probed once: its context is
-    both its own row's features and the ``dec_`` features of the orders that name it."""
+    ``start..end`` and every decision stamped in ``start..end``, from lake ``version`` (default: current; one
+    snapshot for everything read). Each decision is probed once: its context is both its own row's features and
+    the ``dec_`` features of the orders that name it."""
     say = progress or (lambda f, m: None)
-    v = tca.ensure(lake, start, end, progress=lambda f, m: say(0.05 + 0.35 * f, m))
+    v = tca.ensure(lake, start, end, progress=lambda f, m: say(0.05 + 0.35 * f, m), version=version)
     m = lake.manifest(v)
     con = lake.connect(m)
     try:
@@ -429,9 +430,13 @@ def versions(lake: Lake, name: str) -> list[int]:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION`` (``v3`` or ``3``)."""
+    """``NAME`` or ``NAME@VERSION`` (``v3`` or ``3``); :class:`DatasetError` for anything else."""
     name, _, ver = ref.partition("@")
-    return name, (int(ver.lstrip("v")) if ver else None)
+    if not ver:
+        return _check_name(name), None
+    if not ver.lstrip("v").isdigit():
+        raise DatasetError(f"{ref!r}: the version after '@' must be a number (NAME@3 or NAME@v3)")
+    return _check_name(name), int(ver.lstrip("v"))
 
 
 def manifest(lake: Lake, ref: str) -> dict:
@@ -506,10 +511,12 @@ def build(
     _check_name(name)
     say = progress or (lambda f, m: None)
     say(0.0, "reading the lake")
-    v = lake.version()
+    sweep_temp(root(lake))  # what a killed build left (.tmp-* folders older than this process)
+    v = lake.version()  # the one snapshot everything below reads (an ingest meanwhile does not mix in)
     if v == 0:
         raise DatasetError(f"the lake {lake.root} is empty")
-    cand, dcand = all_candidates(lake, start, end, progress=say)
+    input_key = lake.content_key(lake.manifest(v))
+    cand, dcand = all_candidates(lake, start, end, progress=say, version=v)
     if cand.is_empty():
         raise DatasetError(f"no orders arrived in {start or 'the beginning'}..{end or 'now'}")
     ok, bad, report = dataquality.apply(cand)
@@ -535,7 +542,9 @@ def build(
     name_versions = versions(lake, name)
     if name_versions:
         last = manifest(lake, f"{name}@{name_versions[-1]}")
-        if last["content_hash"] == chash and last["lake_version"] == v and last["code_version"] == CODE_VERSION:
+        # the same lake files (by fingerprint; a version built before it was recorded: the same version number)
+        same_inputs = last["input_key"] == input_key if "input_key" in last else last["lake_version"] == v
+        if last["content_hash"] == chash and same_inputs and last["code_version"] == CODE_VERSION:
             say(1.0, f"{name}@{last['version']} unchanged (same content hash)")
             return event(last)
     label_def = labels.LabelDefinition().describe(est)
@@ -574,6 +583,7 @@ def build(
         "schema_hash": shash,
         "lake_version": v,
         "source_version": f"lake@{v}",
+        "input_key": input_key,  # fingerprint of every lake file of that version (Lake.content_key)
         "lake_root": str(lake.root),
         "code_version": CODE_VERSION,
         "location": None,

@@ -849,7 +849,6 @@ def ingest(
     for s in sources:
         if display_names and str(s.path) in display_names:
             s.display = display_names[str(s.path)]
-    v0 = lake.version()
     with lake.writer() as w:
         b = _Batch(lake, w, sources)
         done = b.ingested_files()
@@ -919,11 +918,11 @@ def ingest(
         if b.quarantine:
             w.append("quarantine", pl.concat(b.quarantine))
         if w.changed:
-            w.append("ingests", b.log_rows(v0 + 1))
+            w.append_at_commit("ingests", b.log_rows)  # stamped with the version the commit really produces
         counts = b.counts()
         b.con.close()
-    version = lake.version()
-    result = IngestResult(v0, version, w.batch_id if w.committed_version else None)
+    version = w.committed_version or w.version_before
+    result = IngestResult(w.version_before, version, w.batch_id if w.committed_version else None)
     for table, status, n in counts.group_by("table", "status").agg(pl.col("n").sum()).iter_rows():
         c = result.tables.setdefault(table, TableCounts())
         setattr(c, status, getattr(c, status) + n)

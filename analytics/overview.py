@@ -252,13 +252,20 @@ def figures_key(f: Filters, champion: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def _figures_dir(lake, version: int):
+    """The figures read the whole lake (orders, fills, positions, models' inputs...): they are stored under the
+    fingerprint of every file of ``version`` (not its number), so a rollback finds the figures of the files it
+    restores and any commit is a new key."""
+    return lake.derived_dir(FIGURES, lake.content_key(lake.manifest(version)))
+
+
 def stored_figures(lake, version: int, key: str) -> dict | None:
-    """The figures stored for ``key`` at lake ``version``, or None."""
-    return read_bundle(lake.derived_dir(FIGURES, version) / f"{key}.json")
+    """The figures stored for ``key`` over the files of lake ``version``, or None."""
+    return read_bundle(_figures_dir(lake, version) / f"{key}.json")
 
 
 def store_figures(lake, version: int, key: str, figs: dict) -> None:
-    write_bundle(lake.derived_dir(FIGURES, version) / f"{key}.json", figs)
+    write_bundle(_figures_dir(lake, version) / f"{key}.json", figs)
 
 
 def dataset_status(listing: list[dict]) -> list[dict]:

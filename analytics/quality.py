@@ -292,8 +292,9 @@ def with_blocks(orders: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The lake path. Stage 1 (once per lake version and day, stored like the TCA): the fills of each order are
-# summed per (order, venue) into derived/quality-*/v<version>/order_venue/day=*.parquet (a year: ~25M fills ->
+# The lake path. Stage 1 (once per day's inputs, stored like the TCA): the fills of each order are summed per
+# (order, venue) into derived/quality-*/day=*/<fingerprint>/order_venue.parquet, keyed by the fingerprint of the
+# day's stored TCA rows, which are all it reads (so a day recomputes exactly when its TCA does) (a year: ~25M fills ->
 # ~3M rows). Stage 2 (per filter): those sums joined to the filter's orders, grouped by (block, week, month,
 # key), rolled up to (block, key), (week, key), (month, key). Sums of sums: the same figures as one pass.
 # ---------------------------------------------------------------------------------------------------
@@ -301,18 +302,26 @@ SUMS = CODE_VERSION
 SUM_COLS = [n for n in FILL_SUMS if n not in ("orders", "fills")]
 
 
+def sum_fingerprints(lake, version: int | None, start: dt.date | None = None, end: dt.date | None = None):
+    """Day -> the input fingerprint of its per-(order, venue) sums: this code version and the fingerprint of the
+    day's TCA rows (the only thing the sums read), for the days whose TCA fills are stored for ``version``."""
+    fps = tca.stored_fingerprints(lake, version, start, end, part="fills")
+    return {d: lake.fingerprint([], SUMS, fp) for d, fp in fps.items()}
+
+
 def missing_sum_days(lake, version: int, start: dt.date | None = None, end: dt.date | None = None) -> list[dt.date]:
     """Days whose TCA fills are stored for ``version`` but whose per-(order, venue) sums are not yet."""
-    tca_days = {d for d in lake.derived_days(tca.RESULTS, version, "fills") if (start is None or d >= start)
-                and (end is None or d <= end)}  # fmt: skip
-    return sorted(tca_days - lake.derived_days(SUMS, version, "order_venue"))
+    fps = sum_fingerprints(lake, version, start, end)
+    return sorted(d for d, fp in fps.items() if not lake.has_derived(SUMS, d, fp, "order_venue"))
 
 
 def ensure_sums(lake, con: duckdb.DuckDBPyConnection, start=None, end=None, version: int | None = None, progress=None):
     """Store the per-(order, venue) sums of every day in ``start..end`` not yet stored (call tca.ensure first).
     ``q_tod`` = Σ q (ts - the order's arrival-day midnight) in seconds, for the share-weighted time to execution."""
     v = lake.version() if version is None else version
-    days = missing_sum_days(lake, v, start, end)
+    lake.sweep_derived(SUMS)
+    fps = sum_fingerprints(lake, v, start, end)
+    days = sorted(d for d, fp in fps.items() if not lake.has_derived(SUMS, d, fp, "order_venue"))
     sums = ", ".join(f"{sql} AS {name}" for name, sql in FILL_SUMS.items() if name != "orders")
     for i, day in enumerate(days):  # one query per day file (not per row): ~0.1 s a day
         if progress:
@@ -333,8 +342,8 @@ def ensure_sums(lake, con: duckdb.DuckDBPyConnection, start=None, end=None, vers
                 )
             finally:
                 con.unregister("_q_day")
-        lake.write_derived_day(SUMS, v, "order", day, _per_order(df))
-        lake.write_derived_day(SUMS, v, "order_venue", day, df)  # last: marks the day done
+        lake.write_derived(SUMS, day, fps[day], "order", _per_order(df))
+        lake.write_derived(SUMS, day, fps[day], "order_venue", df)  # last: marks the day done
     return v
 
 
@@ -348,7 +357,8 @@ def _scope(lake, con, f: Filters, keyed: pl.DataFrame, dims: tuple[str, ...], ve
     v = lake.version() if version is None else version
     ensure_sums(lake, con, f.start, f.end, v)
     by_venue = "venue" in dims
-    rel = lake.derived_relation(con, SUMS, v, "order_venue" if by_venue else "order", f.start, f.end)
+    fps = sum_fingerprints(lake, v, f.start, f.end)
+    rel = lake.derived_scan(con, SUMS, fps, "order_venue" if by_venue else "order")
     if rel is None:
         return None
     con.register("_q_sums", rel)
@@ -363,7 +373,7 @@ def _scope(lake, con, f: Filters, keyed: pl.DataFrame, dims: tuple[str, ...], ve
     key = parts[0] if len(parts) == 1 else f"concat_ws(' / ', {', '.join(parts)})"
     # The other filters are the orders' (applied to ``keyed``). A venue filter needs the (order, venue) rows.
     if f.venue and not by_venue:
-        rel = lake.derived_relation(con, SUMS, v, "order_venue", f.start, f.end)
+        rel = lake.derived_scan(con, SUMS, fps, "order_venue")
         con.register("_q_sums", rel)
     fw, fp = f.where({"venue": "venue"}, None)
     sql = f"""SELECT r.*, k.block, k.week, k.month, k.arrival_ts AS order_arrival_ts, {key} AS key
@@ -1002,7 +1012,7 @@ def rule605(
     )
     v = lake.version() if version is None else version
     ensure_sums(lake, con, f.start, f.end, v)
-    rel = lake.derived_relation(con, SUMS, v, "order_venue" if f.venue else "order", f.start, f.end)
+    rel = lake.derived_scan(con, SUMS, sum_fingerprints(lake, v, f.start, f.end), "order_venue" if f.venue else "order")
     if rel is None:
         return per_order
     midnight = pl.col("arrival_ts").dt.truncate("1d")

@@ -7,11 +7,41 @@ Layout under the root (default ``data/lake``, or ``ANALYTICS_LAKE``, or ``--lake
     _manifest/v<version>.json                         the files that make up each version of the lake
     _manifest/CURRENT                                 the current version number
     _lock                                             writers serialise on this file (flock)
+    _writers/<batch>                                  one marker per running writer (pid, host)
+    derived/...                                       computed results keyed by their inputs (see below)
 
-Atomicity: a writer writes new, uniquely named data files, fsyncs them, writes the next manifest, then
-atomically replaces ``CURRENT``. Readers only ever see files listed by the manifest named in ``CURRENT``, so
-a crash or kill before that last rename leaves the lake exactly as it was (the orphan files it wrote are
-invisible and removed by the next writer). Data files are never modified in place.
+Commit protocol (one writer at a time under an ``flock`` on ``_lock``, and safe without it):
+1. The writer reads ``CURRENT`` (its base version) and registers itself in ``_writers/<batch>`` (pid, host).
+   A ``CURRENT`` that is missing or unreadable while manifests or data files exist is :class:`LakeCorrupt`:
+   the writer refuses to run (``python -m analytics lake repair`` fixes it). "No lake" is only a folder with
+   no manifest and no committed data file.
+2. It writes new, uniquely named, immutable data files (temp name, fsync, rename), recording each file's
+   ``size`` and ``sha256`` in its :class:`FileEntry` (hashed from the bytes being written: one pass).
+3. Compare-and-swap: it re-reads ``CURRENT``; if another writer committed since (a deleted ``_lock``, a
+   filesystem ignoring ``flock``), it rebases (re-lists its files on the newer manifest). It creates
+   ``v<N+1>.json`` exclusively (written whole, then hard-linked: never overwritten, never seen half-written);
+   losing that race it waits and retries, at most ``COMMIT_ATTEMPTS`` times, then raises
+   :class:`CommitConflictError`. ``Writer.version_before`` / ``Writer.committed_version`` record what it
+   really committed on (rows that name their version, like the ingest log, are written then:
+   :meth:`Writer.append_at_commit`).
+4. It atomically replaces ``CURRENT`` (the commit point). A crash or kill before that leaves the lake exactly
+   as it was.
+
+Orphan sweep (each writer, under the lock, after reading ``CURRENT``): nothing is ever deleted on the
+strength of a version number that could not be read. It deletes only temp files, manifests numbered above a
+readable ``CURRENT`` that a killed writer left (its marker is still in ``_writers/``, its process gone), and
+data files referenced by NO manifest on disk (so a rollback to an earlier version still finds its files),
+and only those older than the writer's own start whose writer is not alive. A manifest above ``CURRENT``
+without such a marker (it was committed once and ``CURRENT`` was moved back by hand) or that cannot be read
+is set aside as ``v<N>.json.superseded-<time>`` / ``.unreadable-<time>``, never deleted (its files stay).
+
+Integrity: :meth:`Lake.verify` checks every file of a version (present, size, SHA-256); :meth:`Lake.repair`
+points ``CURRENT`` at the newest manifest whose files all verify, or rolls back to a chosen version by
+committing its file list as a new version (version numbers only grow; nothing is deleted). Readers stat every
+file they open (:meth:`Lake.check_present`): a missing or short file is one :class:`LakeCorrupt` naming it
+and the repair command. Derived results hash the input files they compute from (:meth:`Lake.check_hashes`),
+so a flipped byte is an error, not a silently different figure. Manifests written before hashes were
+recorded read as before and verify as "unhashed".
 
 Version: an integer, +1 on every commit that changes the lake; an ingest that changes nothing (all rows
 already present) does not commit. ``source_version`` of every output is ``lake@<version>``.
@@ -31,11 +61,15 @@ import contextlib
 import datetime as dt
 import decimal
 import fcntl
+import hashlib
 import io
 import json
 import os
+import re
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +118,11 @@ class FileEntry:
     min_t: str | None = None  # ISO min/max of the table's time column (None when it has none)
     max_t: str | None = None
     batch: str = ""
+    size: int | None = None  # bytes of the file; None in manifests written before integrity was recorded
+    sha256: str | None = None  # hex SHA-256 of the file's bytes (computed while writing them); None: unhashed
+
+
+_ENTRY_FIELDS = {f for f in FileEntry.__dataclass_fields__}
 
 
 @dataclass
@@ -91,6 +130,8 @@ class Manifest:
     version: int = 0
     created: str = ""
     tables: dict[str, list[FileEntry]] = field(default_factory=dict)
+    batch: str = ""  # the writer that committed it ("" before this was recorded)
+    restored_from: int | None = None  # a repair/rollback: the version whose files this one lists
 
     def entries(self, table: str) -> list[FileEntry]:
         return self.tables.get(table, [])
@@ -100,6 +141,8 @@ class Manifest:
             {
                 "version": self.version,
                 "created": self.created,
+                "batch": self.batch,
+                "restored_from": self.restored_from,
                 "tables": {t: [e.__dict__ for e in es] for t, es in self.tables.items()},
             },
             separators=(",", ":"),
@@ -111,8 +154,16 @@ class Manifest:
         return cls(
             version=d["version"],
             created=d.get("created", ""),
-            tables={t: [FileEntry(**e) for e in es] for t, es in d.get("tables", {}).items()},
+            tables={
+                t: [FileEntry(**{k: v for k, v in e.items() if k in _ENTRY_FIELDS}) for e in es]
+                for t, es in d.get("tables", {}).items()
+            },
+            batch=d.get("batch", ""),
+            restored_from=d.get("restored_from"),
         )
+
+    def all_entries(self) -> list[FileEntry]:
+        return [e for es in self.tables.values() for e in es]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -204,19 +255,56 @@ class Lake:
         return self.root / MANIFEST_DIR
 
     def version(self) -> int:
-        """Current version (0 for an empty or missing lake). One small file read: cheap enough to call
-        on every page run as a cache key."""
+        """Current version: 0 for no lake (no manifest and no committed data file); raises :class:`LakeCorrupt`
+        when ``CURRENT`` is missing or unreadable (or names a version that is not a positive number) while
+        manifests or data files exist. One small file read: cheap enough to call on every page run."""
+        path = self._mdir / "CURRENT"
         try:
-            return int((self._mdir / "CURRENT").read_text().strip())
+            text = path.read_text()
         except FileNotFoundError:
+            found = self._committed_content()
+            if found:
+                raise LakeCorrupt(f"{path} is missing but {found} exist") from None
             return 0
+        except OSError as e:
+            raise LakeCorrupt(f"{path} cannot be read ({e})") from None
+        try:
+            v = int(text.strip())
+        except ValueError:
+            raise LakeCorrupt(f"{path} holds {text.strip()[:40]!r}, not a version number") from None
+        if v < 1:
+            raise LakeCorrupt(f"{path} holds {v}, not a committed version (versions start at 1)")
+        return v
+
+    def _committed_content(self) -> str:
+        """What makes this folder a lake although ``CURRENT`` is missing ("" when nothing does): a manifest or a
+        data file that no writer's marker claims (a first writer killed before its commit leaves only a manifest
+        and files its marker names, which are provably uncommitted)."""
+        wdir = self.root / WRITERS_DIR
+        claimed = {m.name for m in wdir.iterdir()} if wdir.exists() else set()
+        manifests = []
+        for n in self.manifest_versions():
+            try:
+                if self._read_manifest(n).batch not in claimed:
+                    manifests.append(n)
+            except LakeCorrupt:
+                manifests.append(n)
+        if manifests:
+            return f"{len(manifests)} manifest(s) (v{manifests[-1]:08d}.json...)"
+        tdir = self.root / TABLE_DIR
+        if tdir.exists():
+            data = [p for p in tdir.rglob("*.parquet") if _batch_of(p.name) not in claimed]
+            if data:
+                return f"{len(data)} data file(s) ({data[0].relative_to(self.root)}...)"
+        return ""
 
     def source_version(self) -> str:
         return f"lake@{self.version()}"
 
     def manifest(self, version: int | None = None) -> Manifest:
         """The manifest of ``version`` (default: current). Versions are immutable, so each is parsed once
-        per Lake object (the pages keep one Lake; a year of history has a manifest of thousands of files)."""
+        per Lake object (the pages keep one Lake; a year of history has a manifest of thousands of files).
+        Raises :class:`LakeCorrupt` when the manifest is missing or unreadable."""
         v = self.version() if version is None else version
         if v == 0:
             return Manifest()
@@ -224,8 +312,26 @@ class Lake:
         if v not in cache:
             if len(cache) > 8:
                 cache.clear()
-            cache[v] = Manifest.from_json((self._mdir / f"v{v:08d}.json").read_text())
+            cache[v] = self._read_manifest(v)
         return cache[v]
+
+    def _read_manifest(self, v: int) -> Manifest:
+        path = self._mdir / f"v{v:08d}.json"
+        try:
+            m = Manifest.from_json(path.read_text())
+        except FileNotFoundError:
+            raise LakeCorrupt(f"manifest {path} of version {v} is missing") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise LakeCorrupt(f"manifest {path} is corrupt ({type(e).__name__}: {str(e)[:80]})") from None
+        if m.version != v:
+            raise LakeCorrupt(f"manifest {path} says it is version {m.version}")
+        return m
+
+    def manifest_versions(self) -> list[int]:
+        """Version numbers of the manifests on disk (committed or not), ascending."""
+        if not self._mdir.exists():
+            return []
+        return sorted(int(p.name[1:9]) for p in self._mdir.glob("v*.json") if _MANIFEST_RE.fullmatch(p.name))
 
     def exists(self) -> bool:
         return self.version() > 0
@@ -239,6 +345,18 @@ class Lake:
         manifest: Manifest | None = None,
     ) -> list[Path]:
         """Files of ``table`` that may hold rows dated ``start..end`` (inclusive dates, UTC)."""
+        return [self.root / e.path for e in self.entries(table, start, end, manifest)]
+
+    def entries(
+        self,
+        table: str,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        manifest: Manifest | None = None,
+        check: bool = True,
+    ) -> list[FileEntry]:
+        """Manifest entries of ``table`` whose time range meets ``start..end`` (all of them without dates).
+        With ``check`` each file must be on disk at its recorded size (:class:`LakeCorrupt` otherwise)."""
         m = manifest or self.manifest()
         out = []
         for e in m.entries(table):
@@ -248,8 +366,56 @@ class Lake:
                 continue
             if end is not None and e.min_t is not None and e.min_t[:10] > end.isoformat():
                 continue
-            out.append(self.root / e.path)
+            out.append(e)
+        if check:
+            self.check_present(out)
         return out
+
+    def check_present(self, entries: list[FileEntry]) -> None:
+        """Raise :class:`LakeCorrupt` naming the first file that is missing or not of its recorded size (a
+        stat per file, no read): a reader then fails with one clear message, not a raw DuckDB IOException."""
+        for e in entries:
+            try:
+                size = (self.root / e.path).stat().st_size
+            except FileNotFoundError:
+                raise LakeCorrupt(f"data file {e.path} of the current version is missing") from None
+            if e.size is not None and size != e.size:
+                raise LakeCorrupt(f"data file {e.path} has {size} bytes, the manifest records {e.size}")
+
+    @contextlib.contextmanager
+    def _named_damage(self, entries: list[FileEntry]):
+        """DuckDB reads a file's footer as soon as a view or relation names it: a damaged file then raises a raw
+        parser error. Turn it into :class:`LakeCorrupt` naming the file (by its hash) when one is damaged."""
+        try:
+            yield
+        except duckdb.Error:
+            self.check_hashes(entries, cached=False)
+            raise
+
+    def diagnose(self) -> LakeCorrupt | None:
+        """What is wrong with the current version's files, if anything (a stat per file): turns a raw DuckDB
+        IOException raised by a long-lived connection (a file removed after it was opened) into a
+        :class:`LakeCorrupt` naming the file and the repair command."""
+        try:
+            self.check_present(self.manifest().all_entries())
+        except LakeCorrupt as e:
+            return e
+        return None
+
+    def check_hashes(self, entries: list[FileEntry], cached: bool = True) -> None:
+        """Raise :class:`LakeCorrupt` naming the first file whose bytes do not hash to the manifest's SHA-256.
+        Derived results call it on the files they are about to compute from: a flipped byte is then an error,
+        not a silently different figure. Each (file, hash) is checked once per process (files are immutable;
+        ``cached=False`` re-reads them all); an entry without a hash (an older manifest) is only checked for
+        presence."""
+        self.check_present(entries)
+        for e in entries:
+            key = (str(self.root / e.path), e.sha256)
+            if e.sha256 is None or (cached and key in _VERIFIED):
+                continue
+            if file_sha256(self.root / e.path) != e.sha256:
+                raise LakeCorrupt(f"data file {e.path} does not match its SHA-256 in the manifest (changed on disk)")
+            _VERIFIED.add(key)
 
     def _select_sql(self, table: str, files: list[Path]) -> str:
         schema = table_schema(table)
@@ -267,8 +433,11 @@ class Lake:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")  # ICU is built in; a config= key cannot autoload it
         for name in all_table_names():
-            files = [self.root / e.path for e in m.entries(name) if e.rows > 0]
-            con.execute(f"CREATE VIEW {quote_ident(name)} AS {self._select_sql(name, files)}")
+            es = self.entries(name, manifest=m)
+            with self._named_damage(es):
+                con.execute(
+                    f"CREATE VIEW {quote_ident(name)} AS {self._select_sql(name, [self.root / e.path for e in es])}"
+                )
         con.execute(f"CREATE TABLE lake_version AS SELECT {int(m.version)}::BIGINT AS version")
         return con
 
@@ -282,12 +451,10 @@ class Lake:
         """A relation over only the files of ``table`` that can hold rows in ``start..end``, filtered to
         that range on the table's time column (half-open on timestamps). Reads the snapshot ``con`` was
         opened on (its ``lake_version``), not whatever version is current now."""
-        try:
-            snap = con.execute("SELECT version FROM lake_version").fetchall()
-        except duckdb.Error:  # not a connection from connect(): the current version
-            snap = []
-        files = self.files(table, start, end, self.manifest(snap[0][0]) if snap else None)
-        rel = con.sql(self._select_sql(table, files))
+        snap = snapshot_version(con)  # None: not a connection from connect(): the current version
+        files = self.files(table, start, end, self.manifest(snap) if snap is not None else None)
+        with self._named_damage(self.entries(table, start, end, self.manifest(snap) if snap is not None else None)):
+            rel = con.sql(self._select_sql(table, files))
         tcol = TABLES[table].time_col if table in TABLES else None
         if tcol and start is not None:
             rel = rel.filter(duckdb.ColumnExpression(tcol) >= duckdb.ConstantExpression(start))
@@ -305,8 +472,9 @@ class Lake:
 
     def summary(self) -> dict:
         """Row counts, files and date ranges per table (from the manifest, no data read) and the
-        quarantine's counts by table and reason."""
+        quarantine's counts by table and reason. :class:`LakeCorrupt` when a file is missing or short."""
         m = self.manifest()
+        self.check_present(m.all_entries())
         tables = []
         for name in all_table_names():
             es = m.entries(name)
@@ -333,56 +501,93 @@ class Lake:
             quarantine = [{"table": t, "reason": r, "rows": n} for t, r, n in rows]
         return {"lake": str(self.root), "version": m.version, "tables": tables, "quarantine": quarantine}
 
-    # -- derived results ---------------------------------------------------------------------------
-    # Computed outputs (TCA results, ...) live under derived/<name>/v<version>/<part>/day=YYYY-MM-DD.parquet,
-    # keyed by the input version they were computed from, so writing them never changes the lake version,
-    # a re-run on the same version finds them, and each day is computed once (lazily, when first asked).
-    def derived_dir(self, name: str, version: int | None = None) -> Path:
-        v = self.version() if version is None else version
-        return self.root / "derived" / name / f"v{v:08d}"
+    # -- derived results, keyed by their inputs ------------------------------------------------------
+    # A computed result (a TCA day, a day's quality sums, the Overview's figures...) is stored under the
+    # fingerprint of exactly the inputs it read, never under a version number:
+    #     derived/<name>/day=YYYY-MM-DD/<fingerprint>/<part>.parquet      a day's result
+    #     derived/<name>/<key>.json (or /<key>/...)                         a scope-level result
+    # ``<name>`` carries the code version (``tca-7``), so new code never reads old rows. A commit that
+    # touches day D changes only D's fingerprint (only D is recomputed); a rollback gets the fingerprints of
+    # the restored files back, so it finds the results computed from them, never a stale figure; re-running
+    # is a lookup. Writing a result never changes the lake's version.
+    def fingerprint(self, entries, *extra: str) -> str:
+        """The identity of a set of input files: a hash of their (path, SHA-256) pairs (size and row count for
+        an unhashed entry of an older manifest), order-independent, plus ``extra`` strings (a code version,
+        a content hash). 24 hex characters."""
+        h = hashlib.sha256()
+        for key in sorted(f"{e.path}\0{e.sha256 or f'unhashed:{e.size}:{e.rows}'}" for e in entries):
+            h.update(key.encode() + b"\n")
+        for x in extra:
+            h.update(b"\1" + str(x).encode())
+        return h.hexdigest()[:24]
 
-    def derived_days(self, name: str, version: int, part: str) -> set[dt.date]:
-        d = self.derived_dir(name, version) / part
-        return {dt.date.fromisoformat(p.stem[4:]) for p in d.glob("day=*.parquet")} if d.exists() else set()
+    def day_fingerprint(
+        self,
+        day: dt.date,
+        tables,
+        manifest: Manifest | None = None,
+        before: int = 0,
+        after: int = 0,
+        extra: tuple[str, ...] = (),
+    ) -> str:
+        """Fingerprint of the files of ``tables`` whose time range meets ``day - before .. day + after`` (plus
+        ``extra``): the input identity of a result that reads exactly those days of those tables."""
+        m = manifest or self.manifest()
+        lo, hi = day - dt.timedelta(days=before), day + dt.timedelta(days=after)
+        es = [e for t in sorted(tables) for e in self.entries(t, lo, hi, m, check=False)]
+        return self.fingerprint(es, *extra)
 
-    def write_derived_day(self, name: str, version: int, part: str, day: dt.date, df: pl.DataFrame) -> None:
-        """Write one day of a derived result atomically (temp file + rename; an identical re-write is a
-        harmless replace)."""
-        d = self.derived_dir(name, version) / part
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"day={day.isoformat()}.parquet"
-        tmp = d / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    def tables_fingerprint(self, tables, manifest: Manifest | None = None, *extra: str) -> str:
+        """Fingerprint of every file of ``tables`` (a scope-level result that reads them whole)."""
+        m = manifest or self.manifest()
+        return self.fingerprint([e for t in sorted(tables) for e in m.entries(t) if e.rows], *extra)
+
+    def derived_path(self, name: str, day: dt.date, fp: str, part: str) -> Path:
+        return self.root / "derived" / name / f"day={day.isoformat()}" / fp / f"{part}.parquet"
+
+    def has_derived(self, name: str, day: dt.date, fp: str, part: str) -> bool:
+        return self.derived_path(name, day, fp, part).exists()
+
+    def write_derived(self, name: str, day: dt.date, fp: str, part: str, df: pl.DataFrame) -> Path:
+        """Store one day's result under its input fingerprint atomically (temp file + rename; an identical
+        re-write is a harmless replace). Temp files a killed run left are removed by :meth:`sweep_derived`."""
+        path = self.derived_path(name, day, fp, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
         os.replace(tmp, path)
+        return path
 
-    def derived_files(
-        self, name: str, version: int, part: str, start: dt.date | None = None, end: dt.date | None = None
-    ) -> list[Path]:
-        d = self.derived_dir(name, version) / part
-        if not d.exists():
-            return []
-        out = []
-        for p in sorted(d.glob("day=*.parquet")):
-            day = dt.date.fromisoformat(p.stem[4:])
-            if (start is None or day >= start) and (end is None or day <= end):
-                out.append(p)
-        return out
+    def derived_paths(self, name: str, fps: dict[dt.date, str], part: str) -> list[Path]:
+        """The stored ``part`` files of the days in ``fps`` (day -> fingerprint) that exist, in day order."""
+        return [p for d in sorted(fps) if (p := self.derived_path(name, d, fps[d], part)).exists()]
 
-    def derived_relation(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        name: str,
-        version: int,
-        part: str,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
+    def derived_scan(
+        self, con: duckdb.DuckDBPyConnection, name: str, fps: dict[dt.date, str], part: str
     ) -> duckdb.DuckDBPyRelation | None:
-        """A relation over the derived days in ``start..end`` (None when there are none)."""
-        files = self.derived_files(name, version, part, start, end)
+        """A relation over the stored ``part`` of the days in ``fps`` (None when none is stored)."""
+        files = self.derived_paths(name, fps, part)
         if not files:
             return None
         file_list = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
         return con.sql(f"SELECT * FROM read_parquet({file_list}, union_by_name = true)")
+
+    def derived_dir(self, name: str, key: str | int | None = None) -> Path:
+        """Folder of a scope-level result ``name`` stored under ``key`` (a fingerprint: see
+        :meth:`content_key`); without ``key`` the folder of every key."""
+        d = self.root / "derived" / name
+        return d if key is None else d / (f"v{key:08d}" if isinstance(key, int) else str(key))
+
+    def content_key(self, manifest: Manifest | None = None, tables=None, *extra: str) -> str:
+        """The input key of a scope-level result that reads ``tables`` (default: every table) of a snapshot:
+        equal for two versions with the same files (a rollback finds its results again), different as soon as
+        one file changes."""
+        m = manifest or self.manifest()
+        return self.tables_fingerprint(tables if tables is not None else list(m.tables), m, *extra)
+
+    def sweep_derived(self, name: str, started: float | None = None) -> int:
+        """Remove the temp files a killed run left under ``derived/<name>`` (see :func:`sweep_temp`)."""
+        return sweep_temp(self.root / "derived" / name, started)
 
     def order_days(
         self, start: dt.date | None = None, end: dt.date | None = None, version: int | None = None
@@ -399,58 +604,354 @@ class Lake:
     # -- writing ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self) -> Iterator[Writer]:
-        """Exclusive writer: serialises with other writers, removes orphans of crashed writers, and
-        commits the new files as the next version only if the block completes."""
+        """Exclusive writer: serialises with other writers (flock on ``_lock``), refuses to run on a lake whose
+        ``CURRENT`` or manifest cannot be read (:class:`LakeCorrupt`), removes what killed writers left, and
+        commits the new files (compare-and-swap, see the module docstring) only if the block completes."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._mdir.mkdir(exist_ok=True)
         with open(self.root / "_lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            w = None
             try:
-                self._remove_orphans()
-                w = Writer(self, self.manifest())
+                started = time.time()
+                base = self.manifest(self.version())  # raises LakeCorrupt: nothing is swept on a guess
+                w = Writer(self, base, started)
+                self._remove_orphans(started, keep=w.batch_id)
                 yield w
                 w._commit()
             finally:
+                if w is not None:
+                    w._release()
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _remove_orphans(self) -> None:
-        """Delete data and manifest files no committed version references (left by a killed writer).
-        Only called under the writer lock."""
+    def _remove_orphans(self, started: float, keep: str = "") -> None:
+        """Delete what killed writers left: uncommitted manifests (numbered above ``CURRENT``), temp files, and
+        data files that NO manifest on disk lists; only files older than ``started`` (this writer's start) whose
+        writer is not alive (see ``_writers/``). A manifest at or below a readable ``CURRENT`` is never deleted,
+        so a rollback still finds its files. Only called under the writer lock, after ``CURRENT`` was read."""
         v = self.version()
-        for p in self._mdir.glob("v*.json*"):
-            if p.name.endswith(".tmp") or int(p.name[1:9]) > v:
+        alive = _alive_writers(self.root) | {keep}
+
+        def stale(p: Path) -> bool:
+            try:
+                return p.stat().st_mtime < started and _batch_of(p.name) not in alive
+            except FileNotFoundError:
+                return False
+
+        wdir = self.root / WRITERS_DIR
+        markers = {p.name for p in wdir.iterdir()} if wdir.exists() else set()
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        for p in list(self._mdir.iterdir()):
+            mm = _MANIFEST_RE.fullmatch(p.name)
+            if p.name == "CURRENT" or (mm and int(mm.group(1)) <= v) or _KEPT_RE.search(p.name):
+                continue
+            if not mm:
+                if stale(p):
+                    p.unlink(missing_ok=True)
+                continue
+            # Above CURRENT. Written by a writer killed between its manifest and CURRENT (its marker is still
+            # there, its process gone): never visible, deleted. Otherwise it was committed once and CURRENT was
+            # moved back by hand, or it cannot be read: set aside under another name (its files stay listed, so
+            # they are kept), never deleted; the number is free for the next commit.
+            try:
+                b = Manifest.from_json(p.read_text()).batch
+            except (ValueError, KeyError, TypeError):
+                p.rename(p.with_name(f"{p.name}.unreadable-{stamp}"))
+                continue
+            if b in alive or p.stat().st_mtime >= started:
+                continue
+            if b and b in markers:
                 p.unlink(missing_ok=True)
-        for p in self._mdir.glob("CURRENT.*"):
-            p.unlink(missing_ok=True)
+            else:
+                p.rename(p.with_name(f"{p.name}.superseded-{stamp}"))
         tdir = self.root / TABLE_DIR
-        if not tdir.exists():
-            return
-        # Versions only ever add files, so the current manifest lists every file any version uses.
-        live = {e.path for es in self.manifest(v).tables.values() for e in es}
-        for p in tdir.rglob("*.parquet*"):
-            if str(p.relative_to(self.root)) not in live:
+        if tdir.exists():
+            live: set[str] = set()
+            for n in self.manifest_versions():
+                try:
+                    live |= {e.path for e in self._read_manifest(n).all_entries()}
+                except LakeCorrupt:
+                    return  # a manifest we cannot read may list any file: delete no data file
+            for q in self._mdir.glob("v*.json.superseded-*"):
+                try:
+                    live |= {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
+                except (ValueError, KeyError, TypeError):
+                    return
+            for p in tdir.rglob("*"):
+                if p.is_file() and str(p.relative_to(self.root)) not in live and stale(p):
+                    p.unlink(missing_ok=True)
+        wdir = self.root / WRITERS_DIR
+        if wdir.exists():
+            for p in wdir.iterdir():
+                if p.name not in alive and p.stat().st_mtime < started:
+                    p.unlink(missing_ok=True)
+
+    # -- integrity and repair ----------------------------------------------------------------------
+    def verify(self, version: int | None = None) -> dict:
+        """Check every file of ``version`` (default: current): present, of its recorded size and SHA-256.
+        Returns ``{"version", "files", "ok", "unhashed", "problems": [{"path", "table", "problem"}]}`` where a
+        problem is ``missing``, ``size`` or ``sha256``; files of a manifest written before hashes were
+        recorded count as ``unhashed`` (checked for presence only). Reads every byte of the version."""
+        m = self.manifest(version)
+        problems, unhashed, n = [], 0, 0
+        for table, es in m.tables.items():
+            for e in es:
+                n += 1
+                p = self.root / e.path
+                if not p.exists():
+                    problems.append({"path": e.path, "table": table, "problem": "missing"})
+                elif e.size is not None and p.stat().st_size != e.size:
+                    problems.append({"path": e.path, "table": table, "problem": "size"})
+                elif e.sha256 is None:
+                    unhashed += 1
+                elif file_sha256(p) != e.sha256:
+                    problems.append({"path": e.path, "table": table, "problem": "sha256"})
+        return {"version": m.version, "files": n, "ok": not problems, "unhashed": unhashed, "problems": problems}
+
+    def repair(self, to: int | None = None) -> dict:
+        """Make ``CURRENT`` name a valid version again, under the writer lock.
+
+        Without ``to``: the newest manifest whose every file is present and matches (size and hash), at or below
+        ``CURRENT`` when it is readable (a valid current version is left as it is), never one a killed writer
+        left uncommitted. With ``to``: that version (it must verify): a rollback, or forward again. When the chosen version is not the newest manifest on disk,
+        its file list is committed as a NEW version (``restored_from`` = the chosen one) above every manifest on
+        disk, so version numbers only grow, nothing is deleted and no later writer collides with an old number.
+        Returns ``{"version": the new current, "restored_from", "skipped": [(version, reason)...]}``."""
+        self._mdir.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "_lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._repair(to)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _repair(self, to: int | None) -> dict:
+        self.__dict__.pop("_manifests", None)
+        on_disk = self.manifest_versions()
+        if not on_disk:
+            raise LakeCorrupt(f"no manifest under {self._mdir}: nothing to repair from")
+        try:
+            cur: int | None = self.version()
+        except LakeCorrupt:
+            cur = None
+        wdir = self.root / WRITERS_DIR
+        uncommitted = {p.name for p in wdir.iterdir()} if wdir.exists() else set()  # writers that never finished
+        # Without --to: the newest version at or below a readable CURRENT (never forward onto a version
+        # CURRENT does not name), and never a manifest whose writer died before its commit.
+        candidates = [to] if to is not None else sorted((n for n in on_disk if cur is None or n <= cur), reverse=True)
+        skipped: list[tuple[int, str]] = []
+        chosen = None
+        for v in candidates:
+            if v not in on_disk:
+                raise LakeCorrupt(
+                    f"there is no manifest of version {v} (versions on disk: {on_disk[0]}..{on_disk[-1]})"
+                )
+            try:
+                rep = self.verify(v)
+                batch = self._read_manifest(v).batch
+            except LakeCorrupt as e:
+                skipped.append((v, str(e.problem)))
+                continue
+            if to is None and batch and batch in uncommitted:
+                skipped.append((v, "never committed (its writer was killed before CURRENT)"))
+                continue
+            if rep["ok"]:
+                chosen = v
+                break
+            skipped.append((v, ", ".join(f"{p['path']} {p['problem']}" for p in rep["problems"][:3])))
+        if chosen is None:
+            raise LakeCorrupt("no manifest verifies: " + "; ".join(f"v{v}: {r}" for v, r in skipped[:5]))
+        if chosen == cur:
+            return {"version": cur, "restored_from": None, "skipped": skipped}
+        if all(self._batch_of_version(n) in uncommitted for n in on_disk if n > chosen):
+            # nothing committed above it (at most a killed writer's manifest, which the next writer sweeps)
+            _write_current(self._mdir, chosen, uuid.uuid4().hex[:8])
+            return {"version": chosen, "restored_from": None, "skipped": skipped}
+        src = self._read_manifest(chosen)
+        new_v = on_disk[-1] + 1
+        m = Manifest(new_v, dt.datetime.now(dt.UTC).isoformat(), src.tables, batch="repair", restored_from=chosen)
+        if not _link_manifest(self._mdir, m, uuid.uuid4().hex[:8]):
+            raise LakeCorrupt(f"version {new_v} appeared during the repair: run it again")
+        _write_current(self._mdir, new_v, uuid.uuid4().hex[:8])
+        return {"version": new_v, "restored_from": chosen, "skipped": skipped}
+
+    def _batch_of_version(self, v: int) -> str | None:
+        try:
+            return self._read_manifest(v).batch or None
+        except LakeCorrupt:
+            return None
+
+
+class LakeCorrupt(RuntimeError):  # noqa: N818 (the name the issue and the pages use)
+    """The lake's ``CURRENT``, a manifest or a data file is missing or damaged. The message names the problem
+    and the commands that inspect and fix it; writers refuse to run until it is repaired."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+        super().__init__(f"{problem}. Check with `python -m analytics lake verify`; {REPAIR_HINT}")
+
+
+class CommitConflictError(RuntimeError):
+    """A commit kept losing the compare-and-swap on ``CURRENT`` to other writers."""
+
+
+REPAIR_HINT = (
+    "restore the newest valid version with `python -m analytics lake repair` "
+    "(or roll back with `python -m analytics lake repair --to VERSION`)"
+)
+WRITERS_DIR = "_writers"  # one marker per running writer (pid, host): its files are never orphans
+COMMIT_ATTEMPTS = 20  # compare-and-swap retries before a commit fails loudly
+_MANIFEST_RE = re.compile(r"v(\d{8})\.json")
+_KEPT_RE = re.compile(r"\.json\.(superseded|unreadable)-")  # manifests set aside by the sweep: never deleted
+_BATCH_RE = re.compile(r"(\d{8}T\d{6}-[0-9a-f]{8})")
+_VERIFIED: set[tuple[str, str | None]] = set()
+
+
+_PROCESS_START = time.time()
+
+
+def sweep_temp(base: Path, started: float | None = None) -> int:
+    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` older than ``started``
+    (default: this process's start): what a killed ``tca`` or ``dataset build`` left. A temp file still being
+    written by another run is newer than that, so it stays. Returns how many were removed."""
+    import shutil
+
+    started = _PROCESS_START if started is None else started
+    n = 0
+    if not base.exists():
+        return 0
+    for p in list(base.rglob(".*")):
+        try:
+            if p.is_file() and p.name.endswith(".tmp") and p.stat().st_mtime < started:
                 p.unlink(missing_ok=True)
+                n += 1
+            elif p.is_dir() and p.name.startswith(".tmp-") and _newest_mtime(p) < started:
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
+        except FileNotFoundError:
+            continue
+    return n
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+
+
+def _batch_of(name: str) -> str:
+    """The writer batch id a lake file name carries ("" when none)."""
+    m = _BATCH_RE.search(name)
+    return m.group(1) if m else ""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _alive_writers(root: Path) -> set[str]:
+    """Batch ids of writers whose marker names a live process on this host (a marker from another host counts
+    as alive: we cannot tell, so its files are kept)."""
+    out = set()
+    wdir = root / WRITERS_DIR
+    if not wdir.exists():
+        return out
+    host = socket.gethostname()
+    for p in wdir.iterdir():
+        try:
+            info = json.loads(p.read_text())
+        except (OSError, ValueError):
+            out.add(p.name)  # being written right now
+            continue
+        if info.get("host") != host:
+            out.add(p.name)
+            continue
+        try:
+            os.kill(int(info["pid"]), 0)
+            out.add(p.name)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            out.add(p.name)
+    return out
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _link_manifest(mdir: Path, m: Manifest, tag: str) -> bool:
+    """Create ``v<N>.json`` exclusively: written whole to a temp file, then hard-linked to its name (link fails
+    when the name exists, atomically, so a manifest is never overwritten nor seen half-written). False when
+    another writer created that version first."""
+    tmp = mdir / f".v{m.version:08d}.{tag}.tmp"
+    tmp.write_text(m.to_json())
+    _fsync_file(tmp)
+    try:
+        os.link(tmp, mdir / f"v{m.version:08d}.json")
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_current(mdir: Path, v: int, tag: str) -> None:
+    cur_tmp = mdir / f"CURRENT.{tag}"
+    cur_tmp.write_text(str(v))
+    _fsync_file(cur_tmp)
+    _fsync_dir(mdir)
+    os.replace(cur_tmp, mdir / "CURRENT")  # the commit point
+    _fsync_dir(mdir)
 
 
 class Writer:
-    """Collects new files for one commit. Use through :meth:`Lake.writer`."""
+    """Collects new files for one commit. Use through :meth:`Lake.writer`.
 
-    def __init__(self, lake: Lake, base: Manifest):
+    ``base`` is the manifest the writer started from; after the commit ``version_before`` is the version it
+    actually committed on top of (``base.version`` unless another writer got in first and the new files were
+    rebased) and ``committed_version`` the version it produced (None: nothing to commit)."""
+
+    def __init__(self, lake: Lake, base: Manifest, started: float | None = None):
         self.lake = lake
         self.base = base
         self.batch_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.new: dict[str, list[FileEntry]] = {}
         self._n = 0
+        self._at_commit: list[tuple[str, Callable[[int], pl.DataFrame]]] = []
         self.committed_version: int | None = None
+        self.version_before: int = base.version
+        self.rebased = 0
+        wdir = lake.root / WRITERS_DIR
+        wdir.mkdir(exist_ok=True)
+        self._marker = wdir / self.batch_id
+        write_text_atomic(
+            self._marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+        )
+
+    def _release(self) -> None:
+        self._marker.unlink(missing_ok=True)
 
     @property
     def changed(self) -> bool:
         return any(self.new.values())
 
+    def append_at_commit(self, table: str, rows: Callable[[int], pl.DataFrame]) -> None:
+        """Rows whose content names the version being committed (the ingest log): ``rows(version)`` is called
+        during the commit, once the version is known (again if a compare-and-swap retry changes it)."""
+        self._at_commit.append((table, rows))
+
     def append(self, table: str, df: pl.DataFrame) -> None:
         """Write ``df`` (already in the table's schema) as new files, split by partition."""
+        for t, e in self._write(table, df):
+            self.new.setdefault(t, []).append(e)
+
+    def _write(self, table: str, df: pl.DataFrame) -> list[tuple[str, FileEntry]]:
         if df.height == 0:
-            return
+            return []
         spec = TABLES.get(table)
         tcol = spec.time_col if spec else None
         part_kind = spec.partition if spec else None
@@ -461,6 +962,7 @@ class Writer:
         else:
             df = df.with_columns(pl.lit(None, pl.Date).alias("__part"))
         sort = list(spec.sort) if spec and spec.sort else []
+        out = []
         for (pday,), chunk in df.partition_by("__part", as_dict=True, maintain_order=True).items():
             part = "all" if pday is None else (pday.isoformat() if part_kind == "day" else pday.isoformat()[:7])
             chunk = chunk.drop("__part")
@@ -473,42 +975,69 @@ class Writer:
             path = self.lake.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            chunk.write_parquet(tmp, compression="zstd", compression_level=1, row_group_size=122_880)
-            with open(tmp, "rb") as fh:
+            # Serialise once in memory: the bytes are hashed and written in one pass each (no re-read).
+            buf = io.BytesIO()
+            chunk.write_parquet(buf, compression="zstd", compression_level=1, row_group_size=122_880)
+            data = buf.getbuffer()
+            digest = hashlib.sha256(data).hexdigest()
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
                 os.fsync(fh.fileno())
+            del data
             os.replace(tmp, path)
             min_t = max_t = None
             if tcol:
                 lo, hi = chunk[tcol].min(), chunk[tcol].max()
                 min_t, max_t = lo.isoformat(), hi.isoformat()
-            self.new.setdefault(table, []).append(
-                FileEntry(str(rel), chunk.height, str(part), min_t, max_t, self.batch_id)
-            )
+            size = buf.getbuffer().nbytes
+            out.append((table, FileEntry(str(rel), chunk.height, str(part), min_t, max_t, self.batch_id, size, digest)))
+        return out
 
     def _commit(self) -> None:
+        """Compare-and-swap: re-read ``CURRENT``; if another writer committed since ``base`` was read, rebase
+        (the new files are immutable and uniquely named: rebasing is listing them on the newer manifest); create
+        ``v<N+1>.json`` exclusively; then replace ``CURRENT``. Retries a bounded number of times, else raises
+        :class:`CommitConflictError` (the new files stay invisible and are swept by a later writer)."""
         if not self.changed:
             return
         for dirpath in {(self.lake.root / e.path).parent for es in self.new.values() for e in es}:
             _fsync_dir(dirpath)
-        tables = {t: list(es) for t, es in self.base.tables.items()}
-        for t, es in self.new.items():
-            tables.setdefault(t, []).extend(es)
-        v = self.base.version + 1
-        m = Manifest(v, dt.datetime.now(dt.UTC).isoformat(), tables)
         mdir = self.lake._mdir
-        tmp = mdir / f"v{v:08d}.json.tmp"
-        tmp.write_text(m.to_json())
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, mdir / f"v{v:08d}.json")
-        cur_tmp = mdir / f"CURRENT.{self.batch_id}"
-        cur_tmp.write_text(str(v))
-        with open(cur_tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        _fsync_dir(mdir)
-        os.replace(cur_tmp, mdir / "CURRENT")  # the commit point
-        _fsync_dir(mdir)
-        self.committed_version = v
+        base = self.base
+        for attempt in range(COMMIT_ATTEMPTS):
+            cur = self.lake.version()
+            if cur != base.version:
+                base = self.lake._read_manifest(cur) if cur else Manifest()
+                self.rebased += 1
+            v = base.version + 1
+            late = [e for t, rows in self._at_commit for e in self._write(t, rows(v))]
+            for d in {(self.lake.root / e.path).parent for _, e in late}:
+                _fsync_dir(d)
+            tables = {t: list(es) for t, es in base.tables.items()}
+            for t, es in [*self.new.items(), *((t, [e]) for t, e in late)]:
+                tables.setdefault(t, []).extend(es)
+            m = Manifest(v, dt.datetime.now(dt.UTC).isoformat(), tables, batch=self.batch_id)
+            if _link_manifest(mdir, m, self.batch_id):
+                _write_current(mdir, v, self.batch_id)
+                self.version_before, self.committed_version = base.version, v
+                return
+            for _, e in late:  # another writer holds v: drop our version-stamped rows, wait, rebase
+                (self.lake.root / e.path).unlink(missing_ok=True)
+            time.sleep(min(0.01 * 2**attempt, 0.5))
+        raise CommitConflictError(
+            f"could not commit batch {self.batch_id} after {COMMIT_ATTEMPTS} attempts: other writers keep "
+            f"committing version {base.version + 1} ({mdir}); is the `_lock` file being removed?"
+        )
+
+
+def snapshot_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The lake version a connection from :meth:`Lake.connect` reads (None for another connection)."""
+    try:
+        rows = con.execute("SELECT version FROM lake_version").fetchall()  # fetchall: leave no open result
+    except duckdb.Error:
+        return None
+    return rows[0][0] if rows else None
 
 
 def empty_frame(table: str) -> pl.DataFrame:
@@ -573,10 +1102,13 @@ def scan_day_files(
 ) -> pl.LazyFrame:
     """Columns ``columns`` of ``table`` (quotes, trades...) dated ``start..end`` straight from the snapshot's
     date-pruned Parquet files, as a Polars lazy scan: only the files whose time range meets the dates are opened,
-    and rows are filtered half-open on timestamps (``ts >= start AND ts < end + 1 day``)."""
+    and rows are filtered half-open on timestamps (``ts >= start AND ts < end + 1 day``). The files' SHA-256
+    are checked first (:meth:`Lake.check_hashes`)."""
     schema = table_schema(table)
     cols = {c: schema[c] for c in columns}
-    files = [str(p) for p in lake.files(table, start, end, manifest)]
+    entries = lake.entries(table, start, end, manifest)
+    lake.check_hashes(entries)  # results are computed from these bytes: a flipped byte is an error (once a process)
+    files = [str(lake.root / e.path) for e in entries]
     if not files:
         return pl.LazyFrame(schema=cols)
     tcol = TABLES[table].time_col

@@ -51,7 +51,10 @@ daily log returns before the day, decimal per day), ``spread_at_arrival_bps``, `
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import os
+import uuid
 from dataclasses import dataclass, field
 
 import duckdb
@@ -68,7 +71,7 @@ from analytics.conventions import (
     horizon_label,
 )
 from analytics.filters import Filters
-from analytics.store import query
+from analytics.store import query, quote_ident, sql_literal
 
 CODE_VERSION = "tca-7"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
@@ -511,29 +514,130 @@ def _empty(cfg: TCAConfig) -> TCAResult:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Stored results: TCACompletedEvent rows per lake version, computed day by day on first use
+# Stored results: TCACompletedEvent rows per order day, keyed by the fingerprint of exactly what that day's TCA
+# reads (store.py, "derived results"), computed on first use:
+#   derived/tca-7/day=YYYY-MM-DD/<fingerprint>/{orders,fills,fill_cube}.parquet
+# What the TCA of the orders that arrived on day D reads (compute() above), and so what the fingerprint covers:
+# - every order, fill, settlement and decision event of those orders, wherever they are dated (a CANCEL or a
+#   fill on a later day, a settlement dated after D that overrides the fees, a decision taken days before):
+#   a content hash of those rows per arrival day (_EVENTS_SQL), so a later day's events change D's
+#   fingerprint only when they concern D's orders;
+# - quotes and trades of the days from the earliest decision to the last event of those orders (marks,
+#   VWAPs, the scheduled window's tape) and the fills dated D (the desk's own volume that day): their files;
+# - daily bars dated up to that last day (open/close, ADV and volatility over the days before; a superset of
+#   "bars before D") and the securities (sector, country): their files;
+# - this code version.
+# A commit that touches one day thus recomputes only the days whose inputs changed; a rollback finds the
+# results of the files it restores; re-running is a lookup. Lineage (source_version, event_id, ts) names the
+# snapshot a reader asked for and is added when the rows are read (results()).
 # ---------------------------------------------------------------------------------------------------
-RESULTS = CODE_VERSION  # derived/<code version>/v<lake version>/...: new code never reads old rows
+RESULTS = CODE_VERSION  # derived/<code version>/...: new code never reads old rows
 DAYS_PER_RUN = 5  # days computed per pass: amortises the fixed cost, bounds memory
+EVENT_TABLES = ("orders", "fills", "settlements", "decisions")
+_EVENTS_SQL = """
+    WITH od AS (SELECT order_id, min(ts)::DATE AS day FROM orders WHERE action = 'NEW' GROUP BY 1),
+    dd AS (SELECT DISTINCT n.decision_id, od.day FROM orders n JOIN od USING (order_id)
+           WHERE n.action = 'NEW' AND n.decision_id IS NOT NULL),
+    fe AS (SELECT od.day, x.fill_id, x.ts, hash(x)::HUGEINT AS h FROM fills x JOIN od USING (order_id)),
+    ev AS (
+        SELECT od.day, 'o' AS k, x.ts, hash(x)::HUGEINT AS h,
+               TRY_CAST(json_extract_string(x.algo_params, '$.end_time') AS TIMESTAMPTZ) AS te
+        FROM orders x JOIN od USING (order_id)
+        UNION ALL SELECT day, 'f', ts, h, NULL FROM fe
+        UNION ALL SELECT fe.day, 's', NULL, hash(x)::HUGEINT, NULL FROM settlements x JOIN fe USING (fill_id)
+        UNION ALL SELECT dd.day, 'd', x.ts, hash(x)::HUGEINT, NULL FROM decisions x JOIN dd USING (decision_id))
+    SELECT day, (sum(hash(k, h)::HUGEINT) % 18446744073709551557)::VARCHAR || ':' || count(*)::VARCHAR AS events,
+           least(day, min(ts)::DATE) AS lo_day, greatest(day, max(ts)::DATE, max(te)::DATE) AS hi_day
+    FROM ev GROUP BY day"""
+_EVENTS_CACHE: dict[tuple[str, str], pl.DataFrame] = {}
 
 
-def _with_lineage(orders: pl.DataFrame, version: int, snapshot_ts: str) -> pl.DataFrame:
-    """EVENTS.md lineage: ``event_id`` (stable: order and input version), ``ts`` (the input snapshot's time, so a
-    re-run on the same version is identical), ``source_version`` and ``code_version``."""
-    sv = f"lake@{version}"
-    ts = dt.datetime.fromisoformat(snapshot_ts) if snapshot_ts else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return orders.with_columns(
-        pl.concat_str(pl.lit("tca:"), pl.col("order_id"), pl.lit(f"@{sv}")).alias("event_id"),
-        pl.lit(ts).dt.cast_time_unit("us").alias("ts"),
-        pl.lit(sv).alias("source_version"),
-        pl.lit(CODE_VERSION).alias("code_version"),
-    )
+def _event_hashes(lake, m) -> pl.DataFrame:
+    """Per arrival day: the content hash of its orders' events, and the span of days they touch (lo_day..hi_day).
+    Kept per (lake, event files) in memory and on disk: one scan of the event tables per change of them. The
+    files are hash-checked first (a flipped byte is an error, not a different hash)."""
+    key = lake.tables_fingerprint(EVENT_TABLES, m, RESULTS)
+    cached = _EVENTS_CACHE.get((str(lake.root), key))
+    if cached is not None:
+        return cached
+    path = lake.derived_dir(RESULTS, "_events") / f"{key}.parquet"
+    entries = [e for t in EVENT_TABLES for e in m.entries(t) if e.rows]
+    lake.check_hashes(entries)
+    if path.exists():
+        out = pl.read_parquet(path)
+    else:
+        con = lake.connect(m)
+        try:
+            out = query(con, _EVENTS_SQL)
+        finally:
+            con.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        out.write_parquet(tmp)
+        os.replace(tmp, path)
+    if len(_EVENTS_CACHE) > 16:
+        _EVENTS_CACHE.clear()
+    _EVENTS_CACHE[(str(lake.root), key)] = out
+    return out
+
+
+def _day_inputs(lake, m, day: dt.date, lo: dt.date, hi: dt.date) -> list:
+    """The manifest entries (besides the event rows) the TCA of ``day``'s orders reads (see the section comment)."""
+    by_day, days = _by_day(m)
+    out = []
+    for t in ("quotes", "trades"):  # the partitions present in lo..hi (an absurd end_time spans no empty days)
+        ds = days.get(t, [])
+        for d in ds[bisect.bisect_left(ds, lo.isoformat()) : bisect.bisect_right(ds, hi.isoformat())]:
+            out += by_day[(t, d)]
+    out += by_day.get(("fills", day.isoformat()), [])
+    out += [e for e in m.entries("bars") if e.rows and (e.min_t is None or e.min_t[:10] <= hi.isoformat())]
+    return out + [e for e in m.entries("securities") if e.rows]
+
+
+def _by_day(m) -> tuple[dict[tuple[str, str], list], dict[str, list[str]]]:
+    """(table, day) -> entries of the day-partitioned tables TCA reads by day, and each table's sorted days
+    (built once per manifest)."""
+    idx = m.__dict__.get("_tca_by_day")
+    if idx is None:
+        by: dict[tuple[str, str], list] = {}
+        for t in ("quotes", "trades", "fills"):
+            for e in m.entries(t):
+                if e.rows:
+                    by.setdefault((t, e.part), []).append(e)
+        days = {t: sorted(d for (tt, d) in by if tt == t) for t in ("quotes", "trades", "fills")}
+        idx = m.__dict__["_tca_by_day"] = (by, days)
+    return idx
+
+
+_FP_CACHE: dict[tuple, dict[dt.date, str]] = {}
+
+
+def input_fingerprints(
+    lake, version: int | None = None, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[dt.date, str]:
+    """Order day -> the fingerprint of the inputs of that day's TCA (section comment), for the order days of
+    lake ``version`` (default: current) in ``start..end``. The stable key other stored results build on (quality
+    sums of a day are keyed by the TCA fingerprint of that day). Computed once per snapshot and process."""
+    m = lake.manifest(version)
+    key = (str(lake.root), m.version, m.created, m.batch)
+    fps = _FP_CACHE.get(key)
+    if fps is None:
+        days = lake.order_days(version=m.version)
+        ev = {r[0]: r[1:] for r in _event_hashes(lake, m).iter_rows()} if days else {}
+        fps = {}
+        for d in days:
+            events, lo, hi = ev.get(d, ("none", d, d))
+            fps[d] = lake.fingerprint(_day_inputs(lake, m, d, lo, hi), RESULTS, events)
+        if len(_FP_CACHE) > 16:
+            _FP_CACHE.clear()
+        _FP_CACHE[key] = fps
+    return {d: fp for d, fp in fps.items() if (start is None or d >= start) and (end is None or d <= end)}
 
 
 def missing_days(lake, version: int, start: dt.date | None = None, end: dt.date | None = None) -> list[dt.date]:
-    """Order days in ``start..end`` whose TCA is not yet stored for ``version`` (and this code version)."""
-    days = lake.order_days(start, end, version=version)
-    return sorted(set(days) - lake.derived_days(RESULTS, version, "orders"))
+    """Order days in ``start..end`` of lake ``version`` whose TCA (for their inputs and this code) is not stored."""
+    fps = input_fingerprints(lake, version, start, end)
+    return sorted(d for d, fp in fps.items() if not lake.has_derived(RESULTS, d, fp, "orders"))
 
 
 def ensure(
@@ -542,37 +646,46 @@ def ensure(
     end: dt.date | None = None,
     cfg: TCAConfig | None = None,
     progress=None,
+    version: int | None = None,
 ) -> int:
-    """Compute and store the TCA of every order day in ``start..end`` not yet stored for the current lake
-    version. Returns that version. Idempotent: stored days are never recomputed for the same version."""
-    m = lake.manifest()
+    """Compute and store the TCA of every order day in ``start..end`` of lake ``version`` (default: current)
+    whose inputs have no stored result yet. Returns that version: the snapshot the caller then reads
+    (``results(..., version=)``). Idempotent: a day is computed once per input fingerprint. Input files are
+    hash-checked before they are computed from; temp files of a killed run are removed first."""
+    if cfg is not None and cfg != TCAConfig():  # the stored rows' key holds the code version, not a config
+        raise ValueError("stored TCA results use the default TCAConfig: call compute() for another configuration")
+    m = lake.manifest(version)
     v = m.version
-    missing = missing_days(lake, v, start, end)
+    lake.sweep_derived(RESULTS)
+    fps = input_fingerprints(lake, v, start, end)
+    missing = sorted(d for d, fp in fps.items() if not lake.has_derived(RESULTS, d, fp, "orders"))
     if not missing:
-        _backfill_cubes(lake, v, start, end)
+        _backfill_cubes(lake, fps)
         return v
+    ev = {r[0]: r[1:] for r in _event_hashes(lake, m).iter_rows()}
     con = lake.connect(m)
     try:
         runs = [missing[i : i + DAYS_PER_RUN] for i in range(0, len(missing), DAYS_PER_RUN)]
         for n, run in enumerate(runs):
             if progress:
                 progress(n / len(runs), f"TCA of {run[0]}..{run[-1]} ({len(missing)} day(s) to compute)")
+            lake.check_hashes([e for d in run for e in _day_inputs(lake, m, d, *ev.get(d, ("", d, d))[1:])])
             res = compute(con, Filters(start=run[0], end=run[-1]), cfg, lake=lake)
-            orders = _with_lineage(res.orders, v, m.created) if res.orders.height else res.orders
             for day in run:
-                if orders.height:
-                    o_day = orders.filter(pl.col("arrival_ts").dt.date() == day)
+                if res.orders.height:
+                    o_day = res.orders.filter(pl.col("arrival_ts").dt.date() == day)
                     ids = o_day["order_id"]
                     f_day = res.fills.filter(pl.col("order_id").is_in(ids.implode()))
                 else:  # no order arrived in this run: an empty day, marked done
                     o_day = pl.DataFrame(schema={"order_id": pl.String})
                     f_day = pl.DataFrame(schema={"order_id": pl.String, "fill_id": pl.String})
-                lake.write_derived_day(RESULTS, v, "fills", day, f_day)
-                lake.write_derived_day(RESULTS, v, CUBE, day, fill_cube(o_day, f_day, day))
-                lake.write_derived_day(RESULTS, v, "orders", day, o_day)  # last: marks the day done
+                o_day = o_day.with_columns(pl.lit(fps[day]).alias("input_fingerprint"))
+                lake.write_derived(RESULTS, day, fps[day], "fills", f_day)
+                lake.write_derived(RESULTS, day, fps[day], CUBE, fill_cube(o_day, f_day, day))
+                lake.write_derived(RESULTS, day, fps[day], "orders", o_day)  # last: marks the day done
     finally:
         con.close()
-    _backfill_cubes(lake, v, start, end)
+    _backfill_cubes(lake, fps)
     if progress:
         progress(1.0, "TCA ready")
     return v
@@ -630,17 +743,23 @@ def fill_cube(orders: pl.DataFrame, fills: pl.DataFrame, day: dt.date) -> pl.Dat
     )
 
 
-def _backfill_cubes(lake, version: int, start: dt.date | None, end: dt.date | None) -> None:
+def _backfill_cubes(lake, fps: dict[dt.date, str]) -> None:
     """Cubes of stored days that lack one (days stored by a build before the cube existed)."""
-    done = lake.derived_days(RESULTS, version, "orders")
-    have = lake.derived_days(RESULTS, version, CUBE)
-    todo = sorted(d for d in done - have if (start is None or d >= start) and (end is None or d <= end))
-    for day in todo:
-        (o_path,) = lake.derived_files(RESULTS, version, "orders", day, day)
-        f_paths = lake.derived_files(RESULTS, version, "fills", day, day)
-        orders = pl.read_parquet(o_path)
-        fills = pl.read_parquet(f_paths[0]) if f_paths else pl.DataFrame()
-        lake.write_derived_day(RESULTS, version, CUBE, day, fill_cube(orders, fills, day))
+    for day, fp in sorted(fps.items()):
+        if lake.has_derived(RESULTS, day, fp, CUBE) or not lake.has_derived(RESULTS, day, fp, "orders"):
+            continue
+        orders = pl.read_parquet(lake.derived_path(RESULTS, day, fp, "orders"))
+        f_path = lake.derived_path(RESULTS, day, fp, "fills")
+        fills = pl.read_parquet(f_path) if f_path.exists() else pl.DataFrame()
+        lake.write_derived(RESULTS, day, fp, CUBE, fill_cube(orders, fills, day))
+
+
+def stored_fingerprints(
+    lake, version: int | None = None, start: dt.date | None = None, end: dt.date | None = None, part: str = "orders"
+) -> dict[dt.date, str]:
+    """The order days of ``version`` in ``start..end`` whose ``part`` is stored, with their fingerprints."""
+    fps = input_fingerprints(lake, version, start, end)
+    return {d: fp for d, fp in fps.items() if lake.has_derived(RESULTS, d, fp, part)}
 
 
 def _cube_scope_sql(lake, con: duckdb.DuckDBPyConnection, f: Filters, version: int | None) -> tuple[str, list] | None:
@@ -648,15 +767,10 @@ def _cube_scope_sql(lake, con: duckdb.DuckDBPyConnection, f: Filters, version: i
     (the cube has no symbol key) or a stored day without its cube."""
     if f.symbol:
         return None
-    v = lake.version() if version is None else version
-    days = {
-        d
-        for d in lake.derived_days(RESULTS, v, "orders")
-        if (not f.start or d >= f.start) and (not f.end or d <= f.end)
-    }
-    if not days or not days <= lake.derived_days(RESULTS, v, CUBE):
+    fps = stored_fingerprints(lake, version, f.start, f.end)
+    if not fps or not all(lake.has_derived(RESULTS, d, fp, CUBE) for d, fp in fps.items()):
         return None
-    con.register("_scope_cube", lake.derived_relation(con, RESULTS, v, CUBE, f.start, f.end))
+    con.register("_scope_cube", lake.derived_scan(con, RESULTS, fps, CUBE))
     where, params = f.where({"broker": "broker", "algo": "algo", "venue": "venue", "portfolio": "portfolio_id"})
     return f"SELECT * FROM _scope_cube WHERE {where}", params
 
@@ -670,9 +784,20 @@ def _cube_ci_sql(name: str, alias: str) -> str:
 
 
 def results(lake, con, start: dt.date | None = None, end: dt.date | None = None, part: str = "orders", version=None):
-    """Relation over the stored TCA rows (``orders`` or ``fills``) of ``start..end`` (call :func:`ensure` first)."""
-    v = lake.version() if version is None else version
-    return lake.derived_relation(con, RESULTS, v, part, start, end)
+    """Relation over the stored TCA rows (``orders`` or ``fills``) of ``start..end`` for the inputs of lake
+    ``version`` (default: current; call :func:`ensure` with it first). Order rows carry the lineage of that
+    snapshot (EVENTS.md): ``event_id`` = ``tca:<order_id>@lake@N``, ``ts`` = the snapshot's time,
+    ``source_version`` = ``lake@N``, ``code_version``; and ``input_fingerprint`` (the day's input identity)."""
+    m = lake.manifest(version)
+    rel = lake.derived_scan(con, RESULTS, stored_fingerprints(lake, m.version, start, end, part), part)
+    if rel is None or part != "orders" or "arrival_ts" not in rel.columns:
+        return rel
+    sv = sql_literal(f"lake@{int(m.version)}")
+    ts = dt.datetime.fromisoformat(m.created) if m.created else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    lineage = {"event_id": f"concat('tca:', order_id, '@', {sv})", "ts": f"{sql_literal(ts.isoformat())}::TIMESTAMPTZ",
+               "source_version": sv, "code_version": sql_literal(CODE_VERSION)}  # fmt: skip
+    cols = [quote_ident(c) for c in rel.columns if c not in lineage]
+    return rel.project(", ".join([*cols, *(f"{sql} AS {c}" for c, sql in lineage.items())]))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -389,10 +389,10 @@ def _stored_orders(lake, start: dt.date | None, end: dt.date | None, step) -> pl
     from analytics.filters import Filters
 
     step(0.0, "TCA")
-    tca.ensure(lake, start, end)
-    con = lake.connect()
+    v = tca.ensure(lake, start, end)
+    con = lake.connect(lake.manifest(v))  # the snapshot whose TCA was just ensured
     try:
-        return tca.load_orders(lake, con, Filters(start=start, end=end))
+        return tca.load_orders(lake, con, Filters(start=start, end=end), v)
     finally:
         con.close()
 

@@ -16,7 +16,12 @@ st.caption(
     "open it); the PDF has the same content."
 )
 ss = st.session_state
-saved = report.load_definitions(state.lake())
+saved, unreadable = report.scan_definitions(state.lake())
+if unreadable:
+    st.warning(
+        "Saved report definitions that cannot be read (left as they are): "
+        + "; ".join(f"{u['file']}: {u['problem']}" for u in unreadable)
+    )
 
 
 def _load_definition() -> None:

@@ -33,7 +33,7 @@ c[4].metric("IS cost", f"{head['is_total_cost'] / 1e6:,.2f}M", help="Currency: d
 st.caption(
     f"IS parts: delay {head['is_delay_bps']:+.1f}, trading {head['is_trading_bps']:+.1f}, "
     f"opportunity {head['is_opportunity_bps']:+.1f}, fees {head['is_fees_bps']:+.1f} bps · "
-    f"filled notional {head['filled_notional']:,.0f} · source lake@{state.version()}"
+    f"filled notional {head['filled_notional']:,.0f} · source {orders['source_version'][0]}"
 )
 
 METRICS = {

@@ -297,7 +297,7 @@ def child_ensure() -> dict:
 
     lake = Lake(LAKE)
     v = lake.version()
-    before = len(lake.derived_days(tca.RESULTS, v, "orders"))
+    before = len(set(tca.stored_fingerprints(lake, v)))
     t0 = time.perf_counter()
     runs: list[float] = []
     last = [t0]
@@ -310,7 +310,7 @@ def child_ensure() -> dict:
 
     tca.ensure(lake, progress=progress)
     secs = time.perf_counter() - t0
-    days = len(lake.derived_days(tca.RESULTS, v, "orders"))
+    days = len(set(tca.stored_fingerprints(lake, v)))
     per_run = runs[1:-1]  # the intervals between progress calls are the 5-day passes
     return {
         "secs": secs,
@@ -390,11 +390,11 @@ def ensure_once(recompute: bool) -> None:
 
     lake = Lake(LAKE)
     v = lake.version()
-    d = lake.derived_dir(tca.RESULTS, v)
+    d = lake.derived_dir(tca.RESULTS)
     if recompute:
         shutil.rmtree(d, ignore_errors=True)
     key = f"ensure:{tca.RESULTS}:v{v}"
-    stored = lake.derived_days(tca.RESULTS, v, "orders")
+    stored = set(tca.stored_fingerprints(lake, v))
     others = sorted(k for k in _figures() if k.startswith("ensure:") and k.endswith(f":v{v}"))
     if stored and set(lake.order_days(version=v)) <= stored and (key in _figures() or others):
         key = key if key in _figures() else others[-1]
@@ -487,7 +487,7 @@ def _ensure_check(lake, f) -> int:
     from analytics import tca
 
     v = lake.version()
-    missing = set(lake.order_days(f.start, f.end, version=v)) - lake.derived_days(tca.RESULTS, v, "orders")
+    missing = set(lake.order_days(f.start, f.end, version=v)) - set(tca.stored_fingerprints(lake, v))
     assert not missing, f"{len(missing)} TCA day(s) not stored: run tca.ensure first"
     return v
 
@@ -843,7 +843,7 @@ def run_apptest(month: str | None, limit_gb: float) -> dict:
     for span in ("month", "year"):
         # First visit of this lake version: the overview's figures are computed from the orders and stored
         # (what a user sees once after each ingest); then a fresh process reads them (every later cold start).
-        shutil.rmtree(Lake(LAKE).derived_dir(overview.FIGURES).parent, ignore_errors=True)
+        shutil.rmtree(Lake(LAKE).derived_dir(overview.FIGURES), ignore_errors=True)
         _log(f"5. AppTest of the Overview, TCA and Impact pages, {span}: first visit of this lake version ...")
         first, _, _ = _child(["apptest", span, month or ""], env={"ANALYTICS_LAKE": str(LAKE)}, limit_gb=limit_gb)
         _log(f"5. ... {span}: a fresh process, the overview's figures stored ...")

@@ -47,7 +47,7 @@ def main() -> None:
 
     lake = Lake(args.lake)
     if args.first_visit:
-        shutil.rmtree(lake.derived_dir(overview.FIGURES).parent, ignore_errors=True)
+        shutil.rmtree(lake.derived_dir(overview.FIGURES), ignore_errors=True)
     print(f"lake {lake.root} (version {lake.version()}), load average {os.getloadavg()[0]:.1f}")
     cold, warm = [], []
     with sync_playwright() as p:

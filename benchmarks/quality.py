@@ -70,7 +70,7 @@ def child(lake_dir: str, start: str | None, end: str | None) -> dict:
     v, fig["tca_ensure_s"] = _timed(lambda: tca.ensure(lake, s, e))
     con = lake.connect(lake.manifest(v))
     if os.environ.get("BENCH_RECOMPUTE_SUMS") == "1":  # only this module's own derived output is dropped
-        shutil.rmtree(lake.derived_dir(q.SUMS, v), ignore_errors=True)
+        shutil.rmtree(lake.derived_dir(q.SUMS), ignore_errors=True)
     fig["sum_days"] = len(q.missing_sum_days(lake, v, s, e))
     _, fig["stage1_sums_s"] = _timed(lambda: q.ensure_sums(lake, con, s, e, v))
     f = Filters(start=s, end=e)

@@ -15,7 +15,7 @@ import html
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import altair as alt
@@ -24,7 +24,7 @@ import polars as pl
 from analytics import overview, risk, tca
 from analytics.conventions import BPS
 from analytics.filters import Filters
-from analytics.store import write_text_atomic
+from analytics.store import snapshot_version, write_text_atomic
 from ui import charts
 
 SECTIONS = {
@@ -170,7 +170,7 @@ def _quality(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     if orders.is_empty():
         sec.paragraphs.append("No orders in this period.")
         return sec
-    v = lake.version()
+    v = snapshot_version(con)  # the snapshot the report reads, not whatever is current by now
     quality.ensure_sums(lake, con, f.start, f.end, v)
     sec.paragraphs.append(
         "Venues by their fills (Rule 605 definitions: effective over quoted spread, price improvement against the "
@@ -406,15 +406,71 @@ def definitions_dir(lake) -> Path:
     return Path(lake.root) / "reports" / "definitions"
 
 
-def save_definition(lake, d: Definition) -> Path:
-    """Save (or replace) a definition as JSON under the lake, atomically; returns its path."""
-    return write_text_atomic(definitions_dir(lake) / f"{_slug(d.name)}.json", json.dumps(asdict(d), indent=2))
+def save_definition(lake, d: Definition, replace: bool = False) -> Path:
+    """Save a definition as JSON under the lake, atomically; returns its path. Saving under the same name again
+    updates it. A different name that maps to the same file ("Board pack", "board-pack!") raises ValueError
+    instead of overwriting the other definition silently, and so does a file there that cannot be read, unless
+    ``replace``."""
+    path = definitions_dir(lake) / f"{_slug(d.name)}.json"
+    if path.exists() and not replace:
+        try:
+            other = _read_definition(path).name
+        except ValueError as e:
+            raise ValueError(
+                f"'{d.name}' would replace {path.name}, a saved report that cannot be read ({e})"
+            ) from None
+        if other != d.name:
+            raise ValueError(
+                f"'{d.name}' would replace the saved report '{other}' (the same file name): choose another name"
+            )
+    return write_text_atomic(path, json.dumps(asdict(d), indent=2))
+
+
+def _read_definition(path: Path) -> Definition:
+    """One saved definition, checked field by field; ValueError saying what is wrong."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"not readable JSON: {e}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise ValueError("not a report definition (no name)")
+    known = {f.name for f in fields(Definition)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown field(s) {unknown}")
+    kw = {}
+    for k, v in raw.items():
+        if k in ("start", "end"):
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{k} is not a date")
+            if v:
+                try:
+                    dt.date.fromisoformat(v)
+                except ValueError:
+                    raise ValueError(f"{k} {v!r} is not a date (YYYY-MM-DD)") from None
+            kw[k] = v
+        elif k != "name":
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"{k} is not a list of names")
+            kw[k] = tuple(v)
+    bad = [x for x in kw.get("sections", ()) if x not in SECTIONS]
+    if bad:
+        raise ValueError(f"unknown section(s) {bad}")
+    return Definition(name=raw["name"], **kw)
+
+
+def scan_definitions(lake) -> tuple[list[Definition], list[dict]]:
+    """(the saved definitions that read, in file order; the files that do not: ``{"file", "problem"}``)."""
+    folder = definitions_dir(lake)
+    out, unreadable = [], []
+    for p in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            out.append(_read_definition(p))
+        except ValueError as e:
+            unreadable.append({"file": p.name, "problem": str(e)})
+    return out, unreadable
 
 
 def load_definitions(lake) -> list[Definition]:
-    folder = definitions_dir(lake)
-    out = []
-    for p in sorted(folder.glob("*.json")) if folder.exists() else []:
-        raw = json.loads(p.read_text())
-        out.append(Definition(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
-    return out
+    """The saved definitions that can be read (:func:`scan_definitions` also lists those that cannot)."""
+    return scan_definitions(lake)[0]

@@ -67,7 +67,7 @@ def ensure_tca(f) -> int:
     if missing:
         with st.status(f"Computing TCA for {len(missing)} day(s)…", expanded=False) as status:
             bar = st.progress(0.0)
-            tca.ensure(lk, f.start, f.end, progress=lambda x, m: bar.progress(min(x, 1.0), text=m))
+            tca.ensure(lk, f.start, f.end, progress=lambda x, m: bar.progress(min(x, 1.0), text=m), version=v)
             status.update(label="TCA ready", state="complete")
     return v
 

@@ -64,7 +64,7 @@ def test_a_fresh_process_draws_the_overview_from_the_stored_figures(sim_env):
     days = tca.load_orders(sim_env, sim_env.connect(), Filters())["arrival_ts"].dt.date()
     # the sidebar's default is the lake's whole date range; no training in this lake: published I-Star
     key = overview.figures_key(Filters(start=days.min(), end=days.max()), None)
-    path = sim_env.derived_dir(overview.FIGURES, sim_env.version()) / f"{key}.json"
+    path = overview._figures_dir(sim_env, sim_env.version()) / f"{key}.json"
     original = path.read_text()
     try:
         figs = overview.stored_figures(sim_env, sim_env.version(), key)

@@ -45,3 +45,16 @@ def test_save_and_load_a_definition(sim_env):
     assert not at.exception
     assert at.multiselect(key="rep_sections").value == ["summary"]
     assert at.multiselect(key="f_broker").value == [broker]
+
+
+def test_the_page_lists_a_definition_it_cannot_read(sim_env):
+    folder = report.definitions_dir(sim_env)
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = folder / "zz-unreadable.json"
+    bad.write_text('{"name": "Half written", "sections": [')
+    try:
+        at = open_app(PAGE)
+        assert not at.exception
+        assert any("zz-unreadable.json" in w.value for w in at.warning)
+    finally:
+        bad.unlink()
