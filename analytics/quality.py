@@ -952,22 +952,37 @@ NOTIONAL_LABELS = ("<$250", "$250-1K", "$1K-5K", "$5K-20K", "$20K-50K", "$50K-20
 NEAR_QUOTE = 0.10  # a limit within $0.10 outside the quote is "near the quote" (Rule 605)
 
 
+def _tick(price: pl.Expr) -> pl.Expr:
+    """The minimum quoting increment of Reg NMS Rule 612: $0.01 at $1.00 and above, $0.0001 below."""
+    return pl.when(price >= 1.0).then(pl.lit(0.01)).otherwise(pl.lit(0.0001))
+
+
 def order_types(orders: pl.DataFrame) -> pl.DataFrame:
-    """Rule 605 order type from the limit price against the NBBO at arrival (bid/ask rebuilt from the arrival
-    mid and spread): market (no limit), marketable limit (buy limit >= ask, sell <= bid), inside-the-quote,
-    at-the-quote, near-the-quote (within $0.10 outside) and other limit; and the notional size bucket
-    (order qty x arrival mid; the 2024 amendments' buckets up to $200K, plus >= $200K for parent orders,
-    which the rule itself does not cover)."""
+    """Rule 605 order type from the limit price against the NBBO at arrival: market (no limit), marketable limit
+    (buy limit >= ask, sell <= bid), inside-the-quote, at-the-quote (buy limit = bid, sell = ask), near-the-quote
+    (within $0.10 outside the quote) and other limit; and the notional size bucket (order qty x arrival mid; the
+    2024 amendments' buckets up to $200K, plus >= $200K for parent orders, which the rule itself does not cover).
+    The quote is the stored ``arrival_bid`` / ``arrival_ask`` (TCA rows from tca-8 on); older rows rebuild it from
+    the arrival mid and spread. Prices are compared with a tolerance of half a tick (:func:`_tick`), never by
+    float equality: a bid rebuilt as 100.01000000000001 must still be "at the quote" for a 100.01 limit."""
     half = pl.col("arrival_price") * pl.col("spread_at_arrival_bps").fill_null(0) / BPS / 2
-    bid, ask = pl.col("arrival_price") - half, pl.col("arrival_price") + half
+    stored = "arrival_bid" in orders.columns and "arrival_ask" in orders.columns
+    bid = pl.coalesce(pl.col("arrival_bid"), pl.col("arrival_price") - half) if stored else pl.col("arrival_price") - half
+    ask = pl.coalesce(pl.col("arrival_ask"), pl.col("arrival_price") + half) if stored else pl.col("arrival_price") + half
     lim, buy = pl.col("limit_price"), pl.col("side") == "BUY"
+    tol = _tick(pl.col("arrival_price")) / 2
     near = pl.lit(NEAR_QUOTE)
+    touch = pl.when(buy).then(ask).otherwise(bid)  # the quote a marketable order takes
+    same = pl.when(buy).then(bid).otherwise(ask)  # the quote a resting order joins
+    # signed distance from the touch toward a more aggressive price (+ = crosses), and from the same-side quote
+    cross = pl.when(buy).then(lim - touch).otherwise(touch - lim)
+    join = pl.when(buy).then(lim - same).otherwise(same - lim)
     typ = (
         pl.when(lim.is_null()).then(pl.lit("market"))
-        .when(pl.when(buy).then(lim >= ask).otherwise(lim <= bid)).then(pl.lit("marketable limit"))
-        .when((lim > bid) & (lim < ask)).then(pl.lit("inside-the-quote limit"))
-        .when(pl.when(buy).then(lim == bid).otherwise(lim == ask)).then(pl.lit("at-the-quote limit"))
-        .when(pl.when(buy).then(lim >= bid - near).otherwise(lim <= ask + near)).then(pl.lit("near-the-quote limit"))
+        .when(cross >= -tol).then(pl.lit("marketable limit"))
+        .when(join > tol).then(pl.lit("inside-the-quote limit"))
+        .when(join >= -tol).then(pl.lit("at-the-quote limit"))
+        .when(join >= -near - tol).then(pl.lit("near-the-quote limit"))
         .otherwise(pl.lit("other limit"))
     )  # fmt: skip
     notional = pl.col("order_qty") * pl.col("arrival_price")

@@ -45,7 +45,8 @@ It is the regressor for impact fits and pre-trade participation: ``participation
 name's own prints in the window, a noisy sample on a thin tape, which biases a fitted exponent towards 0 (errors in
 variables),
 ``size_pct_adv`` (order qty / 20-day ADV before the order's day), ``daily_volatility`` (stdev of the 20
-daily log returns before the day, decimal per day), ``spread_at_arrival_bps``, ``duration_s``,
+daily log returns before the day, decimal per day), ``spread_at_arrival_bps``, ``arrival_bid`` / ``arrival_ask``
+(the NBBO prevailing at arrival, as stored: Rule 605 order types compare limits with it), ``duration_s``,
 ``fill_count``.
 """
 
@@ -70,7 +71,7 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-7"  # bump when the stored columns or their meaning change: stored results are keyed by it
+CODE_VERSION = "tca-8"  # bump when the stored columns or their meaning change: stored results are keyed by it
 
 
 @dataclass(frozen=True)
@@ -294,9 +295,11 @@ def compute(
            WITH pre AS (SELECT p.id AS oid, p.symbol, p.day FROM _tca_p p JOIN _tca_m m ON m.id = p.id AND m.k = p.k
                         WHERE p.k = -1 AND m.mid IS NULL),
            first AS (SELECT q.symbol, q.day, arg_min(q.mid, q.ts) AS first_mid, arg_min(q.ask - q.bid, q.ts) AS first_spread,
+                            arg_min(q.bid, q.ts) AS first_bid, arg_min(q.ask, q.ts) AS first_ask,
                             arg_min(q.integ, q.ts) AS integ, min(q.ts) AS first_ts
                      FROM _tca_q q SEMI JOIN pre ON q.symbol = pre.symbol AND q.day = pre.day GROUP BY ALL)
-           SELECT pre.oid, first.first_mid, first.first_spread, first.integ, first.first_ts
+           SELECT pre.oid, first.first_mid, first.first_spread, first.first_bid, first.first_ask, first.integ,
+                  first.first_ts
            FROM pre JOIN first ON pre.symbol = first.symbol AND pre.day = first.day"""
     )
     con.execute(_TRADES_SQL, [lo, hi])
@@ -384,6 +387,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
                     FROM _tca_fm GROUP BY oid),
         mids AS (SELECT id AS oid, max(mid) FILTER (WHERE k = -1) AS arr_mid,
                         max(ask - bid) FILTER (WHERE k = -1) AS arr_spread,
+                        max(bid) FILTER (WHERE k = -1) AS arr_bid, max(ask) FILTER (WHERE k = -1) AS arr_ask,
                         max(integ_at) FILTER (WHERE k = -1) AS integ_a,
                         max(mid) FILTER (WHERE k = -2) AS end_mid,
                         max(integ_at) FILTER (WHERE k = -2) AS integ_e,
@@ -391,7 +395,8 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
                         {", ".join(f"max(mid) FILTER (WHERE k = {-10 - i}) AS post_mid_{horizon_label(h)}" for i, h in enumerate(POST_TRADE_HORIZONS_S))}
                  FROM _tca_m WHERE k < 0 GROUP BY 1),
         base AS (
-            SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.integ AS first_integ, op.first_ts,
+            SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.first_bid, op.first_ask,
+                   op.integ AS first_integ, op.first_ts,
                    tp.cpv_a, tp.cv_a, tp.cpv_e, tp.cv_e, tp.cpv_w, tp.cv_w, d.day_pv, d.day_v,
                    b.open AS open_price, b.close AS close_price, b.prev_close, b.adv, b.vol_d, b.n_lr,
                    greatest(b.day_volume - coalesce(dv.desk_volume, 0), 0) AS other_volume, sh.window_share
@@ -405,6 +410,8 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             SELECT *,
                 coalesce(arr_mid, first_mid) AS arrival_price,
                 coalesce(arr_spread, first_spread) AS arr_spread_px,
+                CASE WHEN arr_mid IS NOT NULL THEN arr_bid ELSE first_bid END AS arrival_bid,
+                CASE WHEN arr_mid IS NOT NULL THEN arr_ask ELSE first_ask END AS arrival_ask,
                 coalesce(filled_qty, 0) AS filled,
                 pv / filled_qty AS avg_fill_price,
                 end_mid AS end_price,
@@ -458,7 +465,7 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             order_qty / adv AS size_pct_adv,
             CASE WHEN n_lr >= 2 THEN vol_d END AS daily_volatility,
             adv,
-            arr_spread_px / arrival_price * {BPS} AS spread_at_arrival_bps,
+            arr_spread_px / arrival_price * {BPS} AS spread_at_arrival_bps, arrival_bid, arrival_ask,
             (epoch_us(end_ts) - epoch_us(arrival_ts)) / 1e6 AS duration_s,
             (epoch_us(first_fill_ts) - epoch_us(arrival_ts)) / 1e6 AS time_to_first_fill_s,
             coalesce(fill_count, 0) AS fill_count,

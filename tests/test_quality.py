@@ -425,3 +425,46 @@ def test_venue_filter_counts_each_order_once(sim, desk):  # noqa: F811
     )
     got = lb.select("key", "fills").join(exp, left_on="key", right_on="broker")
     assert got.height == 5 and (got["fills"] == got["fills_right"]).all()
+
+
+def _typed(side: str, bid: float, ask: float, limit: float) -> str:
+    """Order type of one order as the stored TCA row holds it: arrival mid, spread in bps (both rebuilt by float
+    arithmetic from the quote) and the quote itself."""
+    mid = (bid + ask) / 2
+    o = pl.DataFrame({"side": [side], "limit_price": [limit], "arrival_price": [mid], "order_qty": [100],
+                      "spread_at_arrival_bps": [(ask - bid) / mid * 1e4], "arrival_bid": [bid], "arrival_ask": [ask],
+                      "arrival_ts": [T]})  # fmt: skip
+    return q.order_types(o)["order_type"][0]
+
+
+def test_order_types_on_penny_quotes_use_the_stored_quote():
+    # Independent check: the classes by hand on the quotes of the issue (a rebuilt bid/ask compared with ==
+    # called 100.01 x 100.03 buy limit 100.01 "near the quote")
+    assert _typed("BUY", 100.01, 100.03, 100.01) == "at-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.35) == "marketable limit"
+    assert _typed("SELL", 33.33, 33.35, 33.33) == "marketable limit"
+    assert _typed("SELL", 33.33, 33.35, 33.35) == "at-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.34) == "inside-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.32) == "near-the-quote limit"  # a cent below the bid
+    assert _typed("BUY", 33.33, 33.35, 33.23) == "near-the-quote limit"  # $0.10 below: still near
+    assert _typed("BUY", 33.33, 33.35, 33.22) == "other limit"
+
+
+def test_order_types_on_a_grid_of_penny_quotes():
+    # Every penny quote from $1 to $200 (2 and 3 cent spreads), limits exactly at the touch and at the same-side
+    # quote: all must classify as marketable / at the quote (float equality on the rebuilt quote missed ~6% / 27%).
+    rng = np.random.default_rng(5)
+    cents = rng.integers(100, 20_000, 2000)
+    bid = cents / 100
+    ask = (cents + rng.integers(2, 4, 2000)) / 100
+    mid = (bid + ask) / 2
+    o = pl.DataFrame({"side": ["BUY"] * 2000, "arrival_price": mid, "spread_at_arrival_bps": (ask - bid) / mid * 1e4,
+                      "arrival_bid": bid, "arrival_ask": ask, "order_qty": 100, "arrival_ts": T})  # fmt: skip
+    touch = q.order_types(o.with_columns(pl.col("arrival_ask").alias("limit_price")))
+    same = q.order_types(o.with_columns(pl.col("arrival_bid").alias("limit_price")))
+    assert (touch["order_type"] == "marketable limit").all()
+    assert (same["order_type"] == "at-the-quote limit").all()
+    # rows stored before the quote was (no arrival_bid/ask): the rebuilt quote, with the same tick tolerance
+    old = q.order_types(o.drop("arrival_bid", "arrival_ask").with_columns(pl.lit(None, pl.Float64).alias("x"))
+                        .with_columns(pl.Series("limit_price", bid)))  # fmt: skip
+    assert (old["order_type"] == "at-the-quote limit").all()
