@@ -967,8 +967,12 @@ def order_types(orders: pl.DataFrame) -> pl.DataFrame:
     float equality: a bid rebuilt as 100.01000000000001 must still be "at the quote" for a 100.01 limit."""
     half = pl.col("arrival_price") * pl.col("spread_at_arrival_bps").fill_null(0) / BPS / 2
     stored = "arrival_bid" in orders.columns and "arrival_ask" in orders.columns
-    bid = pl.coalesce(pl.col("arrival_bid"), pl.col("arrival_price") - half) if stored else pl.col("arrival_price") - half
-    ask = pl.coalesce(pl.col("arrival_ask"), pl.col("arrival_price") + half) if stored else pl.col("arrival_price") + half
+    bid = (
+        pl.coalesce(pl.col("arrival_bid"), pl.col("arrival_price") - half) if stored else pl.col("arrival_price") - half
+    )
+    ask = (
+        pl.coalesce(pl.col("arrival_ask"), pl.col("arrival_price") + half) if stored else pl.col("arrival_price") + half
+    )
     lim, buy = pl.col("limit_price"), pl.col("side") == "BUY"
     tol = _tick(pl.col("arrival_price")) / 2
     near = pl.lit(NEAR_QUOTE)
