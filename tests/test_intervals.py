@@ -11,6 +11,7 @@ coverage is 0.7 points, so the 93-97% band is a ~3 SE check (the order-clustered
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import duckdb
 import numpy as np
@@ -33,8 +34,8 @@ def clustered_fills(seed: int, reps: int = R, orders: int = ORDERS, fills: int =
     x = MU + shock[oid] + rng.normal(0, 4.0, n_o * fills)
     x2 = MU + shock[oid] + rng.normal(0, 4.0, n_o * fills)
     return pl.DataFrame({
-        "fill_id": np.arange(n_o * fills).astype(str), "order_id": oid.astype(str),
-        "venue": (oid // orders).astype(str), "q": rng.uniform(100, 1000, n_o * fills),
+        "fill_id": np.arange(n_o * fills), "order_id": oid,
+        "venue": oid // orders, "q": rng.uniform(100, 1000, n_o * fills),
         "p": rng.uniform(20, 60, n_o * fills), "markout_cost_bps_60s": x, "arrival_cost_bps": x2,
     })  # fmt: skip
 
@@ -88,7 +89,7 @@ def test_fill_cube_covers_and_equals_the_scan():
         f.with_columns(pl.col("arrival_cost_bps").alias("x0"), (pl.col("p") * pl.col("q")).alias("w0"),
                        pl.lit(dt.date(2026, 3, 2)).alias("day")),
         ["arrival_cost_bps"], "order", cube=False,
-    ).sort("grp")  # fmt: skip
+    ).with_columns(pl.col("grp").cast(pl.String)).sort("grp")  # fmt: skip
     out = out.sort("grp")
     assert out["lo"].to_list() == pytest.approx(scan["lo"].to_list(), rel=1e-9)
 
@@ -132,3 +133,61 @@ def test_t_quantile_expansion():
     assert pl.select(tca.t975(pl.lit(0))).item() is None
     sql = duckdb.connect().execute(f"SELECT {', '.join(tca._t975_sql(str(v)) for v in nu)}").fetchone()
     assert list(sql) == pytest.approx(got, rel=1e-12)
+
+
+# --- execution quality: the leaderboard's intervals and the difficulty-adjusted comparison ---------------------
+def _quality_blocks(f: pl.DataFrame) -> pl.DataFrame:
+    """Per (block = the order's index inside its replication, key = the replication) sums, as the lake path."""
+    from analytics import quality as q
+
+    f = f.with_columns((pl.col("order_id") % ORDERS).alias("block"), pl.lit(1).alias("s"))
+    return q.fill_sums(f, ["block", "venue"]).rename({"venue": "key"})
+
+
+def test_quality_leaderboard_intervals_cover():
+    from analytics import quality as q
+
+    f = clustered_fills(7, fills=5)  # 40 orders x 5 fills: the same clustering, a fifth of the rows
+    an = q.bootstrap(_quality_blocks(f), "venue", False, q.QualityConfig(n_boot=50, min_fills=10))
+    lb = an.leaderboard
+    for m in ("markout_cost_bps_60s", "arrival_cost_bps"):
+        assert 0.93 <= coverage(lb[f"{m}_lo"], lb[f"{m}_hi"]) <= 0.97, m
+
+
+def _adjust_units(rng: np.random.Generator, gap: float = 0.0) -> pl.DataFrame:
+    """40 orders, each split into 3 rows at key A and 3 at key B (as an order is split across venues), sharing an
+    order shock; cost = 5 + 30 x + gap at B + shock(4) + noise(4), x ~ U(0, 1) a difficulty covariate."""
+    n = ORDERS * 6
+    block = np.repeat(np.arange(ORDERS), 6)
+    key = np.tile(["A", "A", "A", "B", "B", "B"], ORDERS)
+    x = rng.uniform(0, 1, n)
+    y = 5 + 30 * x + np.where(key == "B", gap, 0.0) + rng.normal(0, 4, ORDERS)[block] + rng.normal(0, 4, n)
+    return pl.DataFrame({"key": key, "block": block, "sqrt_size_pct_adv": x, "arrival_cost_bps": y})
+
+
+def test_adjusted_difference_interval_covers():
+    # The regression core of quality.adjust (its design matrix and cluster-robust covariance) on 1000 samples; one
+    # full adjust call first, to show it gives the core's figures.
+    from analytics import quality as q
+
+    rng = np.random.default_rng(8)
+    keys = ["A", "B"]
+    u = _adjust_units(rng, gap=2.0)
+    adj = q.adjust(u, cfg=q.QualityConfig(min_orders=10))
+    z, _ = q._design(u, keys, True)
+    beta, v, g = q._ols_cluster(z, u["arrival_cost_bps"].to_numpy(), u["block"].to_numpy(), ORDERS)
+    t = float(q._t975(np.array(g - 1)))
+    a = adj.table.filter(pl.col("key") == "A").row(0, named=True)
+    assert a["adjusted_hi"] == pytest.approx(beta[0] + t * math.sqrt(v[0, 0]), rel=1e-12)
+    hit_diff, hit_level = 0, 0
+    for _ in range(R):  # ~0.2 ms each
+        u = _adjust_units(rng, gap=2.0)
+        z, _ = q._design(u, keys, True)
+        beta, v, g = q._ols_cluster(z, u["arrival_cost_bps"].to_numpy(), u["block"].to_numpy(), ORDERS)
+        t = float(q._t975(np.array(g - 1)))
+        se_d = math.sqrt(v[0, 0] + v[1, 1] - 2 * v[0, 1])
+        hit_diff += abs(beta[0] - beta[1] + 2.0) < t * se_d  # truth A - B = -2
+        truth = 5 + 30 * float(u["sqrt_size_pct_adv"].mean())  # A's cost at the sample's mean mix
+        hit_level += abs(beta[0] - truth) < t * math.sqrt(v[0, 0])
+    assert 0.93 <= hit_diff / R <= 0.97
+    assert 0.93 <= hit_level / R <= 0.97
