@@ -50,9 +50,13 @@ carry their covariance) and Student's t; p-values are Holm-adjusted across every
 are flagged ``small_sample`` and left out of comparisons.
 
 Difficulty adjustment: OLS of each order's arrival cost on one dummy per key plus the centred difficulty
-covariates (size % ADV, spread at arrival, daily volatility, participation, the square-root-law terms
-σ·√(size % ADV) and σ·√participation, urgency, time of day). A key's coefficient is then its expected cost on
-the desk's average order mix, so a broker that gets the hard orders is not punished for them (unweighted: each
+covariates, every one KNOWN WHEN THE ORDER ARRIVED: size % ADV, spread at arrival, daily volatility, the
+square-root-law terms σ·√(size % ADV) and σ·√(planned participation) with the planned participation of
+:func:`analytics.pretrade.planned_pov` (the desk's earlier orders of the same algo and urgency), urgency, time of
+day. Never the realised participation or anything else the broker or algo being judged chose: such a control
+explains the choice's effect away. A covariate set by the key (the planned participation for algos or urgencies,
+urgency for urgencies) is left out. A key's coefficient is then its expected cost on the desk's average order
+mix, so a broker that gets the hard orders is not punished for them (unweighted: each
 order, or each (order, venue) pair for venues, is one observation; outcome not winsorised). Intervals from
 the cluster-robust covariance (Liang & Zeger 1986, CR1 as Stata's) with Student's t on G-1 df.
 
@@ -729,29 +733,55 @@ def _finish_pairs(rows: list[dict], metric: str, dimension: str, alpha: float) -
 # Difficulty adjustment: regression with key dummies and centred difficulty covariates
 # ---------------------------------------------------------------------------------------------------
 NUMERIC_FEATURES = (
-    "sqrt_size_pct_adv", "spread_at_arrival_bps", "volatility_bps", "sqrt_participation", "sigma_sqrt_size_bps",
-    "sigma_sqrt_pov_bps",
+    "sqrt_size_pct_adv", "spread_at_arrival_bps", "volatility_bps", "sigma_sqrt_size_bps", "sqrt_planned_pov",
+    "sigma_sqrt_planned_pov_bps",
 )  # fmt: skip
 
 
+def planned_participation(orders: pl.DataFrame) -> pl.Series:
+    """Each order's PLANNED participation (decimal): :func:`analytics.pretrade.planned_pov` of its algo and urgency
+    from the ``orders`` (TCA rows) that arrived before its day, the rule every pre-trade price uses. Known at
+    arrival, unlike the order's realised participation, which the broker or algo being judged chose."""
+    from analytics import pretrade  # imported here: pretrade pulls in the impact models (JAX)
+
+    rows = orders.select(
+        pl.col("algo"), pl.col("urgency"), pl.col("arrival_ts").dt.convert_time_zone("UTC").dt.date().alias("asof")
+    )
+    return pretrade.planned_pov(orders, rows)
+
+
 def difficulty_features(orders: pl.DataFrame) -> pl.DataFrame:
-    """The covariates of the adjustment (square-root law terms as in Almgren et al. 2005) and ``tod`` (NY time
-    of day: open before 10:30, close from 15:00, else mid)."""
+    """The covariates of the adjustment, all known when the order arrived (square-root law terms as in Almgren et
+    al. 2005): √(size % ADV), spread at arrival, daily volatility (bps), σ√(size % ADV), and from the column
+    ``planned_pov`` when present (:func:`planned_participation`) √pov and σ√pov; ``tod`` (NY time of day: open
+    before 10:30, close from 15:00, else mid). Never the realised participation or anything else the broker or
+    algo being judged chose: a control that is an outcome of the choice explains the choice's effect away (two
+    brokers with the same orders at 20% and 5% of volume under a square-root law differ by ~36 bps; controlling
+    for realised participation said -1.5 bps, p 0.57)."""
     vol = pl.col("daily_volatility") * BPS
     ny = pl.col("arrival_ts").dt.convert_time_zone("America/New_York")
     mins = ny.dt.hour().cast(pl.Int32) * 60 + ny.dt.minute().cast(pl.Int32)
+    planned = (
+        [
+            pl.col("planned_pov").clip(0, 1).sqrt().alias("sqrt_planned_pov"),
+            (vol * pl.col("planned_pov").clip(0, 1).sqrt()).alias("sigma_sqrt_planned_pov_bps"),
+        ]
+        if "planned_pov" in orders.columns
+        else []
+    )
     return orders.with_columns(
         pl.col("size_pct_adv").clip(0).sqrt().alias("sqrt_size_pct_adv"),
         vol.alias("volatility_bps"),
-        pl.col("participation_rate").clip(0, 1).sqrt().alias("sqrt_participation"),
         (vol * pl.col("size_pct_adv").clip(0).sqrt()).alias("sigma_sqrt_size_bps"),
-        (vol * pl.col("participation_rate").clip(0, 1).sqrt()).alias("sigma_sqrt_pov_bps"),
+        *planned,
         pl.when(mins < 630).then(pl.lit("open")).when(mins >= 900).then(pl.lit("close")).otherwise(pl.lit("mid"))
         .alias("tod"),
     )  # fmt: skip
 
 
-def _design(units: pl.DataFrame, keys: list[str], adjust: bool) -> tuple[np.ndarray, list[str]]:
+def _design(
+    units: pl.DataFrame, keys: list[str], adjust: bool, exclude: tuple[str, ...] = ()
+) -> tuple[np.ndarray, list[str]]:
     """Z = [one dummy per key | centred covariates]: the key coefficients are the expected outcome of each
     key at the sample's average covariates. Numeric covariates are clipped to their 1st-99th percentiles;
     missing values take the median plus a missing indicator."""
@@ -759,8 +789,11 @@ def _design(units: pl.DataFrame, keys: list[str], adjust: bool) -> tuple[np.ndar
     cols: list[np.ndarray] = []
     names = list(keys)
     if adjust:
+        # Controls that are a function of the key would absorb the key's effect: the planned participation is set
+        # by (algo, urgency), so it is no control when comparing algos or urgencies; urgency none for urgencies.
+        set_by_key = {"algo", "urgency"} & set(exclude)
         for c in NUMERIC_FEATURES:
-            if c not in units.columns:
+            if c not in units.columns or (set_by_key and "planned" in c):
                 continue
             x = units[c].cast(pl.Float64).to_numpy().astype(np.float64)
             miss = ~np.isfinite(x)
@@ -774,7 +807,7 @@ def _design(units: pl.DataFrame, keys: list[str], adjust: bool) -> tuple[np.ndar
                 cols.append(miss.astype(np.float64))
                 names.append(f"{c}_missing")
         for c in ("urgency", "tod"):
-            if c not in units.columns:
+            if c not in units.columns or c in exclude:  # the key itself is no control
                 continue
             col = units[c].cast(pl.String).fill_null("(none)")
             levels = sorted(col.unique().to_list())
@@ -844,7 +877,7 @@ def adjust(
     n_by = dict(zip(counts["key"], counts["n"], strict=True))
     small = {k: n_by[k] < cfg.min_orders for k in keys}
     for mode, adj in (("raw", False), ("adjusted", True)):
-        z, names = _design(u, keys, adj)
+        z, names = _design(u, keys, adj, tuple(dimension.split("+")))
         beta, v, g_all = _ols_cluster(z, y, block, nb)
         se_all = np.sqrt(np.clip(np.diag(v), 0, None))
         tq = float(_t975(np.array(g_all - 1)))
@@ -895,13 +928,19 @@ def adjustment_units(
     cfg: QualityConfig | None = None,
 ) -> pl.DataFrame:  # fmt: skip
     """Units of the adjusted comparison: filled orders (order dimensions) or (order, venue) pairs whose outcome
-    is the fills' notional-weighted arrival cost there (venue), with their order's difficulty features."""
+    is the fills' notional-weighted arrival cost there (venue), with their order's difficulty features: only what
+    was known at arrival (:func:`difficulty_features`, with ``planned_pov`` unless the key holds algo or urgency,
+    which set it). :func:`adjust` never uses a dimension of its ``dimension`` as a control."""
     cfg = cfg or QualityConfig()
     dims = parse_dims(by)
     if orders.is_empty():
         return pl.DataFrame()
+    plan = all(c in orders.columns for c in ("algo", "urgency"))
+    if plan:
+        orders = orders.with_columns(planned_participation(orders).alias("planned_pov"))
+    feats = [c for c in NUMERIC_FEATURES if plan or "planned" not in c]
     keep = ["order_id", "block", "arrival_ts", "arrival_cost_bps", "filled_qty", "week", "month", "urgency", "tod",
-            *NUMERIC_FEATURES, *[d for d in dims if d in ORDER_DIMS]]  # fmt: skip
+            *feats, *[d for d in dims if d in ORDER_DIMS and d != "urgency"]]  # fmt: skip
     keyed = difficulty_features(with_blocks(orders, cfg)).select(keep)
     if all(d in ORDER_DIMS for d in dims):
         return keyed.filter(pl.col("filled_qty") > 0).with_columns(_key_expr(dims).alias("key"))

@@ -468,3 +468,57 @@ def test_order_types_on_a_grid_of_penny_quotes():
     old = q.order_types(o.drop("arrival_bid", "arrival_ask").with_columns(pl.lit(None, pl.Float64).alias("x"))
                         .with_columns(pl.Series("limit_price", bid)))  # fmt: skip
     assert (old["order_type"] == "at-the-quote limit").all()
+
+
+def _same_orders_two_paces(seed: int = 0, n: int = 300) -> pl.DataFrame:
+    """The bad-control case: the same n orders worked by broker FAST at 20% of volume and by broker SLOW at 5%
+    (same algo and urgency: the pace is the broker's choice), cost = 0.8 σ √POV (square-root law, bps) + a size
+    term + noise(5). True gap FAST - SLOW = 0.8 x 200 x (√0.20 - √0.05) = 35.78 bps at σ = 2%."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0.001, 0.05, n)
+    spread = rng.uniform(2, 10, n)
+    day = np.arange(n) % 20
+    frames = []
+    for broker, pov in (("FAST", 0.20), ("SLOW", 0.05)):
+        realised = pov * np.exp(rng.normal(0, 0.1, n))
+        cost = 0.8 * 0.02 * np.sqrt(realised) * 1e4 + 300 * np.sqrt(size) + rng.normal(0, 5, n)
+        frames.append(pl.DataFrame({
+            "order_id": [f"{broker}-{i}" for i in range(n)], "broker": broker, "algo": "POV", "urgency": "MEDIUM",
+            "arrival_ts": [dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC) + dt.timedelta(days=int(d)) for d in day],
+            "size_pct_adv": size, "daily_volatility": 0.02, "spread_at_arrival_bps": spread,
+            "participation_rate": realised, "scheduled_participation": realised, "arrival_cost_bps": cost,
+            "filled_qty": 100.0, "order_qty": 100.0, "filled_notional": 1e4,
+        }))  # fmt: skip
+    return pl.concat(frames)
+
+
+def test_adjustment_never_controls_for_how_the_order_was_worked():
+    # Independent check: the planted gap 35.78 bps (see _same_orders_two_paces). Controlling for the realised
+    # participation (the broker's own choice) explained the gap away (-1 bps, p 0.65, no recommendation).
+    orders = _same_orders_two_paces()
+    units = q.adjustment_units(None, None, Filters(), "broker", orders)
+    assert "sqrt_participation" not in units.columns and "sigma_sqrt_pov_bps" not in units.columns
+    adj = q.adjust(units, cfg=q.QualityConfig(), dimension="broker")
+    p = adj.pairs.filter(pl.col("mode") == "adjusted").row(0, named=True)
+    assert (p["key_a"], p["key_b"]) == ("FAST", "SLOW")
+    assert p["significant"] and p["diff_lo"] < 35.78 < p["diff_hi"]
+    assert abs(p["diff"] - 35.78) < 3
+    rec = q.recommendations(adj)
+    assert rec.filter(pl.col("kind") == "choice")["prefer"].to_list() == ["SLOW"]
+    assert not any(c.startswith(("sqrt_participation", "sigma_sqrt_pov")) for c in adj.coefficients["covariate"])
+
+
+def test_a_control_set_by_the_key_is_left_out():
+    # the planned participation is a function of (algo, urgency): a control when comparing brokers, never when
+    # comparing algos or urgencies (it would absorb the algo's own pace); urgency is no control for urgencies
+    o = _same_orders_two_paces(n=60).with_columns(
+        pl.when(pl.col("broker") == "FAST").then(pl.lit("POV")).otherwise(pl.lit("TWAP")).alias("algo"),
+        pl.when(pl.col("order_id").str.ends_with("1")).then(pl.lit("HIGH")).otherwise(pl.lit("LOW")).alias("urgency"),
+    )  # fmt: skip
+    covs = {
+        d: q.adjust(q.adjustment_units(None, None, Filters(), d, o), dimension=d).coefficients["covariate"].to_list()
+        for d in ("broker", "algo", "urgency")
+    }
+    assert "sigma_sqrt_planned_pov_bps" in covs["broker"] and "urgency=LOW" in covs["broker"]
+    assert not any("planned" in c for c in covs["algo"]) and "urgency=LOW" in covs["algo"]
+    assert not any("planned" in c or c.startswith("urgency") for c in covs["urgency"])
