@@ -4,7 +4,10 @@ Inputs are the stored TCA rows (:mod:`analytics.tca`): one row per parent order,
 (``mid, bid, ask``) prevailing at the fill and the mid at later horizons (``mid_<h>``). Conventions
 (EVENTS.md): s = +1 BUY, -1 SELL; a cost is positive when the client is worse off.
 
-Fill-level metrics (share-weighted over the key's fills that have a quote, m = mid, bid, ask at the fill):
+Fill-level metrics (share-weighted over the key's fills that have a quote, m = mid, bid, ask of the NBBO prevailing
+at the fill's ``received_ts``, Rule 605's time of order receipt, when TCA stored one, else at the fill; the row's
+``nbbo_at`` says ``receipt``, ``fill`` or ``mixed``. Measured at the fill, the price moves during the routing
+latency would count as price improvement or its loss; the markouts stay at the fill time, as in TCA):
 - ``effective_spread_bps`` = Σ q · 2 s (p - m) / m · 1e4 / Σ q  (as defined for SEC Rule 605 reports);
 - ``quoted_spread_bps`` = Σ q (ask - bid) / m · 1e4 / Σ q;
 - ``eq_ratio`` = Σ q · 2 s (p - m) / Σ q (ask - bid): effective over quoted as a ratio of the share-weighted
@@ -84,7 +87,7 @@ from analytics.cost_attribution import _holm
 from analytics.filters import Filters
 from analytics.store import query, quote_ident
 
-CODE_VERSION = "quality-3"  # bump when the stored sums change: they are keyed by it
+CODE_VERSION = "quality-4"  # bump when the stored sums change: they are keyed by it
 FILL_DIMS = ("venue",)
 ORDER_DIMS = ("algo", "broker", "trader", "urgency")
 DIMENSIONS = (*FILL_DIMS, *ORDER_DIMS)
@@ -108,6 +111,8 @@ EVENT_COLUMNS = [
     "fill_rate_orders", "avg_time_to_first_fill_s", "score", "effective_spread_bps", "quoted_spread_bps",
     "eq_ratio", "price_improvement_bps", "pct_improved", "pct_at_quote", "pct_outside_quote", "pct_size_improved",
     *[f"realized_spread_bps_{h}" for h in RS], *[f"markout_cost_bps_{h}" for h in MK], "arrival_cost_bps",
+    "arrival_cost_bps_lo", "arrival_cost_bps_hi", "markout_cost_bps_60s_lo", "markout_cost_bps_60s_hi",
+    "adjusted_cost_bps", "adjusted_cost_bps_lo", "adjusted_cost_bps_hi", "nbbo_at",
 ]  # fmt: skip
 
 
@@ -140,6 +145,8 @@ def _fill_sums() -> dict[str, str]:
         "shares": "sum(q)",
         "notional": "sum(p * q)",
         "q_quoted": f"coalesce(sum(q) FILTER ({_QOK}), 0)",
+        "n_quoted": f"count(*) FILTER ({_QOK})",  # fills measured against a quote ...
+        "n_receipt": f"count(*) FILTER ({_QOK} AND at_receipt)",  # ... of which against the quote at receipt
         "eff_bps_q": f"coalesce(sum(q * 2 * s * (p - mid) / mid) FILTER ({_QOK}), 0) * {BPS}",
         "quoted_bps_q": f"coalesce(sum(q * (ask - bid) / mid) FILTER ({_QOK}), 0) * {BPS}",
         "eff_cur": f"coalesce(sum(q * 2 * s * (p - mid)) FILTER ({_QOK}), 0)",
@@ -168,8 +175,20 @@ def _fill_sums() -> dict[str, str]:
 
 
 FILL_SUMS = _fill_sums()
-FILL_INPUTS = ("s", "q", "p", "mid", "bid", "ask", "bid_size", "ask_size", "arrival_cost_bps", *[f"mid_{h}" for h in RS],
-               *[f"markout_cost_bps_{h}" for h in MK])  # fmt: skip
+FILL_INPUTS = ("s", "q", "p", "mid", "bid", "ask", "bid_size", "ask_size", "mid_r", "bid_r", "ask_r", "arrival_cost_bps",
+               *[f"mid_{h}" for h in RS], *[f"markout_cost_bps_{h}" for h in MK])  # fmt: skip
+_RECEIPT_OK = "mid_r > 0 AND bid_r IS NOT NULL AND ask_r IS NOT NULL"
+
+
+def _nbbo_source(table: str, columns: list[str], where: str = "true") -> str:
+    """The fill rows of ``table`` with ``mid, bid, ask`` = the NBBO prevailing at the fill's ``received_ts`` when
+    TCA found one (Rule 605 measures against the NBBO at the time of order receipt), else at the fill itself, and
+    ``at_receipt`` saying which. Inputs missing from older stored rows come out null (:func:`_missing_inputs`)."""
+    r = f"({_RECEIPT_OK})"
+    return f"""(SELECT * REPLACE (CASE WHEN {r} THEN mid_r ELSE mid END AS mid, CASE WHEN {r} THEN bid_r ELSE bid END AS bid,
+                                  CASE WHEN {r} THEN ask_r ELSE ask END AS ask),
+                       coalesce({r}, false) AS at_receipt
+                FROM (SELECT *{_missing_inputs(columns)} FROM {table} WHERE {where}))"""
 
 
 def _missing_inputs(columns: list[str]) -> str:
@@ -223,6 +242,22 @@ def _order_sum_exprs() -> list[pl.Expr]:
     ]
 
 
+def nbbo_at() -> pl.Expr:
+    """``nbbo_at`` of a row from its sums: ``receipt`` when every quoted fill was measured against the NBBO at its
+    received_ts, ``fill`` when none was (no received_ts, or no quote before it that day), else ``mixed``."""
+    n, r = pl.col("n_quoted"), pl.col("n_receipt")
+    return (
+        pl.when(n.fill_null(0) == 0)
+        .then(None)
+        .when(r == 0)
+        .then(pl.lit("fill"))
+        .when(r >= n)
+        .then(pl.lit("receipt"))
+        .otherwise(pl.lit("mixed"))
+        .alias("nbbo_at")
+    )
+
+
 def _ratios(df: pl.DataFrame, order_level: bool) -> pl.DataFrame:
     """Metric columns from summed columns (a ratio with a zero denominator is null)."""
     ratios = dict(FILL_RATIOS)
@@ -248,7 +283,7 @@ def fill_sums(fills: pl.DataFrame, group: list[str]) -> pl.DataFrame:
         con.register("_f", fills.to_arrow())
         g = ", ".join(quote_ident(c) for c in group) if group else "'all' AS key"
         sums = ", ".join(f"{sql} AS {name}" for name, sql in FILL_SUMS.items())
-        src = f"(SELECT *{_missing_inputs(fills.columns)} FROM _f)"
+        src = _nbbo_source("_f", fills.columns)
         return query(con, f"SELECT {g}, {sums} FROM {src} GROUP BY ALL ORDER BY ALL")
     finally:
         con.close()
@@ -257,7 +292,7 @@ def fill_sums(fills: pl.DataFrame, group: list[str]) -> pl.DataFrame:
 def fill_metrics(fills: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     """Fill-level metrics of an in-memory fills frame (stored fill rows), per ``by`` column or overall."""
     df = fill_sums(fills, [by] if by else [])
-    return _ratios(df.rename({by: "key"}) if by else df, order_level=False)
+    return _ratios(df.rename({by: "key"}) if by else df, order_level=False).with_columns(nbbo_at())
 
 
 def order_metrics(orders: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
@@ -335,7 +370,7 @@ def ensure_sums(lake, con: duckdb.DuckDBPyConnection, start=None, end=None, vers
                 df = query(
                     con,
                     f"""SELECT order_id, venue, {sums}, sum(q * (epoch_us(ts) - epoch_us(?::TIMESTAMPTZ))) / 1e6 AS q_tod
-                        FROM (SELECT *{_missing_inputs(rel.columns)} FROM _q_day WHERE fill_id IS NOT NULL)
+                        FROM {_nbbo_source("_q_day", rel.columns, "fill_id IS NOT NULL")}
                         GROUP BY ALL""",
                     [midnight],
                 )
@@ -584,6 +619,8 @@ def bootstrap(blocks: pl.DataFrame, name: str, order_level: bool, cfg: QualityCo
         "fills": point[:, ix["fills"]].astype(np.int64),
         "shares": point[:, ix["shares"]],
         "notional": point[:, ix["notional"]],
+        "n_quoted": point[:, ix["n_quoted"]],
+        "n_receipt": point[:, ix["n_receipt"]],
     }
     infl = _influences(arr, cols, order_level)
     with warnings.catch_warnings():  # a key with no data for a metric: all-NaN replicates give a null interval
@@ -598,6 +635,7 @@ def bootstrap(blocks: pl.DataFrame, name: str, order_level: bool, cfg: QualityCo
                 data[f"{m}_lo"] = np.nanpercentile(rm[m], 2.5, axis=0) if len(rm[m]) else v
                 data[f"{m}_hi"] = np.nanpercentile(rm[m], 97.5, axis=0) if len(rm[m]) else v
     lb = pl.DataFrame(data).with_columns(pl.col(pl.Float64).fill_nan(None))
+    lb = lb.with_columns(nbbo_at()).drop("n_quoted", "n_receipt")
     missing = [f"{m}{x}" for m in ORDER_RATIOS for x in ("", "_lo", "_hi") if f"{m}{x}" not in lb.columns]
     lb = lb.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing)  # venue rows: not a venue's metric
     lb = lb.with_columns(
@@ -630,6 +668,7 @@ def _trend(per: pl.DataFrame, kind: str, order_level: bool, cfg: QualityConfig) 
     out = m.select(
         pl.lit(kind).alias("period"), "period_start", "key", pl.col(n_col).cast(pl.Int64).alias("orders"),
         pl.col("fills").cast(pl.Int64), "shares", "notional", *[c for c in (*FILL_RATIOS, *ORDER_RATIOS) if c in m.columns],
+        nbbo_at(),
     ).with_columns(pl.Series("score", score_arrays(vals, desk_v)).fill_nan(None))  # fmt: skip
     return detect_changes(out.with_columns((pl.col("orders") < cfg.min_orders).alias("small_sample")))
 
@@ -957,7 +996,10 @@ def adjustment_units(
         )
     finally:
         _release(con)
-    return per.join(keyed.drop("arrival_cost_bps"), on="order_id", how="inner")
+    # sorted: the regression's sums then run in one order, so the same lake gives the same figures to the last bit
+    return per.sort("order_id", "key").join(
+        keyed.drop("arrival_cost_bps"), on="order_id", how="inner", maintain_order="left"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1025,9 +1067,13 @@ def report(
     period: str | None = None,
     an: Analysis | None = None,
     cfg: QualityConfig | None = None,
+    adjusted: Adjusted | None = None,
 ) -> pl.DataFrame:
     """ExecutionQualityReportEvent rows (EVENTS.md columns, then ``event_id, ts, source_version,
-    code_version``): one per key over the filter's whole range (``period=None``) or per week/month."""
+    code_version``): one per key over the filter's whole range (``period=None``) or per week/month. The whole-range
+    rows carry ``adjusted_cost_bps`` with its interval (:func:`adjust` of :func:`adjustment_units`, or
+    ``adjusted`` if already computed); per-period rows leave it null (one regression per period would mostly
+    say "too few orders")."""
     v = lake.version() if version is None else version
     an = an or analyse(lake, con, f, by, v, cfg=cfg)
     if an.leaderboard.is_empty():
@@ -1036,6 +1082,17 @@ def report(
         rows = an.leaderboard.with_columns(
             pl.lit(an.span[0]).alias("period_start"), pl.lit(an.span[1]).alias("period_end")
         )
+        if adjusted is None:
+            orders = tca.load_orders(lake, con, f, v)
+            adjusted = adjust(adjustment_units(lake, con, f, by, orders, v, cfg), cfg=cfg, dimension=an.dimension)
+        if not adjusted.table.is_empty():
+            adj = adjusted.table.select(
+                "key",
+                pl.col("adjusted_bps").alias("adjusted_cost_bps"),
+                pl.col("adjusted_lo").alias("adjusted_cost_bps_lo"),
+                pl.col("adjusted_hi").alias("adjusted_cost_bps_hi"),
+            )
+            rows = rows.join(adj, on="key", how="left")
     else:
         t = an.trend.filter(pl.col("period") == period)
         step = "1w" if period == "week" else "1mo"
@@ -1160,8 +1217,16 @@ def rule605(
     )
     keep = ["eq_ratio", "effective_spread_bps", *[f"realized_spread_bps_{h}" for h in RS], "price_improvement_per_share",
             "price_improvement_bps", "q_improved", "q_at_quote", "q_outside", "avg_time_to_execution_s"]  # fmt: skip
-    fs = fs.select("month", "order_type", "size_bucket", *keep).rename(
-        {"q_improved": "price_improved_shares", "q_at_quote": "at_quote_shares", "q_outside": "outside_quote_shares"}
+    fs = (
+        fs.with_columns(nbbo_at())
+        .select("month", "order_type", "size_bucket", *keep, "nbbo_at")
+        .rename(
+            {
+                "q_improved": "price_improved_shares",
+                "q_at_quote": "at_quote_shares",
+                "q_outside": "outside_quote_shares",
+            }
+        )
     )
     out = per_order.join(fs, on=["month", "order_type", "size_bucket"], how="left")
     rank = {k: i for i, k in enumerate(NOTIONAL_LABELS)}

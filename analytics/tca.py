@@ -135,7 +135,7 @@ _FILLS_SQL = """
                   arg_max(taxes, ts) AS taxes FROM settlements
            WHERE ts >= ? AND fill_id IN (SELECT fill_id FROM f) GROUP BY 1)
     SELECT row_number() OVER (ORDER BY f.ts, f.fill_id) AS fid, f.oid, f.fill_id, f.order_id, f.ts, f.symbol,
-           f.s, f.quantity AS q, f.price AS p, f.venue, f.liquidity,
+           f.s, f.quantity AS q, f.price AS p, f.venue, f.liquidity, f.received_ts,
            coalesce(st.commission, f.commission, 0) + coalesce(st.fees, f.fees, 0) + coalesce(st.taxes, 0) AS explicit
     FROM f LEFT JOIN st USING (fill_id)"""
 
@@ -206,9 +206,12 @@ _WINDOW_SHARE_SQL = """
     WHERE ts >= $lo AND ts < $hi AND symbol IN (SELECT DISTINCT symbol FROM _tca_o) GROUP BY ALL"""
 
 
+RECEIPT_K = 10_000  # the probe of a fill's received_ts (fills' k >= 0, beyond any horizon index)
+
+
 def _probes_sql(horizons: tuple[float, ...]) -> str:
     """Every time at which a mid is needed, stacked into one relation for ONE ASOF join (TOOLCHAIN.md):
-    k = 0 at the fill, k = i for the i-th horizon; orders: -1 arrival, -2 end, -3 decision, -10 - i the i-th
+    k = 0 at the fill, k = i for the i-th horizon, k = RECEIPT_K at the fill's received_ts; orders: -1 arrival, -2 end, -3 decision, -10 - i the i-th
     post-trade horizon after the end."""
     post_probes = " ".join(
         f"UNION ALL SELECT symbol, end_ts::DATE, end_ts + INTERVAL (CAST({round(h * 1e6)} AS BIGINT)) MICROSECONDS, "
@@ -223,6 +226,7 @@ def _probes_sql(horizons: tuple[float, ...]) -> str:
     return f"""
     CREATE OR REPLACE TEMP TABLE _tca_p AS
     {fill_probes}
+    UNION ALL SELECT symbol, received_ts::DATE, received_ts, fid, {RECEIPT_K} FROM _tca_f WHERE received_ts IS NOT NULL
     UNION ALL SELECT symbol, arrival_ts::DATE, arrival_ts, oid, -1 FROM _tca_o
     UNION ALL SELECT symbol, end_ts::DATE, end_ts, oid, -2 FROM _tca_oe
     UNION ALL SELECT symbol, decision_ts::DATE, decision_ts, oid, -3 FROM _tca_o
@@ -343,7 +347,8 @@ def compute(
 def _fill_marks(
     con: duckdb.DuckDBPyConnection, mark_horizons: tuple[float, ...], markout_horizons: tuple[float, ...]
 ) -> pl.DataFrame:
-    """Per fill: mid, bid, ask and the displayed bid_size, ask_size prevailing at the fill, the mid at t + h
+    """Per fill: mid, bid, ask and the displayed bid_size, ask_size prevailing at the fill, ``mid_r, bid_r, ask_r``
+    prevailing at its ``received_ts`` (Rule 605's time of order receipt; null without one), the mid at t + h
     for every mark horizon (``mid_<h>``,
     markouts and Rule 605 realized-spread horizons), and ``markout_cost_bps_<h>`` for the markout horizons."""
     marks = ", ".join(
@@ -359,7 +364,10 @@ def _fill_marks(
             WITH m AS (SELECT m.id AS fid, max(m.mid) FILTER (WHERE m.k = 0) AS mid, max(m.bid) FILTER (WHERE m.k = 0) AS bid,
                               max(m.ask) FILTER (WHERE m.k = 0) AS ask,
                               max(m.bid_size) FILTER (WHERE m.k = 0) AS bid_size,
-                              max(m.ask_size) FILTER (WHERE m.k = 0) AS ask_size, {marks}
+                              max(m.ask_size) FILTER (WHERE m.k = 0) AS ask_size,
+                              max(m.mid) FILTER (WHERE m.k = {RECEIPT_K}) AS mid_r,
+                              max(m.bid) FILTER (WHERE m.k = {RECEIPT_K}) AS bid_r,
+                              max(m.ask) FILTER (WHERE m.k = {RECEIPT_K}) AS ask_r, {marks}
                        FROM _tca_m m WHERE m.k >= 0 GROUP BY 1)
             SELECT f.*, m.* EXCLUDE (fid), {markouts},
                    f.s * (f.p - o_arr.arrival_mid) / o_arr.arrival_mid * {BPS} AS arrival_cost_bps

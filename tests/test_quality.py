@@ -360,6 +360,10 @@ def test_report_rows_have_the_event_columns_and_add_up(sim, desk):  # noqa: F811
     assert rows["shares"].sum() == pytest.approx(fills["q"].sum())
     assert rows["event_id"].n_unique() == rows.height and rows["source_version"][0] == f"lake@{lake.version()}"
     assert rows.filter(pl.col("key") == "DRKB")["fill_rate_qty"][0] is None  # not a venue's metric
+    assert set(rows["nbbo_at"]) == {"receipt"}  # the simulator sends received_ts on every fill
+    big = rows.filter(pl.col("orders") >= 30)
+    for m in ("arrival_cost_bps", "markout_cost_bps_60s", "adjusted_cost_bps"):
+        assert (big[f"{m}_lo"] < big[m]).all() and (big[m] < big[f"{m}_hi"]).all(), m
     again = q.report(lake, con, Filters(), "venue")
     assert again.equals(rows)  # same lake version, same rows (seeded bootstrap, snapshot ts)
     weekly = q.report(lake, con, Filters(), "algo", period="week")
@@ -392,6 +396,11 @@ def test_cli_writes_events_and_the_605_csv(desk, run_cli, tmp_path):  # noqa: F8
     first = json.loads(out.read_text().splitlines()[0])
     assert list(first)[: len(q.EVENT_COLUMNS)] == q.EVENT_COLUMNS
     assert pl.read_csv(r605)["orders"].sum() == desk[0].height
+    js = run_cli("quality", "--lake", str(lake.root), "--by", "broker", "--json")
+    row = json.loads(js.stdout)[0]  # quality --json rows carry the intervals, the adjusted cost and nbbo_at
+    for c in ("arrival_cost_bps", "markout_cost_bps_60s", "adjusted_cost_bps"):
+        assert row[f"{c}_lo"] < row[c] < row[f"{c}_hi"], c
+    assert row["nbbo_at"] == "receipt"
     bad = run_cli("quality", "--lake", str(lake.root), "--by", "nope")
     assert bad.returncode == 2 and "unknown dimension" in bad.stderr
 
@@ -522,3 +531,31 @@ def test_a_control_set_by_the_key_is_left_out():
     assert "sigma_sqrt_planned_pov_bps" in covs["broker"] and "urgency=LOW" in covs["broker"]
     assert not any("planned" in c for c in covs["algo"]) and "urgency=LOW" in covs["algo"]
     assert not any("planned" in c or c.startswith("urgency") for c in covs["urgency"])
+
+
+def test_rule605_figures_use_the_nbbo_at_receipt(tmp_path):
+    # Hand calculation. NBBO 99.98 x 100.02 until 14:31:00.000, then 100.08 x 100.12. F1 (XNAS) buys 100 at
+    # 100.12 at 14:31:00.050, its child order received at 14:30:59.990 (before the quote moved): against the NBBO
+    # at receipt (mid 100) the fill paid 10 bps outside the quote (the routing latency's cost), effective spread
+    # 2 x 0.12 / 100 = 24 bps, quoted 4 bps; against the NBBO at the fill it would be "at the quote" with 4.0 bps.
+    # F2 (BATS) has no received_ts: measured at its own time. Fills and orders go through ingest and TCA.
+    from tests.test_tca import fill, order, quote, run_tca
+
+    d = "2026-03-02T14:"
+    f1 = fill("F1", "O1", f"{d}31:00.050Z", "XYZ", "BUY", 100, 100.12) | {"received_ts": f"{d}30:59.990Z"}
+    f2 = fill("F2", "O1", f"{d}32:00Z", "XYZ", "BUY", 100, 100.10, venue="BATS")
+    ev = [quote("XYZ", f"{d}30:00Z", 99.98, 100.02), quote("XYZ", f"{d}31:00Z", 100.08, 100.12),
+          order("O1", f"{d}30:30Z", "XYZ", "BUY", 200), f1, f2]  # fmt: skip
+    res = run_tca(tmp_path, ev)
+    r1 = res.fills.filter(pl.col("fill_id") == "F1").row(0, named=True)
+    assert (r1["bid_r"], r1["ask_r"], r1["mid_r"]) == (99.98, 100.02, 100.0) and r1["ask"] == 100.12
+    m = {r["key"]: r for r in q.fill_metrics(res.fills, by="venue").to_dicts()}
+    assert m["XNAS"]["price_improvement_bps"] == pytest.approx(-10.0)
+    assert m["XNAS"]["pct_outside_quote"] == 1.0 and m["XNAS"]["pct_at_quote"] == 0.0
+    assert m["XNAS"]["effective_spread_bps"] == pytest.approx(24.0)
+    assert m["XNAS"]["quoted_spread_bps"] == pytest.approx(4.0)
+    assert m["XNAS"]["nbbo_at"] == "receipt" and m["BATS"]["nbbo_at"] == "fill"
+    # BATS at its fill: NBBO 100.08 x 100.12, mid 100.10, p 100.10: effective 0, improvement 2 bps
+    assert m["BATS"]["effective_spread_bps"] == pytest.approx(0.0, abs=1e-9)
+    assert m["BATS"]["price_improvement_bps"] == pytest.approx(0.02 / 100.10 * 1e4)
+    assert q.fill_metrics(res.fills)["nbbo_at"][0] == "mixed"
