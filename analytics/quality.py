@@ -1007,7 +1007,10 @@ def adjustment_units(
 # ---------------------------------------------------------------------------------------------------
 def recommendations(adj: Adjusted, markouts: pl.DataFrame | None = None) -> pl.DataFrame:
     """Sentences with the expected saving (bps, 95% interval) for each significant adjusted difference against
-    the best key, and (venues) for each venue with significantly worse 60 s markouts than the best venue.
+    the best key, and (venues) for each venue with significantly worse 60 s markouts than the best venue. Each
+    row names the leaderboard column it rests on (``metric``: ``adjusted_bps`` or ``markout_cost_bps_60s``), so
+    the leaderboard sorted by that column agrees with it (the score, a blend, may rank differently). Every pair
+    is tested and Holm-adjusted before any is kept: the family-wise error stays <= 5% under the null.
     ``markouts``: :func:`compare_keys` on ``markout_cost_bps_60s``. Empty when nothing is significant."""
     out = []
     if not adj.pairs.is_empty() and not adj.table.is_empty():
@@ -1023,10 +1026,11 @@ def recommendations(adj: Adjusted, markouts: pl.DataFrame | None = None) -> pl.D
                 max(abs(r["diff_lo"]), abs(r["diff_hi"])),
             )
             out.append({
-                "kind": "choice", "prefer": good, "instead_of": bad, "saving_bps": d, "saving_lo": lo, "saving_hi": hi,
-                "p_holm": r["p_holm"],
-                "text": f"Prefer {good} over {bad}: on comparable orders (difficulty-adjusted) {bad} costs "
-                        f"{d:.1f} bps more (95% CI {lo:.1f} to {hi:.1f}; Holm p = {r['p_holm']:.3g}).",
+                "kind": "choice", "metric": "adjusted_bps", "prefer": good, "instead_of": bad, "saving_bps": d,
+                "saving_lo": lo, "saving_hi": hi, "p_holm": r["p_holm"],
+                "text": f"Prefer {good} over {bad}: on comparable orders (difficulty-adjusted arrival cost, the "
+                        f"leaderboard's adjusted_bps) {bad} costs {d:.1f} bps more (95% CI {lo:.1f} to {hi:.1f}; "
+                        f"Holm p = {r['p_holm']:.3g}).",
             })  # fmt: skip
     if markouts is not None and not markouts.is_empty():
         m = markouts.filter(pl.col("significant"))
@@ -1035,12 +1039,13 @@ def recommendations(adj: Adjusted, markouts: pl.DataFrame | None = None) -> pl.D
             d = abs(r["diff"])
             lo, hi = sorted((abs(r["diff_lo"]), abs(r["diff_hi"])))
             out.append({
-                "kind": "routing", "prefer": good, "instead_of": bad, "saving_bps": d, "saving_lo": lo,
-                "saving_hi": hi, "p_holm": r["p_holm"],
+                "kind": "routing", "metric": "markout_cost_bps_60s", "prefer": good, "instead_of": bad,
+                "saving_bps": d, "saving_lo": lo, "saving_hi": hi, "p_holm": r["p_holm"],
                 "text": f"Route away from {bad} toward {good}: fills at {bad} lose {d:.1f} bps more to adverse "
-                        f"selection within 60 s (95% CI {lo:.1f} to {hi:.1f}; Holm p = {r['p_holm']:.3g}).",
+                        f"selection within 60 s (the leaderboard's markout_cost_bps_60s; 95% CI {lo:.1f} to "
+                        f"{hi:.1f}; Holm p = {r['p_holm']:.3g}).",
             })  # fmt: skip
-    schema = {"kind": pl.String, "prefer": pl.String, "instead_of": pl.String, "saving_bps": pl.Float64,
+    schema = {"kind": pl.String, "metric": pl.String, "prefer": pl.String, "instead_of": pl.String, "saving_bps": pl.Float64,
               "saving_lo": pl.Float64, "saving_hi": pl.Float64, "p_holm": pl.Float64, "text": pl.String}  # fmt: skip
     return pl.DataFrame(out, schema=schema).sort("saving_bps", descending=True)
 
