@@ -6,15 +6,17 @@ Decomposition (currency, then bps of paper notional; the parts sum exactly to ``
 - delay: s (P0 - Pd) Q; opportunity: s (Pn - P0) unfilled; fees: commissions + fees + taxes.
 
 Recommendations compare choices (algo, broker) on comparable orders: within the same size bucket
-(% ADV), each choice's mean arrival cost against the bucket's best choice, with a Welch-style normal 95%
-interval for the difference. p-values are Holm-adjusted across every comparison made, and only differences
-significant at 5% after adjustment, with at least ``min_orders`` orders on each side, become sentences.
+(% ADV), every pair of choices (no "best" picked from the data first), Welch's t with a 95% interval for
+the difference. p-values are Holm-adjusted across every pair of every bucket, so the chance of any false
+"significant" is at most 5% by construction; only those differences, with at least ``min_orders`` orders on
+each side, become sentences.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from analytics.conventions import BPS
@@ -61,10 +63,17 @@ def compare(
     min_orders: int = 30,
     alpha: float = 0.05,
 ) -> pl.DataFrame:
-    """For each ``within`` bucket, each ``choice`` against the bucket's cheapest choice: difference of mean
-    ``metric`` (bps, positive = costlier than the best), its 95% interval, raw and Holm-adjusted p-values,
-    ``significant`` and a plain-English ``finding``. Choices with fewer than ``min_orders`` orders in a
-    bucket are left out of that bucket."""
+    """Every pair of ``choice`` values within each ``within`` bucket (none picked from the data first): one row
+    per pair with ``choice`` = the costlier of the two and ``best`` = the cheaper, ``diff_bps`` = mean ``metric``
+    of ``choice`` minus that of ``best`` (bps, >= 0), Welch's standard error, a 95% interval and a two-sided
+    p-value from Student's t with the Welch-Satterthwaite degrees of freedom, the Holm-adjusted p-value across
+    every pair of every bucket (family-wise error <= ``alpha`` under any configuration of true differences),
+    ``significant`` and a plain-English ``finding``. Choices with fewer than ``min_orders`` orders in a bucket
+    are left out of that bucket. Testing each choice against the bucket's cheapest *as observed* would treat a
+    choice selected from the data as if fixed in advance (the null "cheapest" is the luckiest): ~14% of null
+    runs with 5 algos x 6 buckets then found a "significant" saving."""
+    from scipy import stats as st  # imported here: scipy costs ~1 s at a cold start
+
     d = with_buckets(orders) if within not in orders.columns else orders
     stats = (
         d.filter(pl.col(metric).is_not_null() & pl.col(within).is_not_null())
@@ -72,19 +81,18 @@ def compare(
         .agg(pl.len().alias("n"), pl.col(metric).mean().alias("mean"), pl.col(metric).var().alias("var"))
         .filter(pl.col("n") >= min_orders)
     )
-    best = (
-        stats.sort("mean")
-        .group_by(within, maintain_order=True)
-        .first()
-        .select(
-            within,
-            pl.col(choice).alias("best"),
-            pl.col("mean").alias("best_mean"),
-            pl.col("var").alias("best_var"),
-            pl.col("n").alias("best_n"),
-        )
+    other = stats.select(
+        within,
+        pl.col(choice).alias("best"),
+        pl.col("mean").alias("best_mean"),
+        pl.col("var").alias("best_var"),
+        pl.col("n").alias("best_n"),
     )
-    cmp = stats.join(best, on=within).filter(pl.col(choice) != pl.col("best"))
+    # each unordered pair once: the costlier choice (ties broken by name) against the cheaper
+    cmp = stats.join(other, on=within).filter(
+        (pl.col("mean") > pl.col("best_mean"))
+        | ((pl.col("mean") == pl.col("best_mean")) & (pl.col(choice) > pl.col("best")))
+    )
     if cmp.is_empty():
         return pl.DataFrame(
             schema={
@@ -96,26 +104,37 @@ def compare(
                 "finding": pl.String,
             }
         )
+    va, vb = pl.col("var") / pl.col("n"), pl.col("best_var") / pl.col("best_n")
     cmp = cmp.with_columns(
         (pl.col("mean") - pl.col("best_mean")).alias("diff_bps"),
-        (pl.col("var") / pl.col("n") + pl.col("best_var") / pl.col("best_n")).sqrt().alias("se"),
-    ).with_columns(
-        (pl.col("diff_bps") - 1.959963984540054 * pl.col("se")).alias("diff_lo"),
-        (pl.col("diff_bps") + 1.959963984540054 * pl.col("se")).alias("diff_hi"),
+        (va + vb).sqrt().alias("se"),
+        ((va + vb) ** 2 / (va**2 / (pl.col("n") - 1) + vb**2 / (pl.col("best_n") - 1))).alias("df"),
     )
-    p = [_p_two_sided(d_ / s) if s and s > 0 else 1.0 for d_, s in zip(cmp["diff_bps"], cmp["se"], strict=True)]
-    cmp = cmp.with_columns(pl.Series("p_value", p), pl.Series("p_holm", _holm(p)))
-    cmp = cmp.with_columns((pl.col("p_holm") < alpha).alias("significant"))
+    se, df_, diff = (cmp[c].to_numpy() for c in ("se", "df", "diff_bps"))
+    ok = np.isfinite(se) & (se > 0) & np.isfinite(df_)
+    tq = np.where(ok, st.t.ppf(0.975, np.where(ok, df_, 1.0)), np.nan)
+    p = np.where(ok, 2 * st.t.sf(np.abs(diff) / np.where(ok, se, 1.0), np.where(ok, df_, 1.0)), 1.0)
+    cmp = cmp.with_columns(
+        pl.Series("diff_lo", diff - tq * se),
+        pl.Series("diff_hi", diff + tq * se),
+        pl.Series("p_value", p),
+        pl.Series("p_holm", _holm(p.tolist())),
+    )
+    cmp = cmp.with_columns((pl.col("p_holm") < alpha).alias("significant"), pl.lit(metric).alias("metric"))
     finding = pl.format(
-        "Orders {}: {} cost {} bps (±{}) less than {} on comparable orders (n = {} vs {}, Holm p = {})",
+        "Orders {}: {} cost {} bps ({} to {}) less than {} in {} on comparable orders (n = {} vs {}, Holm p = {} "
+        "over all {} pairs)",
         pl.col(within),
         pl.col("best"),
         pl.col("diff_bps").round(1),
-        (1.959963984540054 * pl.col("se")).round(1),
+        pl.col("diff_lo").round(1),
+        pl.col("diff_hi").round(1),
         pl.col(choice),
+        pl.lit(metric),
         pl.col("best_n"),
         pl.col("n"),
         pl.col("p_holm").round(4),
+        pl.lit(cmp.height),
     )
     return cmp.with_columns(pl.when(pl.col("significant")).then(finding).alias("finding")).sort(
         "p_holm", "diff_bps", descending=[False, True]

@@ -239,6 +239,7 @@ TABLES: dict[str, Table] = {
                     choices=("ADD", "REMOVE", "AUCTION", "MIDPOINT"),
                 ),
                 opt("child_order_id"),
+                opt("received_ts", "ts"),  # Rule 605's time of order receipt (of the child order that filled)
                 opt("commission", "float", nonneg=True),
                 opt("fees", "float"),  # may be negative: maker rebates
                 opt("currency"),

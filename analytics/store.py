@@ -75,6 +75,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from analytics.schema import INTERNAL_TABLES, META_COLUMNS, TABLES
 
@@ -423,7 +424,13 @@ class Lake:
             cols = ", ".join(f"NULL::{_POLARS_SQL[d]} AS {quote_ident(c)}" for c, d in schema.items())
             return f"SELECT {cols} WHERE false"
         file_list = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
-        cols = ", ".join(quote_ident(c) for c in schema)
+        # An optional column added to the contract after a lake was written (fills' received_ts) is in no file of
+        # that lake: NULL instead of a binder error. Files are written with every contract column, so the newest
+        # file says whether any has it (union_by_name fills the older ones with NULL).
+        have = set(pq.read_schema(files[-1]).names)
+        cols = ", ".join(
+            quote_ident(c) if c in have else f"NULL::{_POLARS_SQL[d]} AS {quote_ident(c)}" for c, d in schema.items()
+        )
         return f"SELECT {cols} FROM read_parquet({file_list}, union_by_name = true)"
 
     def connect(self, manifest: Manifest | None = None) -> duckdb.DuckDBPyConnection:

@@ -19,7 +19,11 @@ def _download(df: pl.DataFrame, label: str, name: str, key: str) -> None:
 
 f = filters.current()
 st.title("Execution quality")
-st.caption(charts.COST_NOTE + " Intervals: 95%, cluster bootstrap over orders. Grey / blank: too few orders to judge.")
+st.caption(
+    charts.COST_NOTE + " Intervals: 95%, clustered on parent orders (cluster-robust, Student t). Grey / blank: too "
+    "few orders to judge. Raw = arrival_cost_bps, notional-weighted over filled orders (the TCA page's figure) in "
+    "both views; adjusted = the regression's expected cost on the desk's average mix (each order weighted equally)."
+)
 orders = state.tca_orders(f)  # ensures the stored TCA of the filter's dates
 if orders.is_empty():
     st.info("No orders in this range: widen the dates or clear filters in the sidebar.")
@@ -35,8 +39,8 @@ c1, c2 = st.columns([2, 1])
 dim = c1.segmented_control("Compare", ["venue", "algo", "broker", "broker+algo"], default="venue", key="q_dim")
 dim = dim or "venue"
 adjusted = c2.toggle("Difficulty-adjusted", value=False, key="q_adjusted",
-                     help="Expected arrival cost on the desk's average order mix (regression on size % ADV, spread, "
-                          "volatility, participation, urgency, time of day)")  # fmt: skip
+                     help="Expected arrival cost on the desk's average order mix (regression on what was known at "
+                          "arrival: size % ADV, spread, volatility, planned participation, urgency, time of day)")  # fmt: skip
 an = state.quality_analysis(f, dim)
 adj = state.quality_adjusted(f, dim)
 if an.leaderboard.is_empty():
@@ -44,9 +48,10 @@ if an.leaderboard.is_empty():
     st.stop()
 
 st.subheader(f"Leaderboard by {dim}" + (" — difficulty-adjusted" if adjusted else ""))
-if adjusted:
+raw = an.leaderboard.select("key", "arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi")
+if adjusted:  # the raw columns are the raw view's own (one definition of "raw")
     board = adj.table.select("key", pl.col("n").alias("orders"), "adjusted_bps", "adjusted_lo", "adjusted_hi",
-                             "adjusted_rank", "raw_bps", "raw_lo", "raw_hi", "raw_rank", "small_sample")  # fmt: skip
+                             "adjusted_rank", "small_sample").join(raw, on="key", how="left")  # fmt: skip
     bars = board.rename({"adjusted_bps": "cost_bps", "adjusted_lo": "cost_bps_lo", "adjusted_hi": "cost_bps_hi"})
     title = "Adjusted arrival cost (bps)"
 else:
@@ -58,6 +63,11 @@ else:
     bars = board.rename({"arrival_cost_bps": "cost_bps", "arrival_cost_bps_lo": "cost_bps_lo",
                          "arrival_cost_bps_hi": "cost_bps_hi"})  # fmt: skip
     title = "Arrival cost (bps, notional-weighted)"
+metrics = [c for c in ("score", "adjusted_bps", "arrival_cost_bps", "markout_cost_bps_60s", "effective_spread_bps",
+                        "price_improvement_bps", "fill_rate_qty") if c in board.columns]  # fmt: skip
+sort_by = st.selectbox("Sort by", metrics, key=f"q_sort_{adjusted}",
+                       help="Each recommendation names the column it rests on: sort by it to see the same order.")  # fmt: skip
+board = board.sort(sort_by, descending=sort_by in ("score", "price_improvement_bps", "fill_rate_qty"), nulls_last=True)
 shown = board.with_columns(  # small samples: figures hidden, the row kept with its counts
     pl.when(~pl.col("small_sample")).then(pl.col(c)).alias(c)
     for c in board.columns
@@ -74,6 +84,8 @@ if recs.is_empty():
     st.info("No difference is significant after Holm's correction: nothing to recommend on this evidence.")
 for t in recs["text"].to_list():
     st.success(t)
+if not recs.is_empty():
+    st.caption("Rests on: " + ", ".join(sorted(set(recs["metric"]))) + " (the leaderboard can be sorted by it).")
 pairs = adj.pairs
 with st.expander(f"All pairwise comparisons ({pairs.height}, Holm-adjusted)"):
     st.dataframe(pairs, hide_index=True, width="stretch", column_config=charts.number_formats(pairs), key="q_pairs")
@@ -120,7 +132,7 @@ if not adj.scatter.is_empty():
         ).properties(height=320))  # fmt: skip
     st.caption(
         f"Up to 3,000 sampled orders{' (per venue)' if dim == 'venue' else ''}; x = what the regression "
-        "expects from size, spread, volatility, participation, urgency and time of day."
+        "expects from size, spread, volatility, planned participation, urgency and time of day (all known at arrival)."
     )
 
 st.subheader("Markouts by venue")
@@ -129,7 +141,7 @@ charts.show(charts.markout_lines(curve, "venue"))
 _download(curve, "Download markouts (CSV)", "quality_markouts.csv", "dl_q_markouts")
 
 st.subheader("Reports")
-events = q.report(state.lake(), state.cursor(), f, dim, v, an=an)
+events = q.report(state.lake(), state.cursor(), f, dim, v, an=an, adjusted=adj)
 r605 = state.rule605(f)
 d1, d2 = st.columns(2)
 with d1:

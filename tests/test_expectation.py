@@ -39,10 +39,12 @@ def test_gap_by_broker_by_hand():
     g = expectation.gap_by(_rows(), "broker", min_orders=3)
     # B: (200*5 + 200*-3) / 400 = 1;  SE = sqrt(200^2*4^2 + 200^2*4^2) / 400 = sqrt(1.28e6) / 400 = 2.8284271
     # A: (100*6 + 300*-2) / 400 = 0;  SE = sqrt(100^2*6^2 + 300^2*2^2) / 400 = sqrt(7.2e5) / 400 = 2.1213203
+    # times sqrt(n / (n - 1)) = sqrt(2) (CR1), half-width t_1 = tan(0.475 pi) = 12.7062 (two orders: one df)
+    t1, c = 12.706204736174705, 2**0.5
     assert g["broker"].to_list() == ["B", "A"]  # largest gap first
     assert g["gap_bps"].to_list() == pytest.approx([1.0, 0.0])
-    assert g["gap_bps_lo"].to_list() == pytest.approx([1 - Z95 * 2.8284271, -Z95 * 2.1213203])
-    assert g["gap_bps_hi"].to_list() == pytest.approx([1 + Z95 * 2.8284271, Z95 * 2.1213203])
+    assert g["gap_bps_lo"].to_list() == pytest.approx([1 - t1 * c * 2.8284271, -t1 * c * 2.1213203])
+    assert g["gap_bps_hi"].to_list() == pytest.approx([1 + t1 * c * 2.8284271, t1 * c * 2.1213203])
     # realised A = (100*10 + 300*2) / 400 = 4, expected A = (100*4 + 300*4) / 400 = 4
     a = g.filter(pl.col("broker") == "A").row(0, named=True)
     assert (a["realised_bps"], a["expected_bps"], a["orders"], a["n"], a["filled_notional"]) == (4.0, 4.0, 2, 2, 400.0)

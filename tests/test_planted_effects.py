@@ -88,14 +88,10 @@ def test_sql_fill_aggregates_equal_the_in_memory_ones(desk):
         assert sql_curve[c].to_list() == pytest.approx(mem_curve[c].to_list(), rel=1e-9)
     assert sql_curve["n"].to_list() == mem_curve["n"].to_list()
     sql_venue = tca.venue_costs(lake, con, Filters()).sort("venue")
-    mem_venue = (
-        fills.filter(pl.col("arrival_cost_bps").is_not_null())
-        .with_columns((pl.col("p") * pl.col("q")).alias("filled_notional"), pl.lit(1.0).alias("filled_qty"))
-        .pipe(tca.by_group, "venue", "arrival_cost_bps")
-        .sort("venue")
-    )
-    for c in ("arrival_cost_bps", "arrival_cost_bps_lo", "arrival_cost_bps_hi"):
-        assert sql_venue[c].to_list() == pytest.approx(mem_venue[c].to_list(), rel=1e-9)
+    mem_venue = tca.clustered_mean_ci(fills, "arrival_cost_bps", pl.col("p") * pl.col("q"), ["venue"]).sort("venue")
+    for c, m in (("arrival_cost_bps", "mean"), ("arrival_cost_bps_lo", "lo"), ("arrival_cost_bps_hi", "hi")):
+        assert sql_venue[c].to_list() == pytest.approx(mem_venue[m].to_list(), rel=1e-9)
+    assert sql_venue["orders"].to_list() == mem_venue["clusters"].to_list()
 
 
 def test_fill_cube_answers_as_the_fill_scan(desk):
@@ -115,6 +111,11 @@ def test_fill_cube_answers_as_the_fill_scan(desk):
             for c in ("markout_bps", "lo", "hi"):
                 assert cube[c].to_list() == pytest.approx(scan[c].to_list(), rel=1e-7)
             assert cube["n"].to_list() == scan["n"].to_list()
+            assert cube["clusters"].to_list() == scan["clusters"].to_list()
+        for cl in ("order", "day"):
+            cube = tca.markouts_sql(lake, con, f, by_venue=True, cluster=cl)
+            scan = tca.markouts_sql(lake, con, f, by_venue=True, use_cube=False, cluster=cl)
+            assert cube["hi"].to_list() == pytest.approx(scan["hi"].to_list(), rel=1e-7)
         cube_v = tca.venue_costs(lake, con, f).sort("venue")
         scan_v = tca.venue_costs(lake, con, f, use_cube=False).sort("venue")
         assert cube_v["venue"].to_list() == scan_v["venue"].to_list()

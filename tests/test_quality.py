@@ -360,6 +360,10 @@ def test_report_rows_have_the_event_columns_and_add_up(sim, desk):  # noqa: F811
     assert rows["shares"].sum() == pytest.approx(fills["q"].sum())
     assert rows["event_id"].n_unique() == rows.height and rows["source_version"][0] == f"lake@{lake.version()}"
     assert rows.filter(pl.col("key") == "DRKB")["fill_rate_qty"][0] is None  # not a venue's metric
+    assert set(rows["nbbo_at"]) == {"receipt"}  # the simulator sends received_ts on every fill
+    big = rows.filter(pl.col("orders") >= 30)
+    for m in ("arrival_cost_bps", "markout_cost_bps_60s", "adjusted_cost_bps"):
+        assert (big[f"{m}_lo"] < big[m]).all() and (big[m] < big[f"{m}_hi"]).all(), m
     again = q.report(lake, con, Filters(), "venue")
     assert again.equals(rows)  # same lake version, same rows (seeded bootstrap, snapshot ts)
     weekly = q.report(lake, con, Filters(), "algo", period="week")
@@ -392,6 +396,11 @@ def test_cli_writes_events_and_the_605_csv(desk, run_cli, tmp_path):  # noqa: F8
     first = json.loads(out.read_text().splitlines()[0])
     assert list(first)[: len(q.EVENT_COLUMNS)] == q.EVENT_COLUMNS
     assert pl.read_csv(r605)["orders"].sum() == desk[0].height
+    js = run_cli("quality", "--lake", str(lake.root), "--by", "broker", "--json")
+    row = json.loads(js.stdout)[0]  # quality --json rows carry the intervals, the adjusted cost and nbbo_at
+    for c in ("arrival_cost_bps", "markout_cost_bps_60s", "adjusted_cost_bps"):
+        assert row[f"{c}_lo"] < row[c] < row[f"{c}_hi"], c
+    assert row["nbbo_at"] == "receipt"
     bad = run_cli("quality", "--lake", str(lake.root), "--by", "nope")
     assert bad.returncode == 2 and "unknown dimension" in bad.stderr
 
@@ -425,3 +434,128 @@ def test_venue_filter_counts_each_order_once(sim, desk):  # noqa: F811
     )
     got = lb.select("key", "fills").join(exp, left_on="key", right_on="broker")
     assert got.height == 5 and (got["fills"] == got["fills_right"]).all()
+
+
+def _typed(side: str, bid: float, ask: float, limit: float) -> str:
+    """Order type of one order as the stored TCA row holds it: arrival mid, spread in bps (both rebuilt by float
+    arithmetic from the quote) and the quote itself."""
+    mid = (bid + ask) / 2
+    o = pl.DataFrame({"side": [side], "limit_price": [limit], "arrival_price": [mid], "order_qty": [100],
+                      "spread_at_arrival_bps": [(ask - bid) / mid * 1e4], "arrival_bid": [bid], "arrival_ask": [ask],
+                      "arrival_ts": [T]})  # fmt: skip
+    return q.order_types(o)["order_type"][0]
+
+
+def test_order_types_on_penny_quotes_use_the_stored_quote():
+    # Independent check: the classes by hand on the quotes of the issue (a rebuilt bid/ask compared with ==
+    # called 100.01 x 100.03 buy limit 100.01 "near the quote")
+    assert _typed("BUY", 100.01, 100.03, 100.01) == "at-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.35) == "marketable limit"
+    assert _typed("SELL", 33.33, 33.35, 33.33) == "marketable limit"
+    assert _typed("SELL", 33.33, 33.35, 33.35) == "at-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.34) == "inside-the-quote limit"
+    assert _typed("BUY", 33.33, 33.35, 33.32) == "near-the-quote limit"  # a cent below the bid
+    assert _typed("BUY", 33.33, 33.35, 33.23) == "near-the-quote limit"  # $0.10 below: still near
+    assert _typed("BUY", 33.33, 33.35, 33.22) == "other limit"
+
+
+def test_order_types_on_a_grid_of_penny_quotes():
+    # Every penny quote from $1 to $200 (2 and 3 cent spreads), limits exactly at the touch and at the same-side
+    # quote: all must classify as marketable / at the quote (float equality on the rebuilt quote missed ~6% / 27%).
+    rng = np.random.default_rng(5)
+    cents = rng.integers(100, 20_000, 2000)
+    bid = cents / 100
+    ask = (cents + rng.integers(2, 4, 2000)) / 100
+    mid = (bid + ask) / 2
+    o = pl.DataFrame({"side": ["BUY"] * 2000, "arrival_price": mid, "spread_at_arrival_bps": (ask - bid) / mid * 1e4,
+                      "arrival_bid": bid, "arrival_ask": ask, "order_qty": 100, "arrival_ts": T})  # fmt: skip
+    touch = q.order_types(o.with_columns(pl.col("arrival_ask").alias("limit_price")))
+    same = q.order_types(o.with_columns(pl.col("arrival_bid").alias("limit_price")))
+    assert (touch["order_type"] == "marketable limit").all()
+    assert (same["order_type"] == "at-the-quote limit").all()
+    # rows stored before the quote was (no arrival_bid/ask): the rebuilt quote, with the same tick tolerance
+    old = q.order_types(o.drop("arrival_bid", "arrival_ask").with_columns(pl.lit(None, pl.Float64).alias("x"))
+                        .with_columns(pl.Series("limit_price", bid)))  # fmt: skip
+    assert (old["order_type"] == "at-the-quote limit").all()
+
+
+def _same_orders_two_paces(seed: int = 0, n: int = 300) -> pl.DataFrame:
+    """The bad-control case: the same n orders worked by broker FAST at 20% of volume and by broker SLOW at 5%
+    (same algo and urgency: the pace is the broker's choice), cost = 0.8 σ √POV (square-root law, bps) + a size
+    term + noise(5). True gap FAST - SLOW = 0.8 x 200 x (√0.20 - √0.05) = 35.78 bps at σ = 2%."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0.001, 0.05, n)
+    spread = rng.uniform(2, 10, n)
+    day = np.arange(n) % 20
+    frames = []
+    for broker, pov in (("FAST", 0.20), ("SLOW", 0.05)):
+        realised = pov * np.exp(rng.normal(0, 0.1, n))
+        cost = 0.8 * 0.02 * np.sqrt(realised) * 1e4 + 300 * np.sqrt(size) + rng.normal(0, 5, n)
+        frames.append(pl.DataFrame({
+            "order_id": [f"{broker}-{i}" for i in range(n)], "broker": broker, "algo": "POV", "urgency": "MEDIUM",
+            "arrival_ts": [dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC) + dt.timedelta(days=int(d)) for d in day],
+            "size_pct_adv": size, "daily_volatility": 0.02, "spread_at_arrival_bps": spread,
+            "participation_rate": realised, "scheduled_participation": realised, "arrival_cost_bps": cost,
+            "filled_qty": 100.0, "order_qty": 100.0, "filled_notional": 1e4,
+        }))  # fmt: skip
+    return pl.concat(frames)
+
+
+def test_adjustment_never_controls_for_how_the_order_was_worked():
+    # Independent check: the planted gap 35.78 bps (see _same_orders_two_paces). Controlling for the realised
+    # participation (the broker's own choice) explained the gap away (-1 bps, p 0.65, no recommendation).
+    orders = _same_orders_two_paces()
+    units = q.adjustment_units(None, None, Filters(), "broker", orders)
+    assert "sqrt_participation" not in units.columns and "sigma_sqrt_pov_bps" not in units.columns
+    adj = q.adjust(units, cfg=q.QualityConfig(), dimension="broker")
+    p = adj.pairs.filter(pl.col("mode") == "adjusted").row(0, named=True)
+    assert (p["key_a"], p["key_b"]) == ("FAST", "SLOW")
+    assert p["significant"] and p["diff_lo"] < 35.78 < p["diff_hi"]
+    assert abs(p["diff"] - 35.78) < 3
+    rec = q.recommendations(adj)
+    assert rec.filter(pl.col("kind") == "choice")["prefer"].to_list() == ["SLOW"]
+    assert not any(c.startswith(("sqrt_participation", "sigma_sqrt_pov")) for c in adj.coefficients["covariate"])
+
+
+def test_a_control_set_by_the_key_is_left_out():
+    # the planned participation is a function of (algo, urgency): a control when comparing brokers, never when
+    # comparing algos or urgencies (it would absorb the algo's own pace); urgency is no control for urgencies
+    o = _same_orders_two_paces(n=60).with_columns(
+        pl.when(pl.col("broker") == "FAST").then(pl.lit("POV")).otherwise(pl.lit("TWAP")).alias("algo"),
+        pl.when(pl.col("order_id").str.ends_with("1")).then(pl.lit("HIGH")).otherwise(pl.lit("LOW")).alias("urgency"),
+    )  # fmt: skip
+    covs = {
+        d: q.adjust(q.adjustment_units(None, None, Filters(), d, o), dimension=d).coefficients["covariate"].to_list()
+        for d in ("broker", "algo", "urgency")
+    }
+    assert "sigma_sqrt_planned_pov_bps" in covs["broker"] and "urgency=LOW" in covs["broker"]
+    assert not any("planned" in c for c in covs["algo"]) and "urgency=LOW" in covs["algo"]
+    assert not any("planned" in c or c.startswith("urgency") for c in covs["urgency"])
+
+
+def test_rule605_figures_use_the_nbbo_at_receipt(tmp_path):
+    # Hand calculation. NBBO 99.98 x 100.02 until 14:31:00.000, then 100.08 x 100.12. F1 (XNAS) buys 100 at
+    # 100.12 at 14:31:00.050, its child order received at 14:30:59.990 (before the quote moved): against the NBBO
+    # at receipt (mid 100) the fill paid 10 bps outside the quote (the routing latency's cost), effective spread
+    # 2 x 0.12 / 100 = 24 bps, quoted 4 bps; against the NBBO at the fill it would be "at the quote" with 4.0 bps.
+    # F2 (BATS) has no received_ts: measured at its own time. Fills and orders go through ingest and TCA.
+    from tests.test_tca import fill, order, quote, run_tca
+
+    d = "2026-03-02T14:"
+    f1 = fill("F1", "O1", f"{d}31:00.050Z", "XYZ", "BUY", 100, 100.12) | {"received_ts": f"{d}30:59.990Z"}
+    f2 = fill("F2", "O1", f"{d}32:00Z", "XYZ", "BUY", 100, 100.10, venue="BATS")
+    ev = [quote("XYZ", f"{d}30:00Z", 99.98, 100.02), quote("XYZ", f"{d}31:00Z", 100.08, 100.12),
+          order("O1", f"{d}30:30Z", "XYZ", "BUY", 200), f1, f2]  # fmt: skip
+    res = run_tca(tmp_path, ev)
+    r1 = res.fills.filter(pl.col("fill_id") == "F1").row(0, named=True)
+    assert (r1["bid_r"], r1["ask_r"], r1["mid_r"]) == (99.98, 100.02, 100.0) and r1["ask"] == 100.12
+    m = {r["key"]: r for r in q.fill_metrics(res.fills, by="venue").to_dicts()}
+    assert m["XNAS"]["price_improvement_bps"] == pytest.approx(-10.0)
+    assert m["XNAS"]["pct_outside_quote"] == 1.0 and m["XNAS"]["pct_at_quote"] == 0.0
+    assert m["XNAS"]["effective_spread_bps"] == pytest.approx(24.0)
+    assert m["XNAS"]["quoted_spread_bps"] == pytest.approx(4.0)
+    assert m["XNAS"]["nbbo_at"] == "receipt" and m["BATS"]["nbbo_at"] == "fill"
+    # BATS at its fill: NBBO 100.08 x 100.12, mid 100.10, p 100.10: effective 0, improvement 2 bps
+    assert m["BATS"]["effective_spread_bps"] == pytest.approx(0.0, abs=1e-9)
+    assert m["BATS"]["price_improvement_bps"] == pytest.approx(0.02 / 100.10 * 1e4)
+    assert q.fill_metrics(res.fills)["nbbo_at"][0] == "mixed"

@@ -47,15 +47,18 @@ def test_recommend_takes_the_cheapest_and_a_tie_keeps_what_was_done():
 
 
 def test_mean_ci_by_hand():
-    # x = 1, 2, 3, 6: mean 3, SE = sqrt(4 + 1 + 0 + 9) / 4 = sqrt(14) / 4
+    # x = 1, 2, 3, 6: mean 3, SE = sqrt(4/3) sqrt(4 + 1 + 0 + 9) / 4 (CR1: n / (n - 1)), half-width t_3 SE with
+    # t_3 = 3.18245 (tables; tca.t975's expansion is within 2e-3 of it)
+    t3 = 3.182446305284263
     df = pl.DataFrame({"x": [1.0, 2.0, 3.0, 6.0], "w": [1.0, 1.0, 2.0, 0.0]})
     eq = saving.mean_ci(df, "x")
     assert eq["mean"] == pytest.approx(3.0) and eq["n"] == 4
-    assert eq["lo"] == pytest.approx(3 - Z * math.sqrt(14) / 4) and eq["hi"] == pytest.approx(3 + Z * math.sqrt(14) / 4)
-    # weights 1, 1, 2, 0: mean (1 + 2 + 6) / 4 = 2.25; SE = sqrt(1.5625 + 0.0625 + 4 * 0.5625) / 4 = sqrt(3.875) / 4
+    se = math.sqrt(4 / 3) * math.sqrt(14) / 4
+    assert 3 - eq["lo"] == pytest.approx(t3 * se, rel=2e-3) and eq["hi"] - 3 == pytest.approx(t3 * se, rel=2e-3)
+    # weights 1, 1, 2, 0: mean (1 + 2 + 6) / 4 = 2.25; SE = sqrt(4/3) sqrt(1.5625 + 0.0625 + 4 * 0.5625) / 4
     wt = saving.mean_ci(df, "x", "w")
     assert wt["mean"] == pytest.approx(2.25)
-    assert wt["hi"] - wt["mean"] == pytest.approx(Z * math.sqrt(3.875) / 4)
+    assert wt["hi"] - wt["mean"] == pytest.approx(t3 * math.sqrt(4 / 3) * math.sqrt(3.875) / 4, rel=2e-3)
 
 
 def test_planted_bound_is_the_liqseek_excess_by_hand():

@@ -196,6 +196,7 @@ def test_benchmarks_on_tiny_tape(tmp_path):
     assert r["vwap_interval_cost_bps"] == pytest.approx((avg - r["interval_vwap"]) / r["interval_vwap"] * 1e4)
     assert r["twap_cost_bps"] == pytest.approx((avg - 100.12) / 100.12 * 1e4)
     assert r["spread_at_arrival_bps"] == pytest.approx(0.04 / 100.0 * 1e4)
+    assert (r["arrival_bid"], r["arrival_ask"]) == (99.98, 100.02)  # the stored quote itself, not rebuilt
     assert r["duration_s"] == pytest.approx(600.0) and r["fill_count"] == 2
     assert r["time_to_first_fill_s"] == pytest.approx(60.0)
 
@@ -243,6 +244,7 @@ def test_order_before_the_open_uses_the_opening_quote(tmp_path):
     r = one(run_tca(tmp_path, ev))
     # The first quote of the day is at 14:32 (mid 100.10): arrival before it takes it.
     assert r["arrival_price"] == pytest.approx(100.10)
+    assert (r["arrival_bid"], r["arrival_ask"]) == (100.08, 100.12)
     # TWAP then runs from the first quote: 100.10 for 4 min, 100.20 for 4 min.
     assert r["twap"] == pytest.approx(100.15)
 

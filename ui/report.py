@@ -125,7 +125,11 @@ def _tca(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     if orders.is_empty():
         sec.paragraphs.append("No orders in this period.")
         return sec
-    sec.paragraphs.append(charts.COST_NOTE + " Whiskers and lo/hi columns: 95% intervals.")
+    sec.paragraphs.append(
+        charts.COST_NOTE + " arrival_cost_bps: the filled orders' arrival cost weighted by filled notional (the same "
+        "figure as the execution quality section's). Whiskers and lo/hi columns: 95% intervals, each order one "
+        "independent unit (Student t); markout intervals resample whole parent orders, never single fills."
+    )
     comp = tca.with_buckets(orders)
     for dim in ("broker", "algo", "size_bucket"):
         g = tca.by_group(comp, dim, "arrival_cost_bps", min_orders=30)
@@ -174,19 +178,25 @@ def _quality(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
     quality.ensure_sums(lake, con, f.start, f.end, v)
     sec.paragraphs.append(
         "Venues by their fills (Rule 605 definitions: effective over quoted spread, price improvement against the "
-        "NBBO at the fill, realized spreads); brokers and algos by arrival cost adjusted for order difficulty "
-        "(expected cost on the desk's average mix). Intervals: 95%, cluster bootstrap over orders."
+        "NBBO at the time of order receipt where the fill carries it, see nbbo_at; realized spreads); brokers and "
+        "algos by adjusted_bps, the arrival cost adjusted for what was known at arrival (the regression's expected "
+        "cost on the desk's average mix, each order weighted equally), beside arrival_cost_bps, the raw cost "
+        "weighted by filled notional: the TCA section's figure, one name per definition. Intervals: 95%, "
+        "clustered on parent orders (cluster-robust, Student t)."
     )
     an = quality.analyse(lake, con, f, "venue", v, orders=orders)
     keep = ["key", "orders", "fills", "score", "arrival_cost_bps", "effective_spread_bps", "eq_ratio",
-            "price_improvement_bps", "markout_cost_bps_60s", "small_sample"]  # fmt: skip
+            "price_improvement_bps", "markout_cost_bps_60s", "nbbo_at", "small_sample"]  # fmt: skip
     sec.tables.append(("Venues", an.leaderboard.select([c for c in keep if c in an.leaderboard.columns])))
     for dim in ("broker", "algo"):
         adj = quality.adjust(quality.adjustment_units(lake, con, f, dim, orders, v), dimension=dim)
         if adj.table.height:
+            raw = tca.by_group(orders, dim, "arrival_cost_bps").select(pl.col(dim).alias("key"), "arrival_cost_bps")
             sec.tables.append((
                 f"{dim.capitalize()}s, difficulty-adjusted arrival cost (bps)",
-                adj.table.select("key", "n", "adjusted_bps", "adjusted_lo", "adjusted_hi", "raw_bps", "small_sample"),
+                adj.table.select("key", "n", "adjusted_bps", "adjusted_lo", "adjusted_hi", "small_sample").join(
+                    raw, on="key", how="left"
+                ),
             ))  # fmt: skip
     r605 = quality.rule605(lake, con, f, v, orders=orders)
     if r605.height:

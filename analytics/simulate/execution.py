@@ -36,6 +36,8 @@ class ExecutionParams:
     commission_cps: commission in US cents per share. slice_mix: probability of each SLICES
     entry per algo. sec_fee_rate: USD per USD of sell notional (SEC Section 31);
     taf_per_share / taf_cap: FINRA TAF on sells, applied at settlement only.
+    routing_latency_ms: median time from the child order's receipt at the venue (``received_ts``) to its
+    execution, per venue (lognormal, sigma 0.5); the listing exchange's closing cross takes the lit default.
     """
 
     algo_weights: tuple[float, ...] = (0.30, 0.15, 0.20, 0.15, 0.20)
@@ -81,9 +83,32 @@ class ExecutionParams:
     sec_fee_rate: float = 27.8e-6
     taf_per_share: float = 0.000166
     taf_cap: float = 8.30
+    routing_latency_ms: tuple[tuple[str, float], ...] = (
+        ("XNYS", 0.8),
+        ("XNAS", 0.5),
+        ("ARCX", 0.6),
+        ("BATS", 0.4),
+        ("EDGX", 0.4),
+        ("DRKA", 8.0),
+        ("DRKB", 25.0),
+        ("MIDP", 3.0),
+    )
+    default_latency_ms: float = 0.8
 
     def by_broker(self, table: tuple, broker_idx: np.ndarray, col: int = 1) -> np.ndarray:
         return np.array([row[col] for row in table])[broker_idx]
+
+
+def received_ts_us(
+    fill_ts_us: np.ndarray, venue: np.ndarray, ep: ExecutionParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Rule 605's time of order receipt of each fill's child order (us since epoch): the fill time minus the
+    venue's routing latency (lognormal about ``routing_latency_ms``, sigma 0.5), at least 1 us before the fill."""
+    med = dict(ep.routing_latency_ms)
+    ms = np.array([med.get(str(v), ep.default_latency_ms) for v in np.unique(venue)])
+    per = ms[np.unique(venue, return_inverse=True)[1]]
+    lat_us = np.maximum(per * 1000.0 * np.exp(0.5 * rng.standard_normal(len(venue))), 1.0)
+    return fill_ts_us - np.round(lat_us).astype(np.int64)
 
 
 def _loguniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:

@@ -31,6 +31,7 @@ from .execution import (
     make_orders,
     order_impact_bps,
     price_fills,
+    received_ts_us,
     schedule_fills,
 )
 from .faults import Fault, inject_event_faults, inject_market_faults
@@ -66,6 +67,7 @@ TRADES_PER_SYMBOL = 500
 EVENT_TABLES = ("decisions", "orders", "fills", "settlements")
 # random streams: (seed, stream, day index[, chunk])
 S_UNIVERSE, S_DAILY, S_HOLDINGS, S_PATH, S_ORDERS, S_PORT, S_FILLS, S_QUOTES, S_TRADES, S_EVENTS, S_FAULTS = range(11)
+S_LATENCY = 11  # its own stream: adding received_ts left every other draw unchanged
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -264,7 +266,7 @@ def simulate(out: Path, cfg: SimConfig, progress: Callable[[float, str], None] |
                                 bar_cols["volume"].astype(np.int64), bar_cols["vwap"]))  # fmt: skip
         frames = _event_frames(
             cfg, day, tag, open_us, uni, orders, port, strategies, pids, dec_rel_us, dec_mid, fills, f_sym,
-            f_side, fill_price, venue, ep, _rng(seed, S_EVENTS, t),
+            f_side, fill_price, venue, ep, _rng(seed, S_EVENTS, t), _rng(seed, S_LATENCY, t),
         )  # fmt: skip
         for ti, (table, frame) in enumerate(frames.items()):
             faults.add(_write_events(out, table, day, frame, cfg, _rng(seed, S_FAULTS, t, 10_000 + ti), files))
@@ -361,7 +363,7 @@ def _exposures_long(days: list[date], symbols: np.ndarray, exposures: np.ndarray
 
 
 def _event_frames(cfg, day, tag, open_us, uni, orders, port, strategies, pids, dec_rel_us, dec_mid, fills, f_sym,
-                  f_side, fill_price, venue, ep, rng) -> dict[str, pl.DataFrame]:  # fmt: skip
+                  f_side, fill_price, venue, ep, rng, lat_rng) -> dict[str, pl.DataFrame]:  # fmt: skip
     """Decision, order, fill and settlement events of one day (ts as Int64 us since epoch)."""
     n_orders = len(orders["qty"])
     f_order = fills["order"]
@@ -442,7 +444,9 @@ def _event_frames(cfg, day, tag, open_us, uni, orders, port, strategies, pids, d
     fees = np.where(sells, np.round(notional * ep.sec_fee_rate, 2), 0.0)
     fills_df = pl.DataFrame({
         "event_id": np.char.add("EV-", fill_ids.astype(str)), "fill_id": fill_ids,
-        "order_id": order_ids[f_order][fo], "ts": open_us + fills["rel_us"][fo], "symbol": uni.symbols[f_sym][fo],
+        "order_id": order_ids[f_order][fo], "ts": open_us + fills["rel_us"][fo],
+        "received_ts": received_ts_us(open_us + fills["rel_us"][fo], venue[fo], ep, lat_rng),
+        "symbol": uni.symbols[f_sym][fo],
         "side": np.where(f_side > 0, "BUY", "SELL")[fo], "quantity": qty[fo], "price": fill_price[fo],
         "venue": venue[fo], "liquidity": np.asarray(LIQUIDITY)[fills["liquidity"]][fo],
         "child_order_id": np.char.add(np.char.add(order_ids[f_order], "-C"), np.char.zfill(child.astype(str), 3))[fo],
@@ -579,6 +583,7 @@ def _ground_truth(cfg, uni, ip, ep, all_days, n_prior, rows, expected, fault_cou
             "sec_fee_rate": ep.sec_fee_rate,
             "taf_per_share": ep.taf_per_share,
             "taf_cap": ep.taf_cap,
+            "routing_latency_ms": dict(ep.routing_latency_ms),
         },
         "factors": list(FACTORS),
         "symbols": [

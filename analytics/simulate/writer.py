@@ -41,7 +41,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "orders": pa.schema([("event_id", S), ("order_id", S), ("ts", TS), ("action", S), ("symbol", S), ("side", S),
                          ("quantity", I64), ("broker", S), ("algo", S), ("decision_id", S), ("limit_price", F),
                          ("trader", S), ("desk", S), ("urgency", S), ("algo_params", S)]),
-    "fills": pa.schema([("event_id", S), ("fill_id", S), ("order_id", S), ("ts", TS), ("symbol", S), ("side", S),
+    "fills": pa.schema([("event_id", S), ("fill_id", S), ("order_id", S), ("ts", TS), ("received_ts", TS), ("symbol", S), ("side", S),
                         ("quantity", I64), ("price", F), ("venue", S), ("liquidity", S), ("child_order_id", S),
                         ("commission", F), ("fees", F), ("currency", S)]),
     "settlements": pa.schema([("event_id", S), ("fill_id", S), ("ts", TS), ("settle_date", D), ("commission", F),
@@ -96,8 +96,8 @@ def json_frame(df: pl.DataFrame, table: str) -> pl.DataFrame:
     """The JSON Lines view of an event frame: ``event_type`` first, timestamps and dates as text."""
     cols = [pl.lit(EVENT_TYPES[table]).alias("event_type")]
     for name in SCHEMAS[table].names:
-        if name == "ts":
-            cols.append(iso_ts("ts"))
+        if name in ("ts", "received_ts"):
+            cols.append(iso_ts(name))
         elif name == "settle_date":
             cols.append(pl.col(name).cast(pl.String))
         else:
@@ -125,4 +125,4 @@ def event_frame_for(df: pl.DataFrame, table: str, fmt: str) -> pl.DataFrame:
     """Frame in the layout of the output format: JSON view for jsonl, typed columns for parquet."""
     if fmt == "jsonl":
         return json_frame(df, table)
-    return df.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+    return df.with_columns(pl.col(c).cast(pl.Datetime("us", "UTC")) for c in ("ts", "received_ts") if c in df.columns)

@@ -39,11 +39,19 @@ def test_quality_page_leaderboard_equals_the_report(sim_env):
 def test_adjustment_toggle_changes_the_leaderboard(sim_env):
     at = _app()
     at.segmented_control(key="q_dim").set_value("algo").run()
-    raw = frame_with(at, "key", "score", "arrival_cost_bps")
+    raw = pl.from_pandas(frame_with(at, "key", "score", "arrival_cost_bps"))
     assert "adjusted_bps" not in raw.columns
     at.toggle(key="q_adjusted").set_value(True).run()
     assert not at.exception
-    adj = pl.from_pandas(frame_with(at, "key", "adjusted_bps", "raw_bps"))
+    adj = pl.from_pandas(frame_with(at, "key", "adjusted_bps", "arrival_cost_bps"))
+    assert "raw_bps" not in adj.columns  # one "raw": the raw view's notional-weighted arrival cost, unchanged
+    both = raw.join(adj, on="key", suffix="_adj").filter(pl.col("arrival_cost_bps").is_not_null())
+    assert both.height and both["arrival_cost_bps"].to_list() == both["arrival_cost_bps_adj"].to_list()
+    # the leaderboard sorts by the column a recommendation rests on
+    at.selectbox(key="q_sort_True").set_value("adjusted_bps").run()
+    srt = pl.from_pandas(frame_with(at, "key", "adjusted_bps")).filter(~pl.col("small_sample"))
+    assert srt["adjusted_bps"].to_list() == sorted(srt["adjusted_bps"].to_list())
+    adj = pl.from_pandas(frame_with(at, "key", "adjusted_bps", "arrival_cost_bps"))
     orders = tca.results(sim_env, sim_env.connect()).pl().filter(pl.col("arrival_ts").is_not_null())
     assert set(adj["key"]) == set(orders.filter(pl.col("filled_qty") > 0)["algo"])
     assert (
