@@ -620,14 +620,17 @@ def decision_table(
     """(passing decision rows, failing ones with ``reasons``, quality report) from the decision candidates, the
     order candidates (their realized IS is the executed decisions' cost) and the order rows that failed a rule.
 
-    ``realized_cost_bps``: the IS of the decision's orders in the dataset, weighted by paper notional Pd * Q
-    (bps, positive = cost); ``executed_qty``: their filled quantity; then labels.decision_outcomes."""
+    ``realized_cost_bps``: the IS of the decision's orders in the dataset with the unfilled shares valued at the
+    horizon close (labels.horizon_is_bps; TCA's IS at the cancel mid while the horizon is pending), weighted by
+    paper notional Pd * Q (bps, positive = cost); ``executed_qty``: their filled quantity; then
+    labels.decision_outcomes."""
     w = pl.col("decision_price") * pl.col("order_qty")
+    order_cost = pl.coalesce(labels.horizon_is_bps(), pl.col("is_total_bps"))
     cost = (
         orders.filter(pl.col("decision_id").is_not_null() & pl.col("is_total_bps").is_finite())
         .group_by("decision_id")
         .agg(
-            ((pl.col("is_total_bps") * w).sum() / w.sum()).alias("realized_cost_bps"),
+            ((order_cost * w).sum() / w.sum()).alias("realized_cost_bps"),
             pl.col("filled_qty").sum().alias("executed_qty"),
         )
     )

@@ -96,7 +96,10 @@ def test_decision_label_by_hand():
     rows = pl.DataFrame(
         {
             "realized_return_bps": [100.0, -400.0, None],
-            "is_total_bps": [10.0, 10.0, 10.0],
+            "is_total_bps": [10.0, 10.0, 10.0],  # fully filled: no opportunity cost to revalue at the horizon
+            "is_delay_bps": [2.0] * 3,
+            "is_opportunity_bps": [0.0] * 3,
+            "fill_rate": [1.0] * 3,
             "alpha_bps": [50.0] * 3,
             "daily_volatility": [0.01] * 3,
             "horizon_days": [4.0] * 3,
@@ -144,3 +147,48 @@ def test_decision_outcomes_by_cost_source():
     assert out["decision_z"].to_list()[:2] == pytest.approx([-0.2, -0.175])
     assert out["decision_label"].to_list() == ["neutral", "neutral", None, labels.PENDING]
     assert "planned_duration_s" not in out.columns  # the estimator's missing inputs are not left behind
+
+
+def _real_return_bps(side: int, qty: float, filled: float, avg_px: float, p_dec: float, p_h: float, fees: float):
+    """The real portfolio's return at the horizon close by hand (Perold 1988): the filled shares bought at avg_px
+    and marked at p_h, the unfilled ones never held; minus fees; bps of the paper notional p_dec * qty."""
+    return (side * (p_h - avg_px) * filled - fees) / (p_dec * qty) * 1e4
+
+
+def _tca_row(side, qty, filled, avg_px, p_dec, p0, pn, p_h, fees):
+    """The order row's IS components as tca.py computes them (opportunity at the cancel mid pn) and its paper
+    return to the horizon close p_h, each in bps of p_dec * qty."""
+    paper = p_dec * qty
+    delay, trading = side * (p0 - p_dec) * qty, side * (avg_px - p0) * filled
+    opp = side * (pn - p0) * (qty - filled)
+    return {"is_total_bps": (delay + trading + opp + fees) / paper * 1e4, "is_delay_bps": delay / paper * 1e4,
+            "is_opportunity_bps": opp / paper * 1e4, "fill_rate": filled / qty,
+            "realized_return_bps": side * (p_h - p_dec) / p_dec * 1e4, "alpha_bps": 50.0, "daily_volatility": 0.02,
+            "horizon_days": 1.0}  # fmt: skip
+
+
+def test_unfilled_buy_whose_stock_rallied_is_not_excellent():
+    """Issue 16, defect 7: a buy of 1,000 at decision price 100 never filled; the mid was 100.50 at the cancel
+    and the stock closed the horizon at 110. The real portfolio earned nothing (minus nothing: no fees), so the
+    decision delivered 0 bps against 50 expected: z = (50 - 0) / 200 = 0.25, neutral. Valuing the unfilled shares
+    at the cancel mid in the IS but at 110 in the paper return made it +950 bps, z = -4.5, 'excellent'."""
+    row = _tca_row(1, 1000, 0, float("nan"), 100.0, 100.0, 100.5, 110.0, 0.0)
+    row["is_total_bps"] = 50.0  # delay 0 + trading 0 (no fills) + opportunity 0.5 x 1000 / 100,000
+    out = labels.decision_labels(pl.DataFrame([row]))
+    assert out["decision_net_bps"][0] == pytest.approx(_real_return_bps(1, 1000, 0, 0.0, 100.0, 110.0, 0.0))
+    assert out["decision_z"][0] == pytest.approx(0.25)
+    assert out["decision_label"][0] == "neutral"
+
+
+@pytest.mark.parametrize(
+    "side,filled,avg_px,p0,pn,p_h,fees",
+    [(1, 400, 100.3, 100.1, 100.6, 104.0, 12.0), (-1, 700, 99.2, 99.5, 99.0, 95.0, 5.0), (1, 1000, 100.2, 100.1,
+     100.4, 98.0, 3.0), (-1, 0, 1.0, 100.0, 101.0, 103.0, 0.0)],
+)  # fmt: skip
+def test_decision_net_is_the_real_portfolio_return_at_the_horizon(side, filled, avg_px, p0, pn, p_h, fees):
+    """Partially filled, fully filled and unfilled orders, both sides: decision_net_bps equals the real portfolio's
+    return marked at the horizon close, computed by hand from the fills (the paper and the real portfolio valued at
+    one price)."""
+    row = _tca_row(side, 1000, filled, avg_px, 100.0, p0, pn, p_h, fees)
+    out = labels.decision_labels(pl.DataFrame([row]))
+    assert out["decision_net_bps"][0] == pytest.approx(_real_return_bps(side, 1000, filled, avg_px, 100.0, p_h, fees))
