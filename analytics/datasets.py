@@ -499,7 +499,7 @@ def build(
     """Build dataset ``name`` from the lake's current version for orders arriving (and decisions stamped)
     ``start..end`` (inclusive UTC dates; None = all) and return its TrainingDatasetEvent. ``estimator``: the
     pre-trade cost model for the execution label and for decisions without an order (default: the square-root
-    law fitted on the dataset's passing order rows). ``faults_dir``: a simulator output folder whose
+    law fitted walk-forward on the dataset's passing order rows: a row of day D from the orders before D). ``faults_dir``: a simulator output folder whose
     ``_faults.jsonl`` the row rules are scored against (default: the lake's own simulator faults when it keeps
     them, as the demo lake does, else a small reference simulation). Reuses the latest version (returns its
     event, writes nothing) when the content hash, lake version and code version are unchanged."""
@@ -513,7 +513,7 @@ def build(
     if cand.is_empty():
         raise DatasetError(f"no orders arrived in {start or 'the beginning'}..{end or 'now'}")
     ok, bad, report = dataquality.apply(cand)
-    est = estimator or labels.SquareRootEstimator.fit(ok)
+    est = estimator or labels.WalkForwardEstimator(ok)
     ok = labels.decision_labels(labels.execution_labels(ok, est))
     bad = labels.decision_labels(labels.execution_labels(bad, est))
     cols = [*ORDER_COLUMNS, "model_id", *feature_columns(), *OUTCOME_COLUMNS, "realized_return_bps", "horizon_day",

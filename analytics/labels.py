@@ -21,7 +21,9 @@ Y = 0.5, spread_share = 0.5, intercept 0 (a documented round value of the order-
 literature reports); :meth:`SquareRootEstimator.fit` replaces Y and the intercept by
 :func:`analytics.impact.fit_sqrt_law` on the dataset's own orders (the intercept then absorbs the half spread) when that slope's 95% interval is
 above zero, and keeps the defaults otherwise (a small or noisy sample must not produce a negative law).
-Every input is a point-in-time feature (features.py), so the expectation is what was knowable at arrival.
+Every input is a point-in-time feature (features.py), and a dataset fits the law walk-forward
+(:class:`WalkForwardEstimator`: each day's rows from the orders of earlier days only), so the expectation is what
+was knowable at arrival.
 
 Decision outcome (per decision). ``realized_return_bps`` = s (P_h - Pd) / Pd * 1e4, Pd the decision price and
 P_h the close ``horizon_days`` daily bars after the decision's day (the paper portfolio's return);
@@ -151,6 +153,57 @@ class SquareRootEstimator:
 
     def params(self) -> dict:
         return asdict(self)
+
+
+class WalkForwardEstimator:
+    """The square-root law fitted walk-forward: a row of day D (UTC date of ``arrival_ts``, or of ``decision_ts``
+    for a decision row) is priced by :meth:`SquareRootEstimator.fit` on the ``history`` orders that arrived
+    before D (its defaults while fewer than 30 usable orders precede D), so no label's expectation is fitted on
+    its own order or on any later one. ``history``: order rows with arrival_ts, daily_volatility, size_pct_adv
+    and ``y`` (default is_total_bps). One fit per distinct day (memoised)."""
+
+    name = "sqrt_law_walk_forward"
+
+    def __init__(self, history: pl.DataFrame, y: str = "is_total_bps"):
+        self._y = y
+        self._hist = history.select(
+            pl.col("arrival_ts").dt.date().alias("_day"), "daily_volatility", "size_pct_adv", y
+        ).filter(pl.col("_day").is_not_null())
+        self._fits: dict = {}
+
+    def fit_for(self, day) -> SquareRootEstimator:
+        """The estimator for rows of ``day`` (a date; None = no history: the defaults)."""
+        if day not in self._fits:
+            before = self._hist.filter(pl.col("_day") < day) if day is not None else self._hist.head(0)
+            self._fits[day] = SquareRootEstimator.fit(before, y=self._y)
+        return self._fits[day]
+
+    def expected(self, df: pl.DataFrame) -> pl.DataFrame:
+        ts = "arrival_ts" if "arrival_ts" in df.columns else "decision_ts"
+        d = df.with_row_index("_wf_row").with_columns(pl.col(ts).dt.date().alias("_wf_day"))
+        parts = [
+            self.fit_for(key[0]).expected(part)
+            for key, part in d.group_by("_wf_day", maintain_order=True)  # one fit per day, not per row
+        ]
+        return (
+            pl.concat(parts).sort("_wf_row").drop("_wf_row", "_wf_day") if parts else SquareRootEstimator().expected(df)
+        )
+
+    def params(self) -> dict:
+        return {
+            "rule": "walk-forward: the square-root law refitted for each day on the orders that arrived before it",
+            "days": [
+                {
+                    "day": str(k),
+                    "y": e.y,
+                    "intercept_bps": e.intercept_bps,
+                    "spread_share": e.spread_share,
+                    "fitted_on": e.fitted_on,
+                    "name": e.name,
+                }
+                for k, e in sorted(self._fits.items(), key=lambda kv: (kv[0] is None, str(kv[0])))
+            ],
+        }
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -192,3 +193,50 @@ def test_decision_net_is_the_real_portfolio_return_at_the_horizon(side, filled, 
     row = _tca_row(side, 1000, filled, avg_px, 100.0, p0, pn, p_h, fees)
     out = labels.decision_labels(pl.DataFrame([row]))
     assert out["decision_net_bps"][0] == pytest.approx(_real_return_bps(side, 1000, filled, avg_px, 100.0, p_h, fees))
+
+
+def _desk_by_day() -> pl.DataFrame:
+    """40 orders a day on 2026-03-02..05: days 1-3 cost exactly 3 + 0.8 x bps, day 4 costs 50 + 5 x (a regime the
+    earlier days could not know), x = sigma_bps * sqrt(size_pct_adv)."""
+    rng = np.random.default_rng(8)
+    days = np.repeat(np.arange(4), 40)
+    sigma, size = rng.uniform(0.01, 0.03, 160), rng.uniform(0.001, 0.1, 160)
+    x = sigma * 1e4 * np.sqrt(size)
+    ts = [dt.datetime(2026, 3, 2 + int(d), 15, tzinfo=dt.UTC) for d in days]
+    return pl.DataFrame({"arrival_ts": ts, "daily_volatility": sigma, "size_pct_adv": size, "spread_bps": 4.0,
+                         "planned_duration_s": 2340.0, "delay_s": 0.0,
+                         "is_total_bps": np.where(days < 3, 3 + 0.8 * x, 50 + 5 * x)})  # fmt: skip
+
+
+def test_walk_forward_expected_cost_never_sees_later_orders():
+    """Issue 16, defect 8: each order's expected cost is fitted on the orders of earlier days only. Day 1 has no
+    history: the documented default 0.5 x spread + 0.5 x x; days 2-4: the law of days 1-3, 3 + 0.8 x, exactly (by
+    hand), day 4's own regime unseen. A whole-sample fit let day 4 move every earlier day's expectation."""
+    desk = _desk_by_day()
+    x = (desk["daily_volatility"] * 1e4 * desk["size_pct_adv"].sqrt()).to_numpy()
+    day = np.repeat(np.arange(4), 40)
+    want = np.where(day == 0, 0.5 * 4.0 + 0.5 * x, 3 + 0.8 * x)
+    out = labels.execution_labels(desk, labels.WalkForwardEstimator(desk))
+    assert out["expected_cost_bps"].to_numpy() == pytest.approx(want, abs=1e-6)
+    # metamorphic: rewriting every later order leaves an earlier day's expectation unchanged
+    later = desk.with_columns(
+        pl.when(pl.col("arrival_ts").dt.day() >= 4).then(pl.col("is_total_bps") * -3).otherwise("is_total_bps")
+    )
+    again = labels.execution_labels(later, labels.WalkForwardEstimator(later))
+    assert again["expected_cost_bps"][:120].to_list() == out["expected_cost_bps"][:120].to_list()
+
+
+def test_walk_forward_prices_decisions_from_the_orders_before_their_day():
+    desk = _desk_by_day()
+    dec = pl.DataFrame({"decision_ts": [dt.datetime(2026, 3, 2, 14, tzinfo=dt.UTC), dt.datetime(2026, 3, 6, 14,
+                        tzinfo=dt.UTC)], "daily_volatility": [0.02, 0.02], "size_pct_adv": [0.04, 0.04],
+                        "spread_bps": [4.0, 4.0]})  # fmt: skip
+    est = labels.WalkForwardEstimator(desk)
+    got = est.expected(dec.with_columns(pl.lit(None, pl.Float64).alias(c) for c in ("planned_duration_s", "delay_s")))
+    x = 200 * 0.2  # sigma_bps x sqrt(0.04)
+    # 03-02: nothing before it (default); 03-06: every order of 03-02..05 (both regimes), fitted by OLS by hand
+    xs = (desk["daily_volatility"] * 1e4 * desk["size_pct_adv"].sqrt()).to_numpy()
+    b, a = np.polyfit(xs, desk["is_total_bps"].to_numpy(), 1)
+    assert got["expected_cost_bps"].to_list() == pytest.approx([0.5 * 4 + 0.5 * x, a + b * x], rel=0.05)
+    described = est.params()
+    assert [d["fitted_on"] for d in described["days"]] == [0, 160] and described["rule"].startswith("walk-forward")
