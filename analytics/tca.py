@@ -70,7 +70,9 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query
 
-CODE_VERSION = "tca-7"  # bump when the stored columns or their meaning change: stored results are keyed by it
+# bump when the stored columns or their meaning change: stored results are keyed by it (8: ADV, volatility and
+# prev_close from the bars before the order's day, so same-day TCA has them)
+CODE_VERSION = "tca-8"
 
 
 @dataclass(frozen=True)
@@ -319,17 +321,25 @@ def compute(
         """CREATE OR REPLACE TEMP TABLE _tca_day AS
            SELECT symbol, day, sum(price * size) AS day_pv, sum(size) AS day_v FROM _tca_t GROUP BY ALL"""
     )
+    # The order day's own bar gives the day's open, close and volume (outcomes); ADV, volatility and the previous
+    # close come from the bars strictly before the day (point-in-time, as features.py): the statistics of the last
+    # adv_days bars up to each bar, taken at the last bar before the order's day, so same-day TCA (before the day's
+    # bar exists) keeps them.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _tca_bars AS
            WITH b AS (SELECT symbol, ts::DATE AS day, open, close, volume,
                              ln(close / lag(close) OVER (PARTITION BY symbol ORDER BY ts)) AS lr
                       FROM bars WHERE "interval" = '1d' AND ts < ?)
-           SELECT symbol, day, open, close, volume AS day_volume, lag(close) OVER w AS prev_close,
-                  avg(volume) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS adv,
-                  stddev_samp(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS vol_d,
-                  count(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS n_lr
-           FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day)""",
+           SELECT symbol, day, open, close, volume AS day_volume,
+                  avg(volume) OVER w AS adv, stddev_samp(lr) OVER w AS vol_d, count(lr) OVER w AS n_lr
+           FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day
+                               ROWS BETWEEN {int(cfg.adv_days) - 1} PRECEDING AND CURRENT ROW)""",
         [hi],
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _tca_prior AS
+           SELECT o.oid, b.close AS prev_close, b.adv, b.vol_d, b.n_lr
+           FROM _tca_o o ASOF LEFT JOIN _tca_bars b ON b.symbol = o.symbol AND o.arrival_ts::DATE > b.day"""
     )
     con.execute(_WINDOW_SHARE_SQL, {"lo": lo, "hi": hi})
     fills = _fill_marks(con, cfg.mark_horizons_s, cfg.markout_horizons_s)
@@ -393,12 +403,12 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
         base AS (
             SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.integ AS first_integ, op.first_ts,
                    tp.cpv_a, tp.cv_a, tp.cpv_e, tp.cv_e, tp.cpv_w, tp.cv_w, d.day_pv, d.day_v,
-                   b.open AS open_price, b.close AS close_price, b.prev_close, b.adv, b.vol_d, b.n_lr,
+                   b.open AS open_price, b.close AS close_price, pb.prev_close, pb.adv, pb.vol_d, pb.n_lr,
                    greatest(b.day_volume - coalesce(dv.desk_volume, 0), 0) AS other_volume, sh.window_share
             FROM _tca_o o JOIN _tca_oe e USING (oid) LEFT JOIN fa USING (oid) LEFT JOIN mids m USING (oid)
             LEFT JOIN _tca_share sh USING (oid)
             LEFT JOIN _tca_desk dv ON dv.symbol = o.symbol AND dv.day = o.arrival_ts::DATE
-            LEFT JOIN _tca_open op USING (oid) LEFT JOIN _tca_tp tp USING (oid)
+            LEFT JOIN _tca_open op USING (oid) LEFT JOIN _tca_tp tp USING (oid) LEFT JOIN _tca_prior pb USING (oid)
             LEFT JOIN _tca_day d ON d.symbol = o.symbol AND d.day = o.arrival_ts::DATE
             LEFT JOIN _tca_bars b ON b.symbol = o.symbol AND b.day = o.arrival_ts::DATE),
         px AS (
