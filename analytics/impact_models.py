@@ -532,11 +532,7 @@ def predict(fit: ImpactFit, frame: pl.DataFrame) -> pl.DataFrame:
     est = np.asarray(comp["market_impact_bps"])
     lo, hi = est, est
     if fit.draws:
-        names = list(fit.params)
-        sims = np.stack([
-            np.asarray(_components(fit, size, sig, pov, algo, dict(zip(names, d, strict=True)))["market_impact_bps"])
-            for d in fit.draws
-        ])  # fmt: skip
+        sims = draw_costs(fit, frame)
         a = (1 - PREDICTION_LEVEL) / 2
         lo, hi = np.quantile(sims, a, axis=0), np.quantile(sims, 1 - a, axis=0)
     s_bps = sig * BPS
@@ -549,6 +545,24 @@ def predict(fit: ImpactFit, frame: pl.DataFrame) -> pl.DataFrame:
         pl.Series("outcome_lo_bps", est + fit.resid_q[0] * s_bps),
         pl.Series("outcome_hi_bps", est + fit.resid_q[1] * s_bps),
     )
+
+
+def draw_costs(fit: ImpactFit, frame: pl.DataFrame) -> np.ndarray:
+    """The expected impact cost (bps, positive = cost) of every row of ``frame`` (as :func:`predict`) under each
+    bootstrap parameter draw of ``fit``: a (draws x rows) array, empty (0 x rows) for published parameters. Rows
+    priced under one draw share its parameters, so differences between rows (one order under two algos) carry
+    the parameters' joint uncertainty."""
+    size = (frame["exec_adv"] if "exec_adv" in frame.columns else frame["size_adv"]).to_numpy().astype(np.float64)
+    sig = frame["sigma_daily"].to_numpy().astype(np.float64)
+    pov = frame["pov"].to_numpy().astype(np.float64)
+    algo = frame["algo"].to_list() if "algo" in frame.columns else None
+    names = list(fit.params)
+    if not fit.draws:
+        return np.empty((0, frame.height))
+    return np.stack([
+        np.asarray(_components(fit, size, sig, pov, algo, dict(zip(names, d, strict=True)))["market_impact_bps"])
+        for d in fit.draws
+    ])  # fmt: skip
 
 
 def pretrade_estimate(model: ImpactFit | str, orders: pl.DataFrame) -> pl.DataFrame:
