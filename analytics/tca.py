@@ -4,9 +4,13 @@ Conventions (EVENTS.md): side sign s = +1 BUY, -1 SELL; a cost is positive when 
 ``cost_bps = s * (price - benchmark) / benchmark * 1e4``. All times UTC; the "day" of an event is its UTC
 date (US sessions sit inside one UTC date).
 
-Prices
-- ``arrival_price`` P0: NBBO mid prevailing at the order's NEW (last quote with ts <= arrival, same day);
-  an order that arrives before the day's first quote takes the first mid after it (the opening quote).
+Prices. The quote *prevailing at* time t is the last quote stamped strictly before t, the same day (``ts < t``),
+for every probe: an arrival, a decision, a fill, an order's end and a mark at t + h. It is features.py's rule (the
+point-in-time features read quotes with ``ts < t``), so TCA and the training features see one book at an event;
+a quote stamped at the very microsecond of a fill is often the book's reaction to that fill, which the fill cannot
+have met. (TWAP integrates the step function of mids exactly either way.)
+- ``arrival_price`` P0: NBBO mid prevailing at the order's NEW (last quote with ts < arrival, same day);
+  an order that arrives at or before the day's first quote takes that first mid (the opening quote).
 - ``decision_price`` Pd: the decision's ``decision_price``, else the mid prevailing at the decision's ts,
   else P0.
 - ``end_price`` Pn: mid prevailing at the order's first CANCEL/DONE, else at its last fill.
@@ -33,6 +37,14 @@ shares and measures missed-trade cost from Pd; the totals agree, the parts move 
 Markouts: ``markout_cost_bps_<h>`` = quantity-weighted over fills of s (p_j - mid at t_j + h) / p_j * 1e4
 (positive: the fill paid more than the market soon after). A horizon past the day's last quote is marked at
 that last quote (markout to the close), never at the next day's prices.
+
+Post-trade impact, side-signed bps of P0 (positive = the price moved against the order): ``impact_during_bps`` =
+s (Pn - P0) / P0; ``permanent_impact_bps`` = s (mid 30 min after the end - P0) / P0 (ATHL 2005's permanent impact
+I); ``reverted_after_end_bps`` = s (Pn - mid 30 min after the end) / P0 = during - permanent, the move that came
+back after the order ended (+ = it reverted). ``temporary_impact_bps`` is the same number under its former name,
+kept because column names are a contract: it is a reversion after the end, NOT ATHL's temporary impact K (which
+depends on the trading rate and is paid while trading; impact_models fits K from the realised cost J instead).
+``reversion_bps_<h>`` = s (mid at end + h - Pn) / P0 (negative = came back).
 
 Order features used by every later slice: ``participation_rate`` (filled / interval market volume),
 ``scheduled_participation`` (Kissell's POV = X / (X + V): the filled quantity X against the other participants'
@@ -287,7 +299,7 @@ def compute(
         """CREATE OR REPLACE TEMP TABLE _tca_m AS
            SELECT p.id, p.k, p.pts, q.mid, q.bid, q.ask, q.bid_size, q.ask_size,
                   q.integ + q.mid * (epoch_us(p.pts) - epoch_us(q.ts)) AS integ_at
-           FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts >= q.ts"""
+           FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts > q.ts"""
     )
     # Orders arriving before the day's first quote take the day's first quote (the opening quote): a small
     # aggregate over just those (symbol, day)s, not a second ASOF join over every quote.
@@ -474,10 +486,13 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             coalesce(fill_count, 0) AS fill_count,
             CASE WHEN NOT multi_day THEN cv_e - cv_a END AS interval_volume, multi_day,
             -- Impact from the mid path (Almgren et al. 2005): during = arrival -> end, permanent = arrival ->
-            -- end + 30 min, temporary = what reverted after the end (during - permanent); all side-signed bps.
+            -- end + 30 min, reverted_after_end = what came back in the 30 min after the end (during - permanent;
+            -- temporary_impact_bps is its former name, kept with the same value: it is a post-trade reversion,
+            -- not ATHL's temporary impact K, which is a function of the trading rate); all side-signed bps.
             s * (end_price - arrival_price) / arrival_price * {BPS} AS impact_during_bps,
             s * (post_mid_{horizon_label(PERMANENT_HORIZON_S)} - arrival_price) / arrival_price * {BPS} AS permanent_impact_bps,
             s * (end_price - post_mid_{horizon_label(PERMANENT_HORIZON_S)}) / arrival_price * {BPS} AS temporary_impact_bps,
+            s * (end_price - post_mid_{horizon_label(PERMANENT_HORIZON_S)}) / arrival_price * {BPS} AS reverted_after_end_bps,
             {", ".join(f"s * (post_mid_{horizon_label(h)} - end_price) / arrival_price * {BPS} AS reversion_bps_{horizon_label(h)}" for h in POST_TRADE_HORIZONS_S)},
             -- Trading cost split at each fill's prevailing mid: spread (fill vs its mid) + impact/timing (mid vs
             -- arrival); the two sum exactly to is_trading_cost.

@@ -46,3 +46,22 @@ def test_adv_window_counts_bars_not_days(tmp_path):
     assert r["daily_volatility"] == pytest.approx(abs(math.log(102 / 100) - math.log(99.96 / 102)) / math.sqrt(2))
     r = run_tca(tmp_path / "1", events(False), adv_days=1).orders.row(0, named=True)
     assert r["adv"] == pytest.approx(3_000.0) and r["daily_volatility"] is None
+
+
+def test_a_quote_stamped_at_the_event_does_not_prevail_at_it(tmp_path):
+    """Issue 16, defect 10: the quote prevailing at t is the last one stamped strictly before t (features.py's rule,
+    tests/test_features.py: the quote at T is ignored). Quotes: mid 100.00 at 14:29, 100.50 at exactly the
+    arrival 14:30, 101.00 at exactly the fill 14:31. The arrival price is 100.00, the fill's mid 100.50; the
+    arrival cost of the fill at 100.60 is (100.60 - 100.00) / 100.00."""
+    t = f"{D1}T14:"
+    ev = [bar(*b) for b in PRIOR] + [
+        quote("XYZ", f"{t}29:00Z", 99.98, 100.02), quote("XYZ", f"{t}30:00Z", 100.48, 100.52),
+        quote("XYZ", f"{t}31:00Z", 100.98, 101.02), order("O1", f"{t}30:00Z", "XYZ", "BUY", 500),
+        fill("F1", "O1", f"{t}31:00Z", "XYZ", "BUY", 500, 100.60), end("O1", f"{t}35:00Z"),
+    ]  # fmt: skip
+    res = run_tca(tmp_path, ev)
+    r = res.orders.row(0, named=True)
+    assert r["arrival_price"] == pytest.approx(100.00)
+    assert r["spread_at_arrival_bps"] == pytest.approx(0.04 / 100.00 * 1e4)
+    assert res.fills["mid"].to_list() == pytest.approx([100.50])
+    assert r["arrival_cost_bps"] == pytest.approx(60.0)
