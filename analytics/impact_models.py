@@ -54,6 +54,7 @@ the time and memory of 50K plus a few passes.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
@@ -150,7 +151,10 @@ class ImpactFit:
     ``PARAM_LEVEL`` bootstrap percentile interval per parameter; n: orders (rows) fitted; loss: mean weighted
     Huber loss at the estimate; resid_q: 5% and 95% quantiles of the cost residual in units of daily sigma_bps
     (the 90% outcome band of a pre-trade estimate); draws: bootstrap parameter draws (B rows, params order);
-    source: "published" or "fit"; weights: "notional" | "equal"."""
+    source: "published" or "fit"; weights: "notional" | "equal"; trained_through: the last arrival (ISO, UTC) of
+    the orders fitted (None for published parameters), the boundary of out-of-sample judgements; version: the
+    registry version when loaded as a champion (tracking.load_champion; None = published or unregistered), so a
+    figure computed from the model can name it."""
 
     model: str
     params: dict[str, float]
@@ -162,6 +166,8 @@ class ImpactFit:
     source: str = "fit"
     weights: str = "equal"
     algos: tuple[str, ...] = field(default=())
+    trained_through: str | None = None
+    version: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -439,6 +445,8 @@ def _istar_inputs(tf: pl.DataFrame) -> dict[str, np.ndarray]:
 def _with_resid(fit: ImpactFit, tf: pl.DataFrame) -> ImpactFit:
     d = asdict(fit)
     d["resid_q"] = _resid_q(fit, tf)
+    if "arrival_ts" in tf.columns and tf.height and isinstance(tf["arrival_ts"].max(), dt.datetime):
+        d["trained_through"] = tf["arrival_ts"].max().isoformat()
     d["intervals"] = fit.intervals
     d["draws"] = fit.draws
     return ImpactFit(**d)

@@ -83,7 +83,8 @@ from analytics.filters import Filters
 from analytics.store import query
 
 # bump when the stored columns or their meaning change: stored results are keyed by it (8: ADV, volatility and
-# prev_close from the bars before the order's day, so same-day TCA has them)
+# prev_close from the bars before the order's day, so same-day TCA has them; the quote prevailing at t is the
+# last one strictly before t; reverted_after_end_bps)
 CODE_VERSION = "tca-8"
 
 
