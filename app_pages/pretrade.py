@@ -96,6 +96,9 @@ charts.show(
     .properties(height=60 * est.height)
 )  # fmt: skip
 st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="pt_table")
+st.caption("Priced by " + ", ".join(f"{n} {'v' + v if v else 'published parameters'}" for n, v in (
+    ("I-Star", champs["istar"][1]), ("Almgren", champs["almgren"][1]), ("Learned", champs["learned"][1]))
+    if n != "Learned" or champs["learned"][0] is not None) + "; bands hold 90% of one order's outcomes.")  # fmt: skip
 st.download_button("Download estimates (CSV)", est.write_csv(), f"pretrade_{symbol}.csv", "text/csv", key="dl_pt")
 
 st.subheader("Cost-risk frontier")

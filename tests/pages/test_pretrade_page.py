@@ -26,6 +26,9 @@ def test_published_models_recommend_nothing_and_istar_has_a_band(sim_env):
     # published parameters carry no draws: no algo is shown to be cheaper
     assert any("No recommendation" in t and "equivalent" in t for t in _texts(at))
     assert not any("Lowest expected cost" in t for t in _texts(at))
+    assert any(
+        c.value.startswith("Priced by I-Star published parameters, Almgren published parameters") for c in at.caption
+    )
 
 
 def test_an_order_above_the_stated_share_of_adv_is_flagged_and_disagreement_shown(sim_env):
@@ -64,6 +67,7 @@ def test_a_fit_whose_draws_agree_recommends(sim_env, monkeypatch):
     assert not at.exception
     rec = [t for t in _texts(at) if "Lowest expected cost" in t]
     assert rec and f"**{cheap}**" in rec[0] and "95% interval of the expected saving" in rec[0]
+    assert any("Almgren v7" in c.value for c in at.caption)  # the figures name the model version
     est = frame_with(at, "algo", "almgren_bps")
     assert est.loc[est["almgren_bps"].idxmin(), "algo"] == cheap
     assert pytest.approx(sorted(est["almgren_bps"])[1] - est["almgren_bps"].min(), abs=0.05) == float(
