@@ -15,17 +15,19 @@ participation), which a small network corrects (residual learning):
   mean(x)   = offset(x) + s_y * f_mu(x)         f = MLP(tanh) on the standardised inputs, output layer starts at 0
   scale(x)  = s_y * exp(f_log_s(x))             heteroscedastic: wider for noisier orders
 so the network starts exactly at the offset and only moves away from it where the training orders say so, with
-early stopping on the latest ``validation_share`` of the orders (by arrival time); its mean correction is then
-weighted (0, 1/4, ..., 1) by what lowers those validation orders' MAE. On the simulated desks (8K and 16K orders)
-that weight comes out 0: the structured offset carries the mean, the network the heteroscedastic scale. s_y is the
+early stopping on the ``validation_share`` of the orders (whole UTC days) that follow the training ones by arrival
+time; its mean correction is then weighted (0, 1/4, ..., 1) by what lowers those validation orders' MAE. On the
+simulated desks (8K and 16K orders) that weight comes out 0: the structured offset carries the mean, the network the heteroscedastic scale. s_y is the
 standard deviation of the offset's training residual. Loss: ``"laplace"`` negative log-likelihood (default: the
 location is the conditional median, which is what minimises the MAE the model is judged on; ``cost_std_bps`` =
 sqrt(2) b) or ``"gaussian"`` (the conditional mean, ``cost_std_bps`` = sigma).
 
-Interval: ``mean ± z * scale`` where z is calibrated on the validation orders (split conformal prediction on the
-normalised residual |y - mean| / scale; Vovk et al. 2005, Lei et al. 2018): the ceil((n + 1) 0.9) / n
+Interval: ``mean ± z * scale`` where z is calibrated on the latest ``calibration_share`` of the orders (whole UTC
+days, after the validation days: orders that neither trained the network nor chose when it stopped or how much of
+its mean is kept, so their scores are exchangeable with later orders'; split conformal prediction on the
+normalised residual |y - mean| / scale, y unclipped; Vovk et al. 2005, Lei et al. 2018): the ceil((n + 1) 0.9) / n
 quantile, so a 90% interval holds about 90% of later outcomes whatever the noise's shape (the Gaussian 1.645
-assumes it; simulated costs have fat tails).
+assumes it; simulated costs have fat tails). ``CostModel.split`` records the three parts.
 
 Inputs (pre-trade only, no look-ahead: nothing realised during or after the order):
 - ``size_pct_adv`` (order quantity / 20-day ADV from prior days; decimal) as log and square root,
@@ -68,7 +70,8 @@ class CostModelConfig:
     steps: int = 3000  # at most; training stops when the validation loss has not improved for `patience` chunks
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
-    validation_share: float = 0.2
+    validation_share: float = 0.1  # the orders (whole days) after the training ones: early stopping, mean weight
+    calibration_share: float = 0.1  # the latest orders (whole days): the interval's conformal calibration only
     patience: int = 3
     clip_bps: float = 500.0
     target: str = "impact_cost_bps"
@@ -76,7 +79,7 @@ class CostModelConfig:
     residual: bool = True  # the structured offset (square-root law, sigma x algo, sigma x urgency) the network corrects
     loss: str = "laplace"  # or "gaussian"
     weights: str = "equal"  # or "notional"
-    level: float = 0.90  # the interval's coverage, calibrated on the validation orders
+    level: float = 0.90  # the interval's coverage, calibrated on the calibration days
     batch_size: int = 16384  # full batch up to this many training orders, minibatches above
 
 
@@ -96,6 +99,7 @@ class CostModel:
     offset: list[float] = field(default_factory=lambda: [0.0])
     interval_z: float = Z90
     mean_weight: float = 1.0  # the weight of the network's mean correction (chosen on the validation orders)
+    split: dict = field(default_factory=dict)  # rows and first arrival of the validation and calibration parts
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -239,15 +243,16 @@ def fit(df: pl.DataFrame, cfg: CostModelConfig | None = None) -> CostModel:
     y = df[cfg.target].to_numpy().astype(np.float64).clip(-cfg.clip_bps, cfg.clip_bps)
     w = df["paper_notional"].to_numpy().astype(np.float64) if cfg.weights == "notional" else np.ones(df.height)
     w = w / w.mean()
-    # early stopping and the interval's calibration on the latest orders (time-ordered: the model is judged on
-    # later orders, never on a random sample of its own past)
-    cut = int(len(y) * (1 - cfg.validation_share))
+    # time-ordered parts (the model is judged on later orders, never on a random sample of its own past): train,
+    # then validation days (early stopping, the mean weight), then calibration days (the conformal interval only:
+    # scores on orders that chose nothing about the model stay exchangeable with the next orders')
+    cut, cal = time_split(df["arrival_ts"], cfg.validation_share, cfg.calibration_share)
     offset = fit_offset(offset_design(x[:cut], names), y[:cut], cfg.loss == "laplace") if cfg.residual else [0.0]
     r = y - _offset(offset, x, names)
     y_scale = float(np.std(r[:cut])) or 1.0
     f32 = jnp.float32
     tr = (jnp.asarray(xs[:cut], f32), jnp.asarray(r[:cut] / y_scale, f32), jnp.asarray(w[:cut], f32))
-    va = (jnp.asarray(xs[cut:], f32), jnp.asarray(r[cut:] / y_scale, f32), jnp.asarray(w[cut:], f32))
+    va = (jnp.asarray(xs[cut:cal], f32), jnp.asarray(r[cut:cal] / y_scale, f32), jnp.asarray(w[cut:cal], f32))
     nll = _nll(cfg.loss)
 
     def loss(p, data):
@@ -287,15 +292,44 @@ def fit(df: pl.DataFrame, cfg: CostModelConfig | None = None) -> CostModel:
             if stale >= cfg.patience:
                 break
     params = best
-    mu_va, log_s_va = (np.asarray(a, dtype=np.float64) for a in _forward(params, va[0]))
+    mu_va = np.asarray(_forward(params, va[0])[0], dtype=np.float64)
     # The likelihood's early stopping is driven mostly by the scale head; the mean's correction is kept only as
     # far as it lowers the validation orders' MAE (its weight chosen on a grid; 0 = the offset alone).
-    r_va = r[cut:] / y_scale
+    r_va = r[cut:cal] / y_scale
     weight = min(MEAN_WEIGHTS, key=lambda a: np.mean(np.abs(r_va - a * mu_va))) if cfg.residual else 1.0
-    z = conformal_z(np.abs(r_va - weight * mu_va) * np.exp(-log_s_va), cfg.level)
+    # calibration on the raw target (not the training clip): the interval is judged on raw outcomes
+    r_ca = (df[cfg.target].to_numpy()[cal:].astype(np.float64) - _offset(offset, x[cal:], names)) / y_scale
+    mu_ca, log_s_ca = (np.asarray(a, dtype=np.float64) for a in _forward(params, jnp.asarray(xs[cal:], f32)))
+    z = conformal_z(np.abs(r_ca - weight * mu_ca) * np.exp(-log_s_ca), cfg.level)
     as_lists = [{k: np.asarray(v).tolist() for k, v in layer.items()} for layer in params]
+    ts = df["arrival_ts"]
+    split = {"train_rows": cut, "validation_rows": cal - cut, "calibration_rows": len(y) - cal,
+             "validation_from": str(ts[cut]), "calibration_from": str(ts[cal])}  # fmt: skip
     return CostModel(cfg, as_lists, mean.tolist(), std.tolist(), levels, y_scale, df.height, names, offset, z,
-                     float(weight))  # fmt: skip
+                     float(weight), split)  # fmt: skip
+
+
+def time_split(arrival: pl.Series, validation_share: float, calibration_share: float) -> tuple[int, int]:
+    """Cut points (cut, cal) of time-sorted orders: rows [0, cut) train, [cut, cal) validation, [cal, n)
+    calibration. Each cut sits at the first order of a UTC day (the one at or after the share's position; else
+    the last day boundary before it) so that no day is split between two parts; with too few days, at the share's
+    position itself. Every part keeps at least one order."""
+    n = arrival.len()
+    day = arrival.dt.date().to_numpy()
+    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])[1:]  # first row of every day but the first
+
+    def snap(pos: int, lo: int, hi: int) -> int:
+        later = starts[(starts >= pos) & (starts < hi)]
+        earlier = starts[(starts < pos) & (starts > lo)]
+        return int(later[0]) if len(later) else int(earlier[-1]) if len(earlier) else pos
+
+    pos_cal = min(max(round(n * (1 - calibration_share)), 2), n - 1)
+    cal = snap(pos_cal, 1, n)
+    pos_cut = min(max(round(n * (1 - calibration_share - validation_share)), 1), cal - 1)
+    cut = snap(pos_cut, 0, cal)
+    if not 0 < cut < cal < n:  # days too few or too uneven to keep three parts: the share's positions
+        cut, cal = pos_cut, pos_cal
+    return cut, cal
 
 
 def predict(model: CostModel, df: pl.DataFrame) -> pl.DataFrame:

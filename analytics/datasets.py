@@ -504,7 +504,7 @@ def build(
     """Build dataset ``name`` from the lake's current version for orders arriving (and decisions stamped)
     ``start..end`` (inclusive UTC dates; None = all) and return its TrainingDatasetEvent. ``estimator``: the
     pre-trade cost model for the execution label and for decisions without an order (default: the square-root
-    law fitted on the dataset's passing order rows). ``faults_dir``: a simulator output folder whose
+    law fitted walk-forward on the dataset's passing order rows: a row of day D from the orders before D). ``faults_dir``: a simulator output folder whose
     ``_faults.jsonl`` the row rules are scored against (default: the lake's own simulator faults when it keeps
     them, as the demo lake does, else a small reference simulation). Reuses the latest version (returns its
     event, writes nothing) when the content hash, lake version and code version are unchanged."""
@@ -520,7 +520,7 @@ def build(
     if cand.is_empty():
         raise DatasetError(f"no orders arrived in {start or 'the beginning'}..{end or 'now'}")
     ok, bad, report = dataquality.apply(cand)
-    est = estimator or labels.SquareRootEstimator.fit(ok)
+    est = estimator or labels.WalkForwardEstimator(ok)
     ok = labels.decision_labels(labels.execution_labels(ok, est))
     bad = labels.decision_labels(labels.execution_labels(bad, est))
     cols = [*ORDER_COLUMNS, "model_id", *feature_columns(), *OUTCOME_COLUMNS, "realized_return_bps", "horizon_day",
@@ -630,14 +630,17 @@ def decision_table(
     """(passing decision rows, failing ones with ``reasons``, quality report) from the decision candidates, the
     order candidates (their realized IS is the executed decisions' cost) and the order rows that failed a rule.
 
-    ``realized_cost_bps``: the IS of the decision's orders in the dataset, weighted by paper notional Pd * Q
-    (bps, positive = cost); ``executed_qty``: their filled quantity; then labels.decision_outcomes."""
+    ``realized_cost_bps``: the IS of the decision's orders in the dataset with the unfilled shares valued at the
+    horizon close (labels.horizon_is_bps; TCA's IS at the cancel mid while the horizon is pending), weighted by
+    paper notional Pd * Q (bps, positive = cost); ``executed_qty``: their filled quantity; then
+    labels.decision_outcomes."""
     w = pl.col("decision_price") * pl.col("order_qty")
+    order_cost = pl.coalesce(labels.horizon_is_bps(), pl.col("is_total_bps"))
     cost = (
         orders.filter(pl.col("decision_id").is_not_null() & pl.col("is_total_bps").is_finite())
         .group_by("decision_id")
         .agg(
-            ((pl.col("is_total_bps") * w).sum() / w.sum()).alias("realized_cost_bps"),
+            ((order_cost * w).sum() / w.sum()).alias("realized_cost_bps"),
             pl.col("filled_qty").sum().alias("executed_qty"),
         )
     )

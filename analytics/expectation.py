@@ -16,13 +16,17 @@ spread excluded; the interval is the model's 90% band for the realised outcome) 
 target, implementation shortfall or market impact, named in ``cost_measure``; its predictive interval), from the
 lake's MLflow champion (published parameters before any training for I-Star and Almgren).
 
-Post-trade vs expectation (:func:`per_order`, :func:`gap_by`): per filled order, realised =
-``impact_cost_bps`` (fills against the arrival mid, per filled notional: what the impact models predict;
-``impact_models.training_frame``) and expected = the impact model at the order's executed size, volatility and
-scheduled participation (TCA); ``gap_bps`` = realised - expected (**positive = the order cost more than expected**; note
-:func:`analytics.tracking.drift` reports the opposite difference, expected - realised, as the model's bias).
-Per group: the filled-notional-weighted mean gap with its 95% interval (sandwich standard error,
-``tca.weighted_mean_ci``) and n. Source for the expectation: Kissell (2013), *The Science of Algorithmic
+Post-trade vs expectation: ONE definition, implemented here once and used by the Overview, the Cost models page,
+the TCA page, the report and the drift events (:func:`analytics.tracking.drift`). Per filled order
+(:func:`per_order`), realised = ``impact_cost_bps`` (fills against the arrival mid, per filled notional: what the
+impact models predict; ``impact_models.training_frame``) and expected = the impact model at the order's executed
+size, volatility and scheduled participation (TCA); ``gap_bps`` = realised - expected (**positive = the order cost
+more than expected**); ``out_of_sample`` = the order arrived on a day after the model's training data
+(``ImpactFit.trained_through``; every order for published parameters). Over a set of orders (:func:`summary`, per
+group :func:`gap_by`, per period :func:`gap_over_time`): the filled-notional-weighted mean of each, the gap's 95%
+interval (sandwich standard error, ``tca.weighted_mean_ci``), n, and ``saving`` = -sum(gap x filled notional) /
+1e4 (currency; positive = the desk traded better than the model expected). Every summary names the model and the
+version that priced it. Source for the expectation: Kissell (2013), *The Science of Algorithmic
 Trading and Portfolio Management*, ch. 5 (I-Star); Almgren et al. (2005).
 """
 
@@ -37,10 +41,12 @@ import polars as pl
 
 from analytics import impact_models as im
 from analytics import pretrade
+from analytics.conventions import BPS
 from analytics.store import query
 from analytics.tca import weighted_mean_ci
 
-CODE_VERSION = "expectation-1"  # bump when a prediction's or a gap's meaning changes
+# bump when a prediction's or a gap's meaning changes (2: out_of_sample rows, summary, gap_over_time)
+CODE_VERSION = "expectation-2"
 INTERVAL_LEVEL = 0.90  # the intervals' level unless the model states its own (impact models: PREDICTION_LEVEL)
 MODELS = ("istar", "almgren", "learned")
 TARGET_MEASURE = {"impact_cost_bps": "market_impact", "is_total_bps": "implementation_shortfall"}  # learned targets
@@ -65,13 +71,16 @@ def per_order(orders: pl.DataFrame, fit: im.ImpactFit) -> pl.DataFrame:
         return pl.DataFrame(
             schema={"order_id": pl.String, "arrival_ts": pl.Datetime("us", "UTC"), "day": pl.Date,
                     "broker": pl.String, "algo": pl.String, "filled_notional": pl.Float64,
-                    "realised_bps": pl.Float64, "expected_bps": pl.Float64, "gap_bps": pl.Float64}
+                    "realised_bps": pl.Float64, "expected_bps": pl.Float64, "gap_bps": pl.Float64,
+                    "out_of_sample": pl.Boolean}
         )  # fmt: skip
     pred = im.predict(fit, tf)["expected_cost_bps"]
     brokers = orders.select("order_id", pl.col("broker").cast(pl.String)).unique("order_id", keep="first")
+    through = dt.datetime.fromisoformat(fit.trained_through).date() if fit.trained_through else None
+    oos = pl.lit(True) if through is None else pl.col("arrival_ts").dt.date() > through
     return (
         tf.select("order_id", "arrival_ts", "algo", "filled_notional", pl.col("impact_cost_bps").alias("realised_bps"))
-        .with_columns(pred.alias("expected_bps"))
+        .with_columns(pred.alias("expected_bps"), oos.alias("out_of_sample"))
         .with_columns((pl.col("realised_bps") - pl.col("expected_bps")).alias("gap_bps"))
         .join(brokers, on="order_id", how="left", maintain_order="left")
         .select(
@@ -84,7 +93,56 @@ def per_order(orders: pl.DataFrame, fit: im.ImpactFit) -> pl.DataFrame:
             "realised_bps",
             "expected_bps",
             "gap_bps",
+            "out_of_sample",
         )
+    )
+
+
+def _weighted(rows: pl.DataFrame) -> list[pl.Expr]:
+    w = pl.col("filled_notional")
+    return [
+        pl.len().alias("orders"),
+        w.sum().alias("filled_notional"),
+        ((pl.col("realised_bps") * w).sum() / w.sum()).alias("realised_bps"),
+        ((pl.col("expected_bps") * w).sum() / w.sum()).alias("expected_bps"),
+        *weighted_mean_ci(pl.col("gap_bps"), w),
+        (-(pl.col("gap_bps") * w).sum() / BPS).alias("saving"),
+    ]
+
+
+def summary(rows: pl.DataFrame, fit: im.ImpactFit | None = None) -> dict:
+    """The realised-vs-expected figures of :func:`per_order` ``rows`` (module docstring): orders,
+    filled_notional, realised_bps, expected_bps, ``gap_bps`` = realised - expected (positive = worse than
+    expected) with ``gap_lo_bps``/``gap_hi_bps`` (95%), ``saving`` (currency, positive = better than expected),
+    ``out_of_sample_orders``; with ``fit``, ``model`` and ``model_version`` ("published" without a registry
+    version). ``{"orders": 0}`` (plus the model) without rows."""
+    named = {} if fit is None else {"model": fit.model, "model_version": fit.version or "published"}
+    if rows.is_empty():
+        return {"orders": 0, **named}
+    r = rows.select(*_weighted(rows), pl.col("out_of_sample").sum().alias("out_of_sample_orders")).row(0, named=True)
+    return {
+        "orders": int(r["orders"]), "filled_notional": float(r["filled_notional"]),
+        "realised_bps": float(r["realised_bps"]), "expected_bps": float(r["expected_bps"]),
+        "gap_bps": float(r["mean"]), "gap_lo_bps": r["lo"], "gap_hi_bps": r["hi"], "saving": float(r["saving"]),
+        "out_of_sample_orders": int(r["out_of_sample_orders"]), **named,
+    }  # fmt: skip
+
+
+def realised_vs_expected(orders: pl.DataFrame, fit: im.ImpactFit) -> dict:
+    """:func:`summary` of the TCA ``orders`` under ``fit``: the one realised-vs-expected figure of the pages and
+    the report."""
+    return summary(per_order(orders, fit), fit)
+
+
+def gap_over_time(rows: pl.DataFrame, every: str = "1w") -> pl.DataFrame:
+    """:func:`summary`'s figures per period (``every``: a Polars duration, 1d, 1w, 1mo) of the rows' arrival:
+    period_start, orders, filled_notional, realised_bps, expected_bps, gap_bps, gap_lo_bps, gap_hi_bps, n,
+    saving."""
+    return (
+        rows.sort("arrival_ts")
+        .group_by_dynamic("arrival_ts", every=every)
+        .agg(*_weighted(rows))
+        .rename({"arrival_ts": "period_start", "mean": "gap_bps", "lo": "gap_lo_bps", "hi": "gap_hi_bps"})
     )
 
 
@@ -100,17 +158,11 @@ def gap_by(rows: pl.DataFrame, by: str, min_orders: int = 30) -> pl.DataFrame:
     if by not in GROUPINGS:
         raise ValueError(f"group by one of {GROUPINGS}, not {by!r}")
     key = pl.col("day").dt.truncate("1w").alias("week") if by == "week" else pl.col(by)
-    w = pl.col("filled_notional")
     g = (
         rows.with_columns(key)
         .group_by(by)
-        .agg(
-            pl.len().alias("orders"),
-            w.sum().alias("filled_notional"),
-            ((pl.col("realised_bps") * w).sum() / w.sum()).alias("realised_bps"),
-            ((pl.col("expected_bps") * w).sum() / w.sum()).alias("expected_bps"),
-            *weighted_mean_ci(pl.col("gap_bps"), w),
-        )
+        .agg(*_weighted(rows))
+        .drop("saving")
         .rename({"mean": "gap_bps", "lo": "gap_bps_lo", "hi": "gap_bps_hi"})
         .with_columns((pl.col("n") < min_orders).alias("small_sample"))
     )

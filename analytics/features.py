@@ -4,7 +4,8 @@ A *probe* is one timestamp to describe: every parent order at its arrival (``anc
 trading decision at its ``ts`` (``anchor = 'decision'``). Every market feature of a probe at time t reads only
 rows stamped **strictly before t** (quotes and trades with ``ts < t``, daily bars of days before t's UTC day),
 so nothing that happened at or after the decision can leak into a training row. The tests perturb every tick
-at/after t and check that no feature moves.
+at/after t and check that no feature moves. TCA reads the quote prevailing at an event the same way (tca.py: the
+last quote with ``ts < t``), so an order's training features and its TCA see one book at its arrival.
 
 The registry: each feature is one function decorated with :func:`feature` giving its name, definition, window
 and unit; the function returns a SQL expression over the probe's *context* (the columns assembled by

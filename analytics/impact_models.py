@@ -44,15 +44,17 @@ sigmoid(u)); Huber loss on residuals in units of the order's daily sigma (the mi
 one volatile name does not dominate), delta = 1.345 * the MAD scale of the target; rows
 weighted equally by default (every order is one observation of the law) or by filled notional (``weights=
 "notional"``: on a few thousand orders a handful of large ones then decide the law; on the demo desk it put
-LIQSEEK's multiplier on its lower bound where 1.6 is planted); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights,
-all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles. Above
+LIQSEEK's multiplier on its lower bound where 1.6 is planted); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights
+over orders (an order's permanent and cost rows share its mid path, so they are resampled together: resampling the
+rows alone covered 83-87% at a nominal 95%, tests/test_impact_models.py), all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles. Above
 ``BOOT_MAX_ROWS`` (50K) rows: the fit starts on a 50K-row subsample and is polished on every row (``POLISH_STEPS``),
-and the bootstrap is m-out-of-n (50K-row resamples, deviations rescaled by sqrt(m / n)), so 1M orders fit in about
+and the bootstrap is m-out-of-n (50K-row resamples of whole orders, deviations rescaled by sqrt(m / n)), so 1M orders fit in about
 the time and memory of 50K plus a few passes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
@@ -149,7 +151,10 @@ class ImpactFit:
     ``PARAM_LEVEL`` bootstrap percentile interval per parameter; n: orders (rows) fitted; loss: mean weighted
     Huber loss at the estimate; resid_q: 5% and 95% quantiles of the cost residual in units of daily sigma_bps
     (the 90% outcome band of a pre-trade estimate); draws: bootstrap parameter draws (B rows, params order);
-    source: "published" or "fit"; weights: "notional" | "equal"."""
+    source: "published" or "fit"; weights: "notional" | "equal"; trained_through: the last arrival (ISO, UTC) of
+    the orders fitted (None for published parameters), the boundary of out-of-sample judgements; version: the
+    registry version when loaded as a champion (tracking.load_champion; None = published or unregistered), so a
+    figure computed from the model can name it."""
 
     model: str
     params: dict[str, float]
@@ -161,6 +166,8 @@ class ImpactFit:
     source: str = "fit"
     weights: str = "equal"
     algos: tuple[str, ...] = field(default=())
+    trained_through: str | None = None
+    version: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -316,14 +323,20 @@ def _solver(pred_fn, steps: int, batched: bool = False):
     return jax.jit(solve)
 
 
-def _fit_generic(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, seed, steps):
+def _fit_generic(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, seed, steps, members=None):
+    """``members``: the bootstrap's resampling unit, a (G, k) matrix of row indices (row members[g, j] belongs to
+    unit g; every row in exactly one unit); None = every row its own unit. Rows of one unit share a resample
+    count, so noise common to them (the Almgren fit's two rows of one order share the order's mid path) is
+    resampled as it arose."""
+    members = np.arange(len(y))[:, None] if members is None else np.asarray(members)
     # float64 locally (a context, not the global flag: other JAX models in the process keep their dtype)
     with jax.enable_x64(True):
         xs = {k: jnp.asarray(v, dtype=jnp.int64 if k == "algo" else jnp.float64) for k, v in xs.items()}
-        return _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, n_boot=n_boot, seed=seed, steps=steps)
+        return _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, n_boot=n_boot, seed=seed, steps=steps,
+                                members=members)  # fmt: skip
 
 
-def _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, seed, steps):
+def _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, seed, steps, members):
     lo, hi = jnp.asarray(lo, dtype=jnp.float64), jnp.asarray(hi, dtype=jnp.float64)
     sc = jnp.asarray(np.where(np.isfinite(hi), 1.0, np.maximum(np.abs(init), 1e-3)), dtype=jnp.float64)
     y, scale, w = (jnp.asarray(a, dtype=jnp.float64) for a in (y, scale, w))
@@ -343,23 +356,27 @@ def _fit_generic_x64(pred_fn, names, lo, hi, init, xs, y, scale, w, *, n_boot, s
     u_hat, loss = solve(u0, xs, y, scale, w, delta, lo, hi, sc)
     p_hat = np.asarray(_constrain(u_hat, lo, hi, sc))
     draws = np.empty((0, len(names)))
+    g, k = members.shape
+    unit = np.empty(n, dtype=np.int64)
+    unit[members.ravel()] = np.repeat(np.arange(g), k)  # row -> its resampling unit
     if n_boot > 0 and n <= BOOT_MAX_ROWS:
-        counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+        counts = np.random.default_rng(seed).multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(np.float64)
         boot = _solver(pred_fn, BOOT_STEPS, batched=True)  # warm start from the fit: few steps
-        u_b, _ = boot(u_hat, xs, y, scale, w[None, :] * jnp.asarray(counts), delta, lo, hi, sc)
+        u_b, _ = boot(u_hat, xs, y, scale, w[None, :] * jnp.asarray(counts[:, unit]), delta, lo, hi, sc)
         draws = np.asarray(jax.vmap(_constrain, in_axes=(0, None, None, None))(u_b, lo, hi, sc))
     elif n_boot > 0:
-        # m-out-of-n bootstrap (Bickel, Goetze & van Zwet 1997): each resample is m = BOOT_MAX_ROWS rows drawn
-        # with replacement from all n; sqrt(m) (theta*_m - theta_hat) mimics sqrt(n) (theta_hat - theta), so the
-        # deviations are scaled by sqrt(m / n). Memory and time stay those of a 50K-row bootstrap at any n (the
+        # m-out-of-n bootstrap (Bickel, Goetze & van Zwet 1997): each resample is m = BOOT_MAX_ROWS / k units drawn
+        # with replacement from all g; sqrt(m) (theta*_m - theta_hat) mimics sqrt(g) (theta_hat - theta), so the
+        # deviations are scaled by sqrt(m / g). Memory and time stay those of a 50K-row bootstrap at any n (the
         # n-row weight matrix of the plain bootstrap is n_boot x n, and its Jacobians n_boot x n x k: 12 GB at 1M).
-        m = BOOT_MAX_ROWS
-        idx = jnp.asarray(np.random.default_rng(seed).integers(0, n, size=(n_boot, m)))
+        m = BOOT_MAX_ROWS // k
+        units = np.random.default_rng(seed).integers(0, g, size=(n_boot, m))
+        idx = jnp.asarray(members[units].reshape(n_boot, m * k))
         boot = _solver(pred_fn, BOOT_STEPS, batched="data")
         sub = {k: v[idx] for k, v in xs.items()}
         u_b, _ = boot(u_hat, sub, y[idx], scale[idx], w[idx], delta, lo, hi, sc)
         p_b = np.asarray(jax.vmap(_constrain, in_axes=(0, None, None, None))(u_b, lo, hi, sc))
-        draws = np.clip(p_hat + np.sqrt(m / n) * (p_b - p_hat), np.asarray(lo), np.asarray(hi))
+        draws = np.clip(p_hat + np.sqrt(m / g) * (p_b - p_hat), np.asarray(lo), np.asarray(hi))
     a = (1 - PARAM_LEVEL) / 2
     intervals = {
         k: ((float(np.quantile(draws[:, i], a)), float(np.quantile(draws[:, i], 1 - a))) if len(draws) else
@@ -428,6 +445,8 @@ def _istar_inputs(tf: pl.DataFrame) -> dict[str, np.ndarray]:
 def _with_resid(fit: ImpactFit, tf: pl.DataFrame) -> ImpactFit:
     d = asdict(fit)
     d["resid_q"] = _resid_q(fit, tf)
+    if "arrival_ts" in tf.columns and tf.height and isinstance(tf["arrival_ts"].max(), dt.datetime):
+        d["trained_through"] = tf["arrival_ts"].max().isoformat()
     d["intervals"] = fit.intervals
     d["draws"] = fit.draws
     return ImpactFit(**d)
@@ -474,7 +493,7 @@ def fit_almgren(
     scale = xs["s"] * np.r_[_noise(tf, "noise_perm"), _noise(tf, "noise_cost")]
     p, iv, loss, draws = _fit_generic(
         _almgren_pred, names, lo, hi, [0.3, 0.6, 0.3, 0.6, *[1.0] * k], xs, y, scale, w, n_boot=n_boot, seed=seed,
-        steps=steps,
+        steps=steps, members=np.c_[np.arange(n), np.arange(n, 2 * n)],  # an order's two rows resample together
     )  # fmt: skip
     fit = ImpactFit("almgren", dict(zip(names, map(float, p), strict=True)), iv, n, loss,
                     draws=tuple(map(tuple, draws.tolist())), weights=weights, algos=(ref, *others) if per_algo else ())  # fmt: skip
@@ -521,11 +540,7 @@ def predict(fit: ImpactFit, frame: pl.DataFrame) -> pl.DataFrame:
     est = np.asarray(comp["market_impact_bps"])
     lo, hi = est, est
     if fit.draws:
-        names = list(fit.params)
-        sims = np.stack([
-            np.asarray(_components(fit, size, sig, pov, algo, dict(zip(names, d, strict=True)))["market_impact_bps"])
-            for d in fit.draws
-        ])  # fmt: skip
+        sims = draw_costs(fit, frame)
         a = (1 - PREDICTION_LEVEL) / 2
         lo, hi = np.quantile(sims, a, axis=0), np.quantile(sims, 1 - a, axis=0)
     s_bps = sig * BPS
@@ -538,6 +553,24 @@ def predict(fit: ImpactFit, frame: pl.DataFrame) -> pl.DataFrame:
         pl.Series("outcome_lo_bps", est + fit.resid_q[0] * s_bps),
         pl.Series("outcome_hi_bps", est + fit.resid_q[1] * s_bps),
     )
+
+
+def draw_costs(fit: ImpactFit, frame: pl.DataFrame) -> np.ndarray:
+    """The expected impact cost (bps, positive = cost) of every row of ``frame`` (as :func:`predict`) under each
+    bootstrap parameter draw of ``fit``: a (draws x rows) array, empty (0 x rows) for published parameters. Rows
+    priced under one draw share its parameters, so differences between rows (one order under two algos) carry
+    the parameters' joint uncertainty."""
+    size = (frame["exec_adv"] if "exec_adv" in frame.columns else frame["size_adv"]).to_numpy().astype(np.float64)
+    sig = frame["sigma_daily"].to_numpy().astype(np.float64)
+    pov = frame["pov"].to_numpy().astype(np.float64)
+    algo = frame["algo"].to_list() if "algo" in frame.columns else None
+    names = list(fit.params)
+    if not fit.draws:
+        return np.empty((0, frame.height))
+    return np.stack([
+        np.asarray(_components(fit, size, sig, pov, algo, dict(zip(names, d, strict=True)))["market_impact_bps"])
+        for d in fit.draws
+    ])  # fmt: skip
 
 
 def pretrade_estimate(model: ImpactFit | str, orders: pl.DataFrame) -> pl.DataFrame:

@@ -21,19 +21,30 @@ Y = 0.5, spread_share = 0.5, intercept 0 (a documented round value of the order-
 literature reports); :meth:`SquareRootEstimator.fit` replaces Y and the intercept by
 :func:`analytics.impact.fit_sqrt_law` on the dataset's own orders (the intercept then absorbs the half spread) when that slope's 95% interval is
 above zero, and keeps the defaults otherwise (a small or noisy sample must not produce a negative law).
-Every input is a point-in-time feature (features.py), so the expectation is what was knowable at arrival.
+Every input is a point-in-time feature (features.py), and a dataset fits the law walk-forward
+(:class:`WalkForwardEstimator`: each day's rows from the orders of earlier days only), so the expectation is what
+was knowable at arrival.
 
 Decision outcome (per decision). ``realized_return_bps`` = s (P_h - Pd) / Pd * 1e4, Pd the decision price and
-P_h the close ``horizon_days`` daily bars after the decision's day; ``decision_net_bps`` = realized_return_bps -
-is_total_bps (the paper return minus what execution cost); ``z_dec = (alpha_bps - decision_net_bps) /
-(sigma_bps * sqrt(horizon_days))``, positive when the decision fell short of its expected alpha by more than
-its horizon's noise. Null (label ``pending``) until the horizon's bar exists.
+P_h the close ``horizon_days`` daily bars after the decision's day (the paper portfolio's return);
+``decision_net_bps`` = realized_return_bps - horizon IS = the real portfolio's return at P_h (Perold 1988: paper
+and real portfolio valued at one price). The horizon IS is TCA's IS with the unfilled shares valued at P_h instead
+of the cancel mid Pn (:func:`horizon_is_bps`):
+
+    horizon_is_bps = is_total_bps - is_opportunity_bps + (realized_return_bps - is_delay_bps) * unfilled / Q
+
+(s (P_h - P0) / Pd = s (P_h - Pd) / Pd - s (P0 - Pd) / Pd, P0 the arrival mid), so decision_net_bps = (s (P_h -
+avg fill) filled - fees) / (Pd Q) * 1e4: an unfilled order earns nothing, whatever the stock did after the cancel
+(valuing the unfilled shares at Pn in the IS and at P_h in the paper return labelled an unfilled buy whose stock
+rallied "excellent"). ``z_dec = (alpha_bps - decision_net_bps) / (sigma_bps * sqrt(horizon_days))``, positive when
+the decision fell short of its expected alpha by more than its horizon's noise. Null (label ``pending``) until the
+horizon's bar exists.
 
 Decision rows (one per trading decision, whether or not it led to an order; :func:`decision_outcomes`) use the
 same z with ``execution_cost_bps`` in place of is_total_bps, chosen by ``cost_source``:
 
-- ``realized``: the decision led to order(s) with a realized IS: their IS in bps, weighted by paper notional
-  Pd * Q (so one order is exactly its is_total_bps);
+- ``realized``: the decision led to order(s) with a realized IS: their horizon IS in bps (the IS at the cancel
+  mid while the horizon is pending), weighted by paper notional Pd * Q (so one order is exactly its horizon IS);
 - ``expected``: the decision led to no order: the pre-trade estimate (the same :class:`CostEstimator` as the
   execution label, on the decision's point-in-time features: its quantity % ADV, spread, volatility; unknown
   duration -> the default 0.1 day, no delay). The label then says how good the decision was *had it been
@@ -54,7 +65,7 @@ import polars as pl
 
 from analytics.conventions import BPS
 
-CODE_VERSION = "labels-1"
+CODE_VERSION = "labels-2"  # 2: decision net at one evaluation price (horizon IS)
 CLASSES: tuple[str, ...] = ("excellent", "good", "neutral", "poor", "bad")
 PENDING = "pending"  # decision label whose horizon has not elapsed in the lake yet
 SESSION_SECONDS = 23_400.0  # 09:30-16:00: one trading day
@@ -144,6 +155,57 @@ class SquareRootEstimator:
         return asdict(self)
 
 
+class WalkForwardEstimator:
+    """The square-root law fitted walk-forward: a row of day D (UTC date of ``arrival_ts``, or of ``decision_ts``
+    for a decision row) is priced by :meth:`SquareRootEstimator.fit` on the ``history`` orders that arrived
+    before D (its defaults while fewer than 30 usable orders precede D), so no label's expectation is fitted on
+    its own order or on any later one. ``history``: order rows with arrival_ts, daily_volatility, size_pct_adv
+    and ``y`` (default is_total_bps). One fit per distinct day (memoised)."""
+
+    name = "sqrt_law_walk_forward"
+
+    def __init__(self, history: pl.DataFrame, y: str = "is_total_bps"):
+        self._y = y
+        self._hist = history.select(
+            pl.col("arrival_ts").dt.date().alias("_day"), "daily_volatility", "size_pct_adv", y
+        ).filter(pl.col("_day").is_not_null())
+        self._fits: dict = {}
+
+    def fit_for(self, day) -> SquareRootEstimator:
+        """The estimator for rows of ``day`` (a date; None = no history: the defaults)."""
+        if day not in self._fits:
+            before = self._hist.filter(pl.col("_day") < day) if day is not None else self._hist.head(0)
+            self._fits[day] = SquareRootEstimator.fit(before, y=self._y)
+        return self._fits[day]
+
+    def expected(self, df: pl.DataFrame) -> pl.DataFrame:
+        ts = "arrival_ts" if "arrival_ts" in df.columns else "decision_ts"
+        d = df.with_row_index("_wf_row").with_columns(pl.col(ts).dt.date().alias("_wf_day"))
+        parts = [
+            self.fit_for(key[0]).expected(part)
+            for key, part in d.group_by("_wf_day", maintain_order=True)  # one fit per day, not per row
+        ]
+        return (
+            pl.concat(parts).sort("_wf_row").drop("_wf_row", "_wf_day") if parts else SquareRootEstimator().expected(df)
+        )
+
+    def params(self) -> dict:
+        return {
+            "rule": "walk-forward: the square-root law refitted for each day on the orders that arrived before it",
+            "days": [
+                {
+                    "day": str(k),
+                    "y": e.y,
+                    "intercept_bps": e.intercept_bps,
+                    "spread_share": e.spread_share,
+                    "fitted_on": e.fitted_on,
+                    "name": e.name,
+                }
+                for k, e in sorted(self._fits.items(), key=lambda kv: (kv[0] is None, str(kv[0])))
+            ],
+        }
+
+
 @dataclass(frozen=True)
 class LabelDefinition:
     thresholds: LabelThresholds = field(default_factory=LabelThresholds)
@@ -176,13 +238,28 @@ def execution_labels(
     )
 
 
+def horizon_is_bps() -> pl.Expr:
+    """The order's implementation shortfall with its unfilled shares valued at the horizon close P_h (bps of the
+    paper notional Pd * Q, positive = cost; module docstring): delay + trading + fees as TCA, opportunity
+    s (P_h - P0) * unfilled. Needs is_total_bps, is_opportunity_bps, is_delay_bps, fill_rate (filled / Q) and
+    realized_return_bps (null until the horizon's bar exists: then null)."""
+    unfilled = (1 - pl.col("fill_rate").fill_null(0.0)).clip(0.0, None)
+    return (
+        pl.col("is_total_bps")
+        - pl.col("is_opportunity_bps").fill_null(0.0)
+        + (pl.col("realized_return_bps") - pl.col("is_delay_bps")) * unfilled
+    )
+
+
 def decision_labels(
-    df: pl.DataFrame, thresholds: LabelThresholds = THRESHOLDS, cost: str = "is_total_bps"
+    df: pl.DataFrame, thresholds: LabelThresholds = THRESHOLDS, cost: str | None = None
 ) -> pl.DataFrame:
     """Add ``decision_net_bps, decision_z, decision_label`` from realized_return_bps (null = horizon not
-    reached: label ``pending``), the execution cost column ``cost`` (bps, positive = cost; null cost = null net
-    and label), alpha_bps, daily_volatility and horizon_days."""
-    net = pl.col("realized_return_bps") - pl.col(cost)
+    reached: label ``pending``), the execution cost (bps, positive = cost; null cost = null net and label),
+    alpha_bps, daily_volatility and horizon_days. ``cost``: the column holding the execution cost at the horizon
+    close (decision rows: ``execution_cost_bps``); None = an order row's :func:`horizon_is_bps` from its IS
+    components."""
+    net = pl.col("realized_return_bps") - (horizon_is_bps() if cost is None else pl.col(cost))
     sd = (_sigma_bps() * pl.col("horizon_days").sqrt()).clip(thresholds.min_sd_bps, None)
     z = (pl.col("alpha_bps") - pl.col("decision_net_bps")) / sd
     return (

@@ -192,25 +192,15 @@ def portfolios(
 
 def expectation(orders: pl.DataFrame, fit) -> dict:
     """Realised vs expected market impact of the period's filled orders under an impact model ``fit`` (the
-    I-Star champion on the pages), from :func:`analytics.expectation.per_order` (the TCA page's "Vs expectation"
-    rows): filled-notional-weighted means in bps of the realised impact cost and of the model's expectation, and
-    ``saving`` = (expected - realised) / 1e4 x filled notional summed (currency; positive = the desk traded better
-    than the model expected)."""
+    I-Star champion on the pages): :func:`analytics.expectation.realised_vs_expected`, the one definition the
+    Cost models page, the TCA page, the report and the drift events share (filled-notional weighted; ``gap_bps``
+    = realised - expected, positive = worse than expected, with its 95% interval; ``saving`` in currency, positive
+    = better than expected; ``model`` and ``model_version``: the model that priced it), plus ``difference_bps``,
+    the gap's former name here."""
     from analytics import expectation as ex
 
-    rows = ex.per_order(orders, fit)
-    if rows.is_empty():
-        return {"orders": 0}
-    w = rows["filled_notional"]
-    realised = float((rows["realised_bps"] * w).sum() / w.sum())
-    expected = float((rows["expected_bps"] * w).sum() / w.sum())
-    return {
-        "orders": rows.height,
-        "realised_bps": realised,
-        "expected_bps": expected,
-        "difference_bps": realised - expected,
-        "saving": float((-rows["gap_bps"] * w).sum() / BPS),
-    }
+    e = ex.realised_vs_expected(orders, fit)
+    return {**e, "difference_bps": e["gap_bps"]} if e.get("orders") else e
 
 
 # --- The overview's figures, stored per lake version ----------------------------------------------
@@ -219,7 +209,9 @@ def expectation(orders: pl.DataFrame, fit) -> dict:
 # (lake version, filters, champion) is asked for: a fresh app process then draws the landing page from one
 # small file instead of loading a year of orders and re-running the adjusted regressions. A new lake version
 # or a new champion is a new key, so a stored bundle is never stale.
-FIGURES = "overview-1"  # bump when a figure's definition changes: old bundles are then ignored
+# bump when a figure's definition changes: old bundles are then ignored (2: the expectation names its model
+# version and carries the gap's interval)
+FIGURES = "overview-2"
 
 
 def figures(
@@ -352,11 +344,21 @@ def narrative(
             line += f"; the largest effect was {r['top_effect']} in {r['top_group']} ({BPS * r['top_value']:+.0f} bps)"
         out.append(line + ".")
     if expect and expect.get("orders"):
-        word = "better" if expect["difference_bps"] < 0 else "worse"
+        gap = expect["gap_bps"]
+        word = "better" if gap < 0 else "worse"
+        lo, hi = expect.get("gap_lo_bps"), expect.get("gap_hi_bps")
+        sure = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        version = expect.get("model_version", "published")
+        name = "published parameters" if version == "published" else f"champion v{version}"
         out.append(
             f"Market impact was {expect['realised_bps']:+.1f} bps against {expect['expected_bps']:+.1f} bps expected by "
-            f"the I-Star model: {abs(expect['difference_bps']):.1f} bps {word} than expected "
-            f"({expect['saving']:+,.0f} in currency)."
+            f"the I-Star model ({name}): realised − expected {gap:+.1f} bps, {abs(gap):.1f} bps {word} than expected"
+            + (
+                f" (95% interval {lo:+.1f} to {hi:+.1f} bps{'' if sure else ', which includes zero'})"
+                if lo is not None
+                else ""
+            )
+            + f"; {expect['saving']:+,.0f} in currency."
         )
     if status:
         out.append(

@@ -155,8 +155,10 @@ def estimate(
     spread_bps: float | None = None,
     arrival: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """Expected cost per algo (one row each): ``pov`` used, ``istar_bps``, ``almgren_bps`` with its 90% outcome
-    band, and (with a learned model) ``learned_bps`` with its 90% interval; ``size_pct_adv`` and notional."""
+    """Expected cost per algo (one row each): ``pov`` used, ``istar_bps`` and ``almgren_bps`` each with its 90%
+    outcome band (``*_lo_bps``, ``*_hi_bps``: the estimate plus the fit's residual quantiles times the order's
+    daily sigma), and (with a learned model) ``learned_bps`` with its 90% interval; ``size_pct_adv``,
+    ``sigma_daily`` (decimal per day) and notional."""
     size = quantity / ctx["adv"]
     sigma = ctx["sigma_daily"] or 0.02
     if history.height and "arrival_ts" in history.columns:  # point in time: only what was known before the as-of day
@@ -181,8 +183,11 @@ def estimate(
         "algo",
         "pov",
         pl.lit(size).alias("size_pct_adv"),
+        pl.lit(sigma).alias("sigma_daily"),
         pl.lit(quantity * ctx["last_close"]).alias("notional"),
         i["expected_cost_bps"].alias("istar_bps"),
+        i["outcome_lo_bps"].alias("istar_lo_bps"),
+        i["outcome_hi_bps"].alias("istar_hi_bps"),
         a["expected_cost_bps"].alias("almgren_bps"),
         a["outcome_lo_bps"].alias("almgren_lo_bps"),
         a["outcome_hi_bps"].alias("almgren_hi_bps"),
@@ -237,26 +242,99 @@ def model_estimates(
     return pl.DataFrame(rows)
 
 
-def recommend(est: pl.DataFrame) -> dict:
-    """The algo with the lowest expected cost by the learned model (else Almgren's, which prices algos through
-    its fitted temporary-impact multipliers), its expected saving against the runner-up, and the half-width of
-    the best algo's 90% band for ONE order's outcome: an expected saving much smaller than that band pays off on
-    average over many orders, not visibly on each (the page says so rather than overclaiming)."""
-    col = "learned_bps" if "learned_bps" in est.columns else "almgren_bps"
-    lo, hi = ("learned_lo_bps", "learned_hi_bps") if col == "learned_bps" else ("almgren_lo_bps", "almgren_hi_bps")
-    ranked = est.drop_nulls(col).sort(col)
+SAVING_LEVEL = 0.95  # the expected saving's interval over the model's parameter draws
+MAX_SIZE_ADV = 0.25  # an order above this share of ADV is flagged (module docstring of size_warning)
+MODELS = {"istar": "I-Star", "almgren": "Almgren", "learned": "Learned"}
+
+
+def recommend(est: pl.DataFrame, almgren: im.ImpactFit | None = None, level: float = SAVING_LEVEL) -> dict:
+    """The algo to use, only when the model's own uncertainty supports it.
+
+    The choice rests on the Almgren model (it prices algos through its fitted temporary-impact multipliers and
+    carries bootstrap draws of its parameters; the learned model's interval is an outcome interval, with no
+    uncertainty of its expectation to compare algos by). For the cheapest algo by the point estimate, the expected
+    saving against each other algo, s = E[cost(other)] - E[cost(best)] (bps, positive = best is cheaper), is
+    computed under every draw of ``almgren`` (one order, both algos priced by the same draw); its ``level``
+    percentile interval is ``saving_lo_bps, saving_hi_bps`` (against the runner-up). The algos whose saving
+    interval reaches zero are ``equivalent`` to the best (the best included); ``recommended`` is True only when no
+    other algo is. Without draws (published parameters: no uncertainty to judge by) every algo is equivalent.
+    ``band_half_width_bps``: half the best algo's 90% band for ONE order's outcome (a real saving smaller than it
+    pays off on average over many orders, not visibly on each). Needs est's algo, pov, size_pct_adv, sigma_daily,
+    almgren_bps, almgren_lo_bps, almgren_hi_bps."""
+    ranked = est.drop_nulls("almgren_bps").sort("almgren_bps", "algo")
     if ranked.is_empty():
         return {}
     best = ranked.row(0, named=True)
     nxt = ranked.row(1, named=True) if ranked.height > 1 else None
+    frame = ranked.select("algo", pl.col("size_pct_adv").alias("size_adv"), "sigma_daily", "pov")
+    draws = im.draw_costs(almgren, frame) if almgren is not None else np.empty((0, ranked.height))
+    algos = ranked["algo"].to_list()
+    a = (1 - level) / 2
+    if len(draws):
+        saving = draws - draws[:, [0]]  # per draw: other algo's cost - best's (column 0 = the best)
+        lo, hi = np.quantile(saving, a, axis=0), np.quantile(saving, 1 - a, axis=0)
+        equivalent = [x for x, low in zip(algos, lo, strict=True) if low <= 0]
+        basis = f"{level:.0%} interval of the expected saving over {len(draws)} bootstrap draws of the Almgren fit"
+    else:
+        lo = hi = np.full(len(algos), np.nan)
+        equivalent = algos
+        basis = "published parameters: no estimate of their uncertainty, so no algo is shown to be cheaper"
     return {
         "algo": best["algo"],
-        "model": col.removesuffix("_bps"),
-        "expected_bps": best[col],
+        "model": "almgren",
+        "expected_bps": best["almgren_bps"],
         "runner_up": nxt["algo"] if nxt else None,
-        "saving_bps": (nxt[col] - best[col]) if nxt else None,
-        "band_half_width_bps": (best[hi] - best[lo]) / 2,
+        "saving_bps": (nxt["almgren_bps"] - best["almgren_bps"]) if nxt else None,
+        "saving_lo_bps": float(lo[1]) if nxt else None,
+        "saving_hi_bps": float(hi[1]) if nxt else None,
+        "equivalent": equivalent,
+        "recommended": len(equivalent) == 1 and ranked.height > 1,
+        "basis": basis,
+        "band_half_width_bps": (best["almgren_hi_bps"] - best["almgren_lo_bps"]) / 2,
     }
+
+
+def size_warning(size_adv: float, limit: float = MAX_SIZE_ADV) -> str | None:
+    """A warning when the order is above ``limit`` of ADV (decimal; default 25%), else None. Past a quarter of a
+    day's volume the impact laws are extrapolated beyond the orders they were estimated on (ATHL 2005's sample
+    and the desk's own fits are orders of a few % ADV), the order is a large share of the day's liquidity, and
+    a single-day schedule (what the per-algo participation assumes) is itself doubtful."""
+    if size_adv is None or not np.isfinite(size_adv) or size_adv <= limit:
+        return None
+    return (
+        f"This order is {size_adv:.0%} of ADV, above the {limit:.0%} the estimates are meant for: the models "
+        f"extrapolate beyond the orders they were fitted on; treat every figure as indicative and consider a "
+        f"multi-day schedule (the frontier below)."
+    )
+
+
+def disagreements(est: pl.DataFrame) -> pl.DataFrame:
+    """Per algo, every pair of models whose estimates disagree: one model's point estimate outside the other's
+    90% band (``*_lo_bps``..``*_hi_bps``). Columns algo, model_a, bps_a, model_b, bps_b, ratio (the larger over
+    the smaller estimate; null when one is <= 0), in bps, positive = cost. Empty when the models agree."""
+    have = [m for m in MODELS if f"{m}_bps" in est.columns and f"{m}_lo_bps" in est.columns]
+    parts = []
+    for i, m1 in enumerate(have):
+        for m2 in have[i + 1 :]:
+            e1, e2 = pl.col(f"{m1}_bps"), pl.col(f"{m2}_bps")
+            outside = (
+                (e1 < pl.col(f"{m2}_lo_bps")) | (e1 > pl.col(f"{m2}_hi_bps"))
+                | (e2 < pl.col(f"{m1}_lo_bps")) | (e2 > pl.col(f"{m1}_hi_bps"))
+            )  # fmt: skip
+            big, small = pl.max_horizontal(e1, e2), pl.min_horizontal(e1, e2)
+            parts.append(
+                est.filter(outside.fill_null(False)).select(
+                    "algo",
+                    pl.lit(MODELS[m1]).alias("model_a"),
+                    e1.alias("bps_a"),
+                    pl.lit(MODELS[m2]).alias("model_b"),
+                    e2.alias("bps_b"),
+                    pl.when(small > 0).then(big / small).alias("ratio"),
+                )
+            )
+    schema = {"algo": pl.String, "model_a": pl.String, "bps_a": pl.Float64, "model_b": pl.String,
+              "bps_b": pl.Float64, "ratio": pl.Float64}  # fmt: skip
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1147,7 +1147,7 @@ def order_types(orders: pl.DataFrame) -> pl.DataFrame:
     (buy limit >= ask, sell <= bid), inside-the-quote, at-the-quote (buy limit = bid, sell = ask), near-the-quote
     (within $0.10 outside the quote) and other limit; and the notional size bucket (order qty x arrival mid; the
     2024 amendments' buckets up to $200K, plus >= $200K for parent orders, which the rule itself does not cover).
-    The quote is the stored ``arrival_bid`` / ``arrival_ask`` (TCA rows from tca-8 on); older rows rebuild it from
+    The quote is the stored ``arrival_bid`` / ``arrival_ask`` (TCA rows from tca-8 on; tca-9 today); older rows rebuild it from
     the arrival mid and spread. Prices are compared with a tolerance of half a tick (:func:`_tick`), never by
     float equality: a bid rebuilt as 100.01000000000001 must still be "at the quote" for a 100.01 limit."""
     half = pl.col("arrival_price") * pl.col("spread_at_arrival_bps").fill_null(0) / BPS / 2

@@ -4,9 +4,13 @@ Conventions (EVENTS.md): side sign s = +1 BUY, -1 SELL; a cost is positive when 
 ``cost_bps = s * (price - benchmark) / benchmark * 1e4``. All times UTC; the "day" of an event is its UTC
 date (US sessions sit inside one UTC date).
 
-Prices
-- ``arrival_price`` P0: NBBO mid prevailing at the order's NEW (last quote with ts <= arrival, same day);
-  an order that arrives before the day's first quote takes the first mid after it (the opening quote).
+Prices. The quote *prevailing at* time t is the last quote stamped strictly before t, the same day (``ts < t``),
+for every probe: an arrival, a decision, a fill, an order's end and a mark at t + h. It is features.py's rule (the
+point-in-time features read quotes with ``ts < t``), so TCA and the training features see one book at an event;
+a quote stamped at the very microsecond of a fill is often the book's reaction to that fill, which the fill cannot
+have met. (TWAP integrates the step function of mids exactly either way.)
+- ``arrival_price`` P0: NBBO mid prevailing at the order's NEW (last quote with ts < arrival, same day);
+  an order that arrives at or before the day's first quote takes that first mid (the opening quote).
 - ``decision_price`` Pd: the decision's ``decision_price``, else the mid prevailing at the decision's ts,
   else P0.
 - ``end_price`` Pn: mid prevailing at the order's first CANCEL/DONE, else at its last fill.
@@ -33,6 +37,14 @@ shares and measures missed-trade cost from Pd; the totals agree, the parts move 
 Markouts: ``markout_cost_bps_<h>`` = quantity-weighted over fills of s (p_j - mid at t_j + h) / p_j * 1e4
 (positive: the fill paid more than the market soon after). A horizon past the day's last quote is marked at
 that last quote (markout to the close), never at the next day's prices.
+
+Post-trade impact, side-signed bps of P0 (positive = the price moved against the order): ``impact_during_bps`` =
+s (Pn - P0) / P0; ``permanent_impact_bps`` = s (mid 30 min after the end - P0) / P0 (ATHL 2005's permanent impact
+I); ``reverted_after_end_bps`` = s (Pn - mid 30 min after the end) / P0 = during - permanent, the move that came
+back after the order ended (+ = it reverted). ``temporary_impact_bps`` is the same number under its former name,
+kept because column names are a contract: it is a reversion after the end, NOT ATHL's temporary impact K (which
+depends on the trading rate and is paid while trading; impact_models fits K from the realised cost J instead).
+``reversion_bps_<h>`` = s (mid at end + h - Pn) / P0 (negative = came back).
 
 Order features used by every later slice: ``participation_rate`` (filled / interval market volume),
 ``scheduled_participation`` (Kissell's POV = X / (X + V): the filled quantity X against the other participants'
@@ -74,7 +86,11 @@ from analytics.conventions import (
 from analytics.filters import Filters
 from analytics.store import query, quote_ident, sql_literal
 
-CODE_VERSION = "tca-8"  # bump when the stored columns or their meaning change: stored results are keyed by it
+# bump when the stored columns or their meaning change: stored results are keyed by it (8: arrival bid/ask for
+# Rule 605 order types; 9: ADV, volatility and
+# prev_close from the bars before the order's day, so same-day TCA has them; the quote prevailing at t is the
+# last one strictly before t; reverted_after_end_bps)
+CODE_VERSION = "tca-9"
 
 
 @dataclass(frozen=True)
@@ -293,7 +309,7 @@ def compute(
         """CREATE OR REPLACE TEMP TABLE _tca_m AS
            SELECT p.id, p.k, p.pts, q.mid, q.bid, q.ask, q.bid_size, q.ask_size,
                   q.integ + q.mid * (epoch_us(p.pts) - epoch_us(q.ts)) AS integ_at
-           FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts >= q.ts"""
+           FROM _tca_p p ASOF LEFT JOIN _tca_q q ON p.symbol = q.symbol AND p.day = q.day AND p.pts > q.ts"""
     )
     # Orders arriving before the day's first quote take the day's first quote (the opening quote): a small
     # aggregate over just those (symbol, day)s, not a second ASOF join over every quote.
@@ -329,17 +345,25 @@ def compute(
         """CREATE OR REPLACE TEMP TABLE _tca_day AS
            SELECT symbol, day, sum(price * size) AS day_pv, sum(size) AS day_v FROM _tca_t GROUP BY ALL"""
     )
+    # The order day's own bar gives the day's open, close and volume (outcomes); ADV, volatility and the previous
+    # close come from the bars strictly before the day (point-in-time, as features.py): the statistics of the last
+    # adv_days bars up to each bar, taken at the last bar before the order's day, so same-day TCA (before the day's
+    # bar exists) keeps them.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _tca_bars AS
            WITH b AS (SELECT symbol, ts::DATE AS day, open, close, volume,
                              ln(close / lag(close) OVER (PARTITION BY symbol ORDER BY ts)) AS lr
                       FROM bars WHERE "interval" = '1d' AND ts < ?)
-           SELECT symbol, day, open, close, volume AS day_volume, lag(close) OVER w AS prev_close,
-                  avg(volume) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS adv,
-                  stddev_samp(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS vol_d,
-                  count(lr) OVER (w ROWS BETWEEN {int(cfg.adv_days)} PRECEDING AND 1 PRECEDING) AS n_lr
-           FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day)""",
+           SELECT symbol, day, open, close, volume AS day_volume,
+                  avg(volume) OVER w AS adv, stddev_samp(lr) OVER w AS vol_d, count(lr) OVER w AS n_lr
+           FROM b WINDOW w AS (PARTITION BY symbol ORDER BY day
+                               ROWS BETWEEN {int(cfg.adv_days) - 1} PRECEDING AND CURRENT ROW)""",
         [hi],
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _tca_prior AS
+           SELECT o.oid, b.close AS prev_close, b.adv, b.vol_d, b.n_lr
+           FROM _tca_o o ASOF LEFT JOIN _tca_bars b ON b.symbol = o.symbol AND o.arrival_ts::DATE > b.day"""
     )
     con.execute(_WINDOW_SHARE_SQL, {"lo": lo, "hi": hi})
     fills = _fill_marks(con, cfg.mark_horizons_s, cfg.markout_horizons_s)
@@ -409,12 +433,12 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             SELECT o.*, e.end_ts, fa.*, m.*, op.first_mid, op.first_spread, op.first_bid, op.first_ask,
                    op.integ AS first_integ, op.first_ts,
                    tp.cpv_a, tp.cv_a, tp.cpv_e, tp.cv_e, tp.cpv_w, tp.cv_w, d.day_pv, d.day_v,
-                   b.open AS open_price, b.close AS close_price, b.prev_close, b.adv, b.vol_d, b.n_lr,
+                   b.open AS open_price, b.close AS close_price, pb.prev_close, pb.adv, pb.vol_d, pb.n_lr,
                    greatest(b.day_volume - coalesce(dv.desk_volume, 0), 0) AS other_volume, sh.window_share
             FROM _tca_o o JOIN _tca_oe e USING (oid) LEFT JOIN fa USING (oid) LEFT JOIN mids m USING (oid)
             LEFT JOIN _tca_share sh USING (oid)
             LEFT JOIN _tca_desk dv ON dv.symbol = o.symbol AND dv.day = o.arrival_ts::DATE
-            LEFT JOIN _tca_open op USING (oid) LEFT JOIN _tca_tp tp USING (oid)
+            LEFT JOIN _tca_open op USING (oid) LEFT JOIN _tca_tp tp USING (oid) LEFT JOIN _tca_prior pb USING (oid)
             LEFT JOIN _tca_day d ON d.symbol = o.symbol AND d.day = o.arrival_ts::DATE
             LEFT JOIN _tca_bars b ON b.symbol = o.symbol AND b.day = o.arrival_ts::DATE),
         px AS (
@@ -482,10 +506,13 @@ def _order_rows(con: duckdb.DuckDBPyConnection, cfg: TCAConfig) -> pl.DataFrame:
             coalesce(fill_count, 0) AS fill_count,
             CASE WHEN NOT multi_day THEN cv_e - cv_a END AS interval_volume, multi_day,
             -- Impact from the mid path (Almgren et al. 2005): during = arrival -> end, permanent = arrival ->
-            -- end + 30 min, temporary = what reverted after the end (during - permanent); all side-signed bps.
+            -- end + 30 min, reverted_after_end = what came back in the 30 min after the end (during - permanent;
+            -- temporary_impact_bps is its former name, kept with the same value: it is a post-trade reversion,
+            -- not ATHL's temporary impact K, which is a function of the trading rate); all side-signed bps.
             s * (end_price - arrival_price) / arrival_price * {BPS} AS impact_during_bps,
             s * (post_mid_{horizon_label(PERMANENT_HORIZON_S)} - arrival_price) / arrival_price * {BPS} AS permanent_impact_bps,
             s * (end_price - post_mid_{horizon_label(PERMANENT_HORIZON_S)}) / arrival_price * {BPS} AS temporary_impact_bps,
+            s * (end_price - post_mid_{horizon_label(PERMANENT_HORIZON_S)}) / arrival_price * {BPS} AS reverted_after_end_bps,
             {", ".join(f"s * (post_mid_{horizon_label(h)} - end_price) / arrival_price * {BPS} AS reversion_bps_{horizon_label(h)}" for h in POST_TRADE_HORIZONS_S)},
             -- Trading cost split at each fill's prevailing mid: spread (fill vs its mid) + impact/timing (mid vs
             -- arrival); the two sum exactly to is_trading_cost.

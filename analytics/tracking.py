@@ -16,6 +16,7 @@ estimates use. A challenger becomes champion only if its holdout MAE beats the c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -273,11 +274,13 @@ def load_champion(lake, model: str = "istar") -> tuple[im.ImpactFit, str | None]
     Read from the mirror when there is one (no MLflow import), else from the registry."""
     known, version, text = _mirrored(lake, registered_name(model))
     if known:
-        return (im.ImpactFit.from_json(text), version) if text else (im.published(model), None)
+        if not text:
+            return im.published(model), None
+        return dataclasses.replace(im.ImpactFit.from_json(text), version=version), version
     mv = champion(lake, registered_name(model))
     if mv is None:
         return im.published(model), None
-    return load_fit(lake, mv.run_id), str(mv.version)
+    return dataclasses.replace(load_fit(lake, mv.run_id), version=str(mv.version)), str(mv.version)
 
 
 MODEL_ARTIFACTS = {"impact-istar": "model/fit.json", "impact-almgren": "model/fit.json",
@@ -660,30 +663,33 @@ DRIFT_THRESHOLD_BPS = 2.0  # a period's mean error beyond this, with its 95% int
 
 
 def drift(
-    ts: pl.Series,
-    y,
-    pred,
+    rows: pl.DataFrame,
     model_name: str,
     model_version: str | None,
     every: str = "1w",
     threshold_bps: float = DRIFT_THRESHOLD_BPS,
 ) -> pl.DataFrame:
     """``PredictiveAnalyticsEvent`` rows, one per period (``every``: a Polars duration, e.g. 1d, 1w, 1mo) of the
-    orders' arrival ``ts``: ``n``, ``mae_bps``, ``bias_bps`` = mean(pred - y) (+ = the model over-estimates the
-    cost), its 95% interval (normal, mean ± 1.96 sd / sqrt(n)), and ``retrain`` = the interval excludes 0 and
-    |bias| > ``threshold_bps`` (a drift that is both real and large enough to matter)."""
-    d = pl.DataFrame({"ts": ts, "e": np.asarray(pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)})
-    g = (
-        d.sort("ts")
-        .group_by_dynamic("ts", every=every)
-        .agg(
-            pl.len().alias("n"),
-            pl.col("e").abs().mean().alias("mae_bps"),
-            pl.col("e").mean().alias("bias_bps"),
-            (1.959963984540054 * pl.col("e").std() / pl.len().sqrt()).alias("half"),
-        )
-        .rename({"ts": "period_start"})
+    orders' arrival, judged OUT OF SAMPLE only: ``rows`` are :func:`analytics.expectation.per_order` rows and
+    only those with ``out_of_sample`` (arrived after the model's training data) count; a model is never judged
+    on the orders it was fitted to. The figures are expectation.py's one definition: ``gap_bps`` = realised -
+    expected, filled-notional weighted (positive = the orders cost more than the model expected), its 95%
+    interval ``gap_lo_bps``/``gap_hi_bps``, ``n``, ``mae_bps`` (equal-weighted mean |realised - expected|);
+    ``bias_bps`` (with ``bias_lo_bps``/``bias_hi_bps``) is the former column, kept: -gap_bps (expected -
+    realised, + = the model over-estimates the cost), now weighted as the gap. ``retrain`` = the gap's interval
+    excludes 0 and |gap| > ``threshold_bps`` (a drift both real and large enough to matter)."""
+    from analytics import expectation as ex
+
+    oos = rows.filter(pl.col("out_of_sample")) if "out_of_sample" in rows.columns else rows
+    g = ex.gap_over_time(oos, every).join(
+        oos.sort("arrival_ts")
+        .group_by_dynamic("arrival_ts", every=every)
+        .agg(pl.col("gap_bps").abs().mean().alias("mae_bps"))
+        .rename({"arrival_ts": "period_start"}),
+        on="period_start",
+        how="left",
     )
+    real = (pl.col("gap_lo_bps") > 0) | (pl.col("gap_hi_bps") < 0)
     return g.select(
         pl.lit("PredictiveAnalyticsEvent").alias("event_type"),
         pl.lit(model_name).alias("model_name"),
@@ -691,14 +697,14 @@ def drift(
         "period_start",
         "n",
         "mae_bps",
-        "bias_bps",
-        (pl.col("bias_bps") - pl.col("half")).alias("bias_lo_bps"),
-        (pl.col("bias_bps") + pl.col("half")).alias("bias_hi_bps"),
-        (
-            ((pl.col("bias_bps") - pl.col("half") > 0) | (pl.col("bias_bps") + pl.col("half") < 0))
-            & (pl.col("bias_bps").abs() > threshold_bps)
-        )
-        .fill_null(False)
-        .alias("retrain"),
+        "realised_bps",
+        "expected_bps",
+        "gap_bps",
+        "gap_lo_bps",
+        "gap_hi_bps",
+        (-pl.col("gap_bps")).alias("bias_bps"),
+        (-pl.col("gap_hi_bps")).alias("bias_lo_bps"),
+        (-pl.col("gap_lo_bps")).alias("bias_hi_bps"),
+        (real & (pl.col("gap_bps").abs() > threshold_bps)).fill_null(False).alias("retrain"),
         pl.lit(CODE_VERSION).alias("code_version"),
     )

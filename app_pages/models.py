@@ -11,8 +11,8 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from analytics import expectation, pretrade, tca, tracking
 from analytics import impact_models as im
-from analytics import pretrade, tca, tracking
 from ui import charts, filters, jobs, state
 
 f = filters.current()
@@ -55,30 +55,43 @@ st.markdown(
 
 st.subheader("Realised vs expected over time")
 orders = state.tca_orders(f)
-tf = im.training_frame(orders)
-if tf.height:
-    fit, ver = champs["istar"]
-    pred = im.predict(fit, tf)["expected_cost_bps"]
+fit, ver = champs["istar"]
+rows = expectation.per_order(orders, fit)
+if rows.height:
+    e = expectation.summary(rows, fit)  # the Overview's and the report's figure (one definition)
+    m = st.columns(3)
+    m[0].metric("Realised impact", f"{e['realised_bps']:+.1f} bps", help="fills' mids vs arrival, notional-weighted")
+    m[1].metric(f"Expected (I-Star {e['model_version']})", f"{e['expected_bps']:+.1f} bps")
+    m[2].metric("Realised − expected", f"{e['gap_bps']:+.1f} bps", help=f"95% interval {e['gap_lo_bps']:+.1f} to "
+                f"{e['gap_hi_bps']:+.1f} bps; + = worse than expected; notional-weighted over {e['orders']:,} orders")  # fmt: skip
+    oos = rows.filter(pl.col("out_of_sample"))
     every = st.radio("Period", ["1d", "1w", "1mo"], index=1, horizontal=True, key="m_every",
                      format_func={"1d": "day", "1w": "week", "1mo": "month"}.get)  # fmt: skip
-    dr = tracking.drift(tf["arrival_ts"], tf["impact_cost_bps"], pred, tracking.registered_name("istar"), ver, every)
-    line = alt.Chart(charts.inline(dr)).encode(alt.X("period_start:T", title=None))
-    charts.show(
-        line.mark_area(opacity=0.2).encode(alt.Y("bias_lo_bps:Q", title="Expected − realised (bps)"), alt.Y2("bias_hi_bps:Q"))
-        + line.mark_line(point=True).encode(alt.Y("bias_bps:Q"), tooltip=["period_start:T", "n:Q", "bias_bps:Q", "mae_bps:Q"])
-    )  # fmt: skip
-    cal, res = st.columns(2)
-    charts.show(
-        tracking.calibration_chart(tf["impact_cost_bps"], pred, "Calibration: realised by decile of expected (bps)"),
-        cal,
+    st.caption(
+        f"Drift is judged out of sample: {oos.height:,} of {rows.height:,} orders arrived after the champion's "
+        f"training data ({fit.trained_through or 'published parameters: none'})."
     )
-    charts.show(charts.residuals(pred, tf["impact_cost_bps"]), res)
-    if dr["retrain"].tail(1).item():
-        st.warning("The latest period drifted beyond the threshold with a 95% interval excluding zero: retrain.")
-    st.dataframe(dr, hide_index=True, width="stretch", column_config=charts.number_formats(dr), key="m_drift")
-    st.download_button(
-        "Download PredictiveAnalyticsEvents (CSV)", dr.write_csv(), "drift.csv", "text/csv", key="dl_m_drift"
-    )
+    if oos.height:
+        dr = tracking.drift(rows, tracking.registered_name("istar"), ver, every)
+        line = alt.Chart(charts.inline(dr)).encode(alt.X("period_start:T", title=None))
+        charts.show(
+            line.mark_area(opacity=0.2).encode(alt.Y("gap_lo_bps:Q", title="Realised − expected (bps), out of sample"), alt.Y2("gap_hi_bps:Q"))
+            + line.mark_line(point=True).encode(alt.Y("gap_bps:Q"), tooltip=["period_start:T", "n:Q", "gap_bps:Q", "mae_bps:Q"])
+        )  # fmt: skip
+        cal, res = st.columns(2)
+        y, pred = oos["realised_bps"], oos["expected_bps"]
+        charts.show(
+            tracking.calibration_chart(y, pred, "Calibration out of sample: realised by decile of expected (bps)"), cal
+        )
+        charts.show(charts.residuals(pred, y), res)
+        if dr["retrain"].tail(1).item():
+            st.warning("The latest period drifted beyond the threshold with a 95% interval excluding zero: retrain.")
+        st.dataframe(dr, hide_index=True, width="stretch", column_config=charts.number_formats(dr), key="m_drift")
+        st.download_button(
+            "Download PredictiveAnalyticsEvents (CSV)", dr.write_csv(), "drift.csv", "text/csv", key="dl_m_drift"
+        )
+    else:
+        st.info("Every order in this range was in the champion's training data: no out-of-sample drift to judge.")
 else:
     st.info("No filled orders with volatility and ADV in this range: widen the dates.")
 

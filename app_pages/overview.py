@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analytics import overview
+from analytics import overview, registry
 from analytics.conventions import BPS
 from ui import charts, filters, state
 
@@ -48,18 +48,29 @@ c[3].metric(
 )
 st.page_link("app_pages/tca.py", label="Costs in detail: TCA", icon="💸")
 if expect.get("orders"):
+    version = expect.get("model_version") or expect_version or "published"
     e = st.columns(3)
     e[0].metric(
         "Realised impact", f"{expect['realised_bps']:+.1f} bps", help="fills' mids vs arrival, notional-weighted"
     )
     e[1].metric(
-        "Expected (I-Star)",
+        f"Expected (I-Star {'published' if version == 'published' else 'v' + version})",
         f"{expect['expected_bps']:+.1f} bps",
-        f"{expect['difference_bps']:+.1f} bps realised − expected",
+        f"{expect['gap_bps']:+.1f} bps realised − expected",
         delta_color="inverse",
-        help=f"champion {expect_version or 'published parameters'}",
+        help=(
+            f"95% interval {expect['gap_lo_bps']:+.1f} to {expect['gap_hi_bps']:+.1f} bps; "
+            if expect.get("gap_lo_bps") is not None
+            else ""
+        )
+        + "+ = worse than expected (notional-weighted)",
     )
     e[2].metric("Saving vs expectation", charts.compact(expect["saving"]), help="(expected − realised) × notional")
+    note = registry.champion_note(state.lake(), "impact-istar")
+    st.caption(
+        (note + " " if note else "")
+        + "These figures move when the champion changes: they are priced by the version named above."
+    )
     st.page_link("app_pages/models.py", label="Models and drift: Cost models", icon="🧠")
 
 st.subheader("Summary")

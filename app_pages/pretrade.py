@@ -50,19 +50,38 @@ m[1].metric("Daily volatility", f"{100 * (ctx['sigma_daily'] or 0):.2f}%")
 m[2].metric("Notional", charts.compact(qty * ctx["last_close"]), help=f"last close {ctx['last_close']:,.2f}")
 m[3].metric("Spread", f"{est['spread_bps'][0]:.1f} bps", help="median quoted spread at the desk's arrivals in the name")
 
-rec = pretrade.recommend(est)
-if rec:
-    text = f"Lowest expected cost ({rec['model']} model): **{rec['algo']}** at {rec['expected_bps']:+.1f} bps"
-    if rec["saving_bps"] is not None:
-        text += (
-            f", {rec['saving_bps']:.1f} bps less than {rec['runner_up']}. One order's outcome varies by about "
-            f"±{rec['band_half_width_bps']:.0f} bps (90%), so the saving is an average over many orders."
-        )
-    st.markdown(text)
+warn = pretrade.size_warning(qty / ctx["adv"])
+if warn:
+    st.warning(warn, icon="⚠️")
+rec = pretrade.recommend(est, champs["almgren"][0])
+if rec and rec["recommended"]:
+    st.markdown(
+        f"Lowest expected cost (Almgren model): **{rec['algo']}** at {rec['expected_bps']:+.1f} bps, "
+        f"{rec['saving_bps']:.1f} bps less than {rec['runner_up']} ({rec['basis']}: "
+        f"[{rec['saving_lo_bps']:.1f}, {rec['saving_hi_bps']:.1f}] bps). One order's outcome varies by about "
+        f"±{rec['band_half_width_bps']:.0f} bps (90%), so the saving is an average over many orders."
+    )
+elif rec and rec["runner_up"]:
+    gap = (f"; {rec['algo']}'s saving over {rec['runner_up']}: {rec['saving_bps']:.1f} bps, "
+           f"[{rec['saving_lo_bps']:.1f}, {rec['saving_hi_bps']:.1f}] bps") if rec["saving_lo_bps"] is not None else ""  # fmt: skip
+    st.markdown(
+        f"**No recommendation: {', '.join(rec['equivalent'])} are equivalent** on the Almgren model's own "
+        f"uncertainty ({rec['basis']}{gap}). Choose on other grounds."
+    )
+dis = pretrade.disagreements(est)
+if not dis.is_empty():
+    r0 = dis.row(0, named=True)
+    st.warning(
+        f"The models disagree: for {r0['algo']}, {r0['model_a']} {r0['bps_a']:.0f} bps vs {r0['model_b']} "
+        f"{r0['bps_b']:.0f} bps (one outside the other's 90% band; {dis.height} such pair(s) below). Their forms "
+        "differ most for large orders; weigh them by their holdout errors on the Cost models page.",
+        icon="⚠️",
+    )
+    st.dataframe(dis, hide_index=True, column_config=charts.number_formats(dis), key="pt_disagree")
 long = pl.concat(
     [
         est.select("algo", pl.lit("I-Star (impact)").alias("model"), pl.col("istar_bps").alias("bps"),
-                   pl.col("istar_bps").alias("lo"), pl.col("istar_bps").alias("hi")),
+                   pl.col("istar_lo_bps").alias("lo"), pl.col("istar_hi_bps").alias("hi")),
         est.select("algo", pl.lit("Almgren (impact)").alias("model"), pl.col("almgren_bps").alias("bps"),
                    pl.col("almgren_lo_bps").alias("lo"), pl.col("almgren_hi_bps").alias("hi")),
         *([est.select("algo", pl.lit("Learned").alias("model"), pl.col("learned_bps").alias("bps"),
@@ -77,6 +96,9 @@ charts.show(
     .properties(height=60 * est.height)
 )  # fmt: skip
 st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="pt_table")
+st.caption("Priced by " + ", ".join(f"{n} {'v' + v if v else 'published parameters'}" for n, v in (
+    ("I-Star", champs["istar"][1]), ("Almgren", champs["almgren"][1]), ("Learned", champs["learned"][1]))
+    if n != "Learned" or champs["learned"][0] is not None) + "; bands hold 90% of one order's outcomes.")  # fmt: skip
 st.download_button("Download estimates (CSV)", est.write_csv(), f"pretrade_{symbol}.csv", "text/csv", key="dl_pt")
 
 st.subheader("Cost-risk frontier")

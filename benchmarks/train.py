@@ -115,7 +115,7 @@ def learned(tf: pl.DataFrame) -> None:
     c_first = cpu()
     _, t_warm = timed(lambda: cost_model.fit(tf, cfg))
     print(f"learned  fit first {t_first:6.2f} s {c_first}   warm {t_warm:6.2f} s {cpu()}   peak RSS {peak_gb():.2f} GB   "
-          f"(batch {min(cfg.batch_size, int(tf.height * (1 - cfg.validation_share)))}, interval z "
+          f"(batch {min(cfg.batch_size, model.split['train_rows'])}, interval z "
           f"{model.interval_z:.2f}, mean correction weight {model.mean_weight})")  # fmt: skip
     one = tf.head(1)
     cost_model.predict(model, one)

@@ -141,3 +141,39 @@ def test_a_model_saved_before_the_offset_loads_as_a_plain_network(fitted):
     old = cost_model.CostModel.from_json(json.dumps(raw))
     assert old.offset == [0.0] and old.interval_z == cost_model.Z90 and old.mean_weight == 1.0
     assert old.cfg.loss == "gaussian" and not old.cfg.residual
+
+
+def _orders_over_days(n_days: int, per_day: int, seed: int) -> pl.DataFrame:
+    df, _, _ = _orders(n_days * per_day, seed)
+    day = np.repeat(np.arange(n_days), per_day)
+    return df.with_columns(pl.col("arrival_ts") + pl.Series([dt.timedelta(days=int(d)) for d in day]))
+
+
+def test_time_split_keeps_whole_days_apart():
+    """10 days of 50 orders, 10% validation and 10% calibration: the cuts fall on day boundaries (day 8 starts at
+    row 400, day 9 at 450); one day only: the share's positions."""
+    df = _orders_over_days(10, 50, 4).sort("arrival_ts")
+    assert cost_model.time_split(df["arrival_ts"], 0.1, 0.1) == (400, 450)
+    one_day = _orders(100, 4)[0].sort("arrival_ts")
+    assert cost_model.time_split(one_day["arrival_ts"], 0.1, 0.1) == (80, 90)
+
+
+def test_interval_is_calibrated_on_days_not_used_for_early_stopping():
+    """Issue 16, defect 10. (a) The calibration days' outcomes choose nothing about the network: rewriting them
+    leaves its weights and mean weight unchanged. (b) The interval multiplier is the split-conformal quantile of
+    exactly those orders: with n calibration orders, exactly ceil((n + 1) 0.9) of them lie inside their 90%
+    interval (counted by hand from the model's predictions), whatever the validation orders do."""
+    df = _orders_over_days(10, 120, 5)
+    cfg = cost_model.CostModelConfig(seed=1, steps=600)
+    m = cost_model.fit(df, cfg)
+    assert m.split["train_rows"] == 960 and m.split["validation_rows"] == 120 and m.split["calibration_rows"] == 120
+    assert m.split["calibration_from"].startswith("2026-03-11")
+    cal = df.sort("arrival_ts").tail(120)
+    p = cost_model.predict(m, cal)
+    y = cal["impact_cost_bps"].to_numpy()
+    inside = int(((y >= p["cost_lo_bps"].to_numpy() - 1e-9) & (y <= p["cost_hi_bps"].to_numpy() + 1e-9)).sum())
+    assert inside == int(np.ceil(121 * 0.9))
+    last_day = pl.col("arrival_ts").dt.day() == 11
+    moved = df.with_columns(pl.when(last_day).then(pl.col("impact_cost_bps") * 3 + 40).otherwise("impact_cost_bps"))
+    m2 = cost_model.fit(moved, cfg)
+    assert m2.params == m.params and m2.mean_weight == m.mean_weight and m2.interval_z != m.interval_z

@@ -112,9 +112,12 @@ def test_realized_return_over_the_horizon(rows):
 
 
 def order_rows(**is_bps) -> pl.DataFrame:
-    """The dataset's order candidates that carry D1's realized cost: O1 15,000 and O2 5,000 at Pd 100.05."""
+    """The dataset's order candidates that carry D1's realized cost: O1 15,000 and O2 5,000 at Pd 100.05; O2 left
+    1,000 unfilled (opportunity 8 bps at the cancel mid); both 2 bps of delay; D1's horizon close 101."""
     return pl.DataFrame({"order_id": ["O1", "O2"], "decision_id": ["D1", "D1"], "decision_price": [100.05] * 2,
                          "order_qty": [15_000.0, 5_000.0], "filled_qty": [15_000.0, 4_000.0],
+                         "fill_rate": [1.0, 0.8], "is_delay_bps": [2.0, 2.0], "is_opportunity_bps": [0.0, 8.0],
+                         "realized_return_bps": [(101.0 - 100.05) / 100.05 * 1e4] * 2,
                          "is_total_bps": [is_bps.get("O1", 10.0), is_bps.get("O2", 30.0)]})  # fmt: skip
 
 
@@ -124,11 +127,15 @@ def test_decision_table_costs_and_labels_by_hand():
     assert bad.is_empty() and rep["quality_pct"] == 100.0 and rep["candidate_rows"] == 3
     r = {x["decision_id"]: x for x in ok.iter_rows(named=True)}
     assert ok.columns == datasets.decision_columns()
-    # D1 executed: IS weighted by paper notional (same Pd): (10 x 15,000 + 30 x 5,000) / 20,000 = 15 bps
+    # D1 executed: the IS with unfilled shares valued at the horizon close (labels.py), weighted by paper notional
+    # (same Pd): O2's 1,000 unfilled revalued from the cancel mid (8 bps) to 101: 30 - 8 + (R - 2) x 0.2
     d1 = r["D1"]
-    assert (d1["cost_source"], d1["execution_cost_bps"], d1["executed_qty"]) == ("realized", 15.0, 19_000.0)
+    ret = (101.0 - 100.05) / 100.05 * 1e4
+    cost1 = (10.0 * 15_000 + (30.0 - 8.0 + (ret - 2.0) * 0.2) * 5_000) / 20_000
+    assert (d1["cost_source"], d1["executed_qty"]) == ("realized", 19_000.0)
+    assert d1["execution_cost_bps"] == pytest.approx(cost1)
     sigma = abs(math.log(102 / 100) - math.log(99.96 / 102)) / math.sqrt(2) * 1e4  # daily vol before the day, bps
-    net1 = (101.0 - 100.05) / 100.05 * 1e4 - 15.0
+    net1 = ret - cost1
     assert d1["decision_net_bps"] == pytest.approx(net1)
     assert d1["decision_z"] == pytest.approx((25.0 - net1) / (sigma * 1.0))
     # D2 led to no order: net of the pre-trade estimate, 0.5 x spread + 0.5 x sigma x sqrt(10,000 / 2e6)

@@ -105,6 +105,31 @@ def test_per_order_gap_is_realised_minus_expected_by_hand():
     assert g["gap_bps"].item() == pytest.approx((1e6 * 2.77778 - 2e6 * 3.76316) / 3e6, abs=1e-4)  # -1.58285
 
 
+def test_out_of_sample_is_after_the_training_data_and_summary_by_hand():
+    """An order on the last training day is in sample, one the day after is out; published parameters: every
+    order out of sample. The summary: notional-weighted gap (+2.7778 x 1e6 - 3.7632 x 2e6) / 3e6, its saving
+    -sum(gap x notional) / 1e4, and the model named."""
+    t0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+    orders = pl.DataFrame({
+        "order_id": ["O1", "O2"], "arrival_ts": [t0, t0 + dt.timedelta(days=1)], "broker": ["A", "A"],
+        "algo": ["VWAP", "POV"], "filled_qty": [1000.0, 2000.0], "adv": [1e5, 1e5],
+        "scheduled_participation": [0.10, 0.05], "daily_volatility": [0.02, 0.01],
+        "trading_impact_cost": [2500.0, 300.0], "filled_notional": [1e6, 2e6],
+        "permanent_impact_bps": [1.0, 1.0], "temporary_impact_bps": [1.0, 1.0],
+    })  # fmt: skip
+    import dataclasses
+
+    fit = dataclasses.replace(_linear_almgren(), trained_through="2026-03-02T20:00:00+00:00", version="3")
+    rows = expectation.per_order(orders, fit)
+    assert rows["out_of_sample"].to_list() == [False, True]
+    assert expectation.per_order(orders, _linear_almgren())["out_of_sample"].to_list() == [True, True]
+    s = expectation.summary(rows, fit)
+    gap = (1e6 * 2.777778 - 2e6 * 3.763158) / 3e6
+    assert s["gap_bps"] == pytest.approx(gap, abs=1e-5) and s["saving"] == pytest.approx(-gap * 3e6 / 1e4, rel=1e-5)
+    assert (s["orders"], s["out_of_sample_orders"], s["model"], s["model_version"]) == (2, 1, "almgren", "3")
+    assert s["gap_lo_bps"] < s["gap_bps"] < s["gap_hi_bps"]
+
+
 def test_per_order_of_nothing_is_empty_with_columns():
     out = expectation.per_order(pl.DataFrame(), im.published("istar"))
     assert out.is_empty() and "gap_bps" in out.columns

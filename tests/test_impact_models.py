@@ -230,3 +230,36 @@ def test_cli_estimate_published_istar(run_cli, tmp_path):
     assert out["market_impact_bps"] == pytest.approx(34.1737, abs=1e-3)
     assert out["timing_risk_bps"] == pytest.approx(57.7350, abs=1e-3)
     assert out["total_cost_bps"] == out["market_impact_bps"]
+
+
+def _shared_path_desk(n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """One algo, the planted law gamma = 0.25, alpha = 0.5, eta = 0.15, beta = 0.5; each order's two measured
+    quantities (permanent impact, realised cost) share one draw of the order's mid path (0.05 daily sigma) plus
+    a small own noise (0.01): the structure of TCA's rows, where both are read off the same mid path."""
+    x = np.exp(rng.uniform(math.log(1e-3), math.log(0.1), n))
+    pov = np.exp(rng.uniform(math.log(0.02), math.log(0.3), n))
+    s = np.full(n, 0.02) * 1e4
+    perm, temp = 0.25 * s * x**0.5, 0.15 * s * (pov / (1 - pov)) ** 0.5
+    path = 0.05 * s * rng.standard_normal(n)
+    return pl.DataFrame({
+        "arrival_ts": np.arange(n), "algo": ["VWAP"] * n, "exec_adv": x, "pov": pov, "sigma_daily": s / 1e4,
+        "permanent_impact_bps": perm + path + 0.01 * s * rng.standard_normal(n), "temporary_impact_bps": temp,
+        "impact_cost_bps": perm / 2 + temp + path + 0.01 * s * rng.standard_normal(n), "filled_notional": np.ones(n),
+    })  # fmt: skip
+
+
+@pytest.mark.slow
+def test_almgren_bootstrap_resamples_orders_coverage():
+    """Monte Carlo (issue 16, defect 6): 200 seeded desks of 300 orders whose two rows share the order's mid path;
+    the 95% intervals of gamma and alpha must cover the planted values in 90-99% of desks (binomial sd 1.5 points).
+    Resampling orders covers 93.0% / 93.5% here (92.5% / 92.5% with seed 17); resampling rows covered 85.5% /
+    87.5% (86.5% / 86.5%)."""
+    rng = np.random.default_rng(16)
+    reps, hits = 200, {"gamma": 0, "alpha": 0}
+    for r in range(reps):
+        fit = im.fit_almgren(_shared_path_desk(300, rng), n_boot=100, seed=r, per_algo=False)
+        for k, truth in (("gamma", 0.25), ("alpha", 0.5)):
+            lo, hi = fit.intervals[k]
+            hits[k] += lo <= truth <= hi
+    cover = {k: v / reps for k, v in hits.items()}
+    assert all(0.90 <= c <= 0.99 for c in cover.values()), cover

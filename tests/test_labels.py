@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -96,7 +97,10 @@ def test_decision_label_by_hand():
     rows = pl.DataFrame(
         {
             "realized_return_bps": [100.0, -400.0, None],
-            "is_total_bps": [10.0, 10.0, 10.0],
+            "is_total_bps": [10.0, 10.0, 10.0],  # fully filled: no opportunity cost to revalue at the horizon
+            "is_delay_bps": [2.0] * 3,
+            "is_opportunity_bps": [0.0] * 3,
+            "fill_rate": [1.0] * 3,
             "alpha_bps": [50.0] * 3,
             "daily_volatility": [0.01] * 3,
             "horizon_days": [4.0] * 3,
@@ -144,3 +148,95 @@ def test_decision_outcomes_by_cost_source():
     assert out["decision_z"].to_list()[:2] == pytest.approx([-0.2, -0.175])
     assert out["decision_label"].to_list() == ["neutral", "neutral", None, labels.PENDING]
     assert "planned_duration_s" not in out.columns  # the estimator's missing inputs are not left behind
+
+
+def _real_return_bps(side: int, qty: float, filled: float, avg_px: float, p_dec: float, p_h: float, fees: float):
+    """The real portfolio's return at the horizon close by hand (Perold 1988): the filled shares bought at avg_px
+    and marked at p_h, the unfilled ones never held; minus fees; bps of the paper notional p_dec * qty."""
+    return (side * (p_h - avg_px) * filled - fees) / (p_dec * qty) * 1e4
+
+
+def _tca_row(side, qty, filled, avg_px, p_dec, p0, pn, p_h, fees):
+    """The order row's IS components as tca.py computes them (opportunity at the cancel mid pn) and its paper
+    return to the horizon close p_h, each in bps of p_dec * qty."""
+    paper = p_dec * qty
+    delay, trading = side * (p0 - p_dec) * qty, side * (avg_px - p0) * filled
+    opp = side * (pn - p0) * (qty - filled)
+    return {"is_total_bps": (delay + trading + opp + fees) / paper * 1e4, "is_delay_bps": delay / paper * 1e4,
+            "is_opportunity_bps": opp / paper * 1e4, "fill_rate": filled / qty,
+            "realized_return_bps": side * (p_h - p_dec) / p_dec * 1e4, "alpha_bps": 50.0, "daily_volatility": 0.02,
+            "horizon_days": 1.0}  # fmt: skip
+
+
+def test_unfilled_buy_whose_stock_rallied_is_not_excellent():
+    """Issue 16, defect 7: a buy of 1,000 at decision price 100 never filled; the mid was 100.50 at the cancel
+    and the stock closed the horizon at 110. The real portfolio earned nothing (minus nothing: no fees), so the
+    decision delivered 0 bps against 50 expected: z = (50 - 0) / 200 = 0.25, neutral. Valuing the unfilled shares
+    at the cancel mid in the IS but at 110 in the paper return made it +950 bps, z = -4.5, 'excellent'."""
+    row = _tca_row(1, 1000, 0, float("nan"), 100.0, 100.0, 100.5, 110.0, 0.0)
+    row["is_total_bps"] = 50.0  # delay 0 + trading 0 (no fills) + opportunity 0.5 x 1000 / 100,000
+    out = labels.decision_labels(pl.DataFrame([row]))
+    assert out["decision_net_bps"][0] == pytest.approx(_real_return_bps(1, 1000, 0, 0.0, 100.0, 110.0, 0.0))
+    assert out["decision_z"][0] == pytest.approx(0.25)
+    assert out["decision_label"][0] == "neutral"
+
+
+@pytest.mark.parametrize(
+    "side,filled,avg_px,p0,pn,p_h,fees",
+    [(1, 400, 100.3, 100.1, 100.6, 104.0, 12.0), (-1, 700, 99.2, 99.5, 99.0, 95.0, 5.0), (1, 1000, 100.2, 100.1,
+     100.4, 98.0, 3.0), (-1, 0, 1.0, 100.0, 101.0, 103.0, 0.0)],
+)  # fmt: skip
+def test_decision_net_is_the_real_portfolio_return_at_the_horizon(side, filled, avg_px, p0, pn, p_h, fees):
+    """Partially filled, fully filled and unfilled orders, both sides: decision_net_bps equals the real portfolio's
+    return marked at the horizon close, computed by hand from the fills (the paper and the real portfolio valued at
+    one price)."""
+    row = _tca_row(side, 1000, filled, avg_px, 100.0, p0, pn, p_h, fees)
+    out = labels.decision_labels(pl.DataFrame([row]))
+    assert out["decision_net_bps"][0] == pytest.approx(_real_return_bps(side, 1000, filled, avg_px, 100.0, p_h, fees))
+
+
+def _desk_by_day() -> pl.DataFrame:
+    """40 orders a day on 2026-03-02..05: days 1-3 cost exactly 3 + 0.8 x bps, day 4 costs 50 + 5 x (a regime the
+    earlier days could not know), x = sigma_bps * sqrt(size_pct_adv)."""
+    rng = np.random.default_rng(8)
+    days = np.repeat(np.arange(4), 40)
+    sigma, size = rng.uniform(0.01, 0.03, 160), rng.uniform(0.001, 0.1, 160)
+    x = sigma * 1e4 * np.sqrt(size)
+    ts = [dt.datetime(2026, 3, 2 + int(d), 15, tzinfo=dt.UTC) for d in days]
+    return pl.DataFrame({"arrival_ts": ts, "daily_volatility": sigma, "size_pct_adv": size, "spread_bps": 4.0,
+                         "planned_duration_s": 2340.0, "delay_s": 0.0,
+                         "is_total_bps": np.where(days < 3, 3 + 0.8 * x, 50 + 5 * x)})  # fmt: skip
+
+
+def test_walk_forward_expected_cost_never_sees_later_orders():
+    """Issue 16, defect 8: each order's expected cost is fitted on the orders of earlier days only. Day 1 has no
+    history: the documented default 0.5 x spread + 0.5 x x; days 2-4: the law of days 1-3, 3 + 0.8 x, exactly (by
+    hand), day 4's own regime unseen. A whole-sample fit let day 4 move every earlier day's expectation."""
+    desk = _desk_by_day()
+    x = (desk["daily_volatility"] * 1e4 * desk["size_pct_adv"].sqrt()).to_numpy()
+    day = np.repeat(np.arange(4), 40)
+    want = np.where(day == 0, 0.5 * 4.0 + 0.5 * x, 3 + 0.8 * x)
+    out = labels.execution_labels(desk, labels.WalkForwardEstimator(desk))
+    assert out["expected_cost_bps"].to_numpy() == pytest.approx(want, abs=1e-6)
+    # metamorphic: rewriting every later order leaves an earlier day's expectation unchanged
+    later = desk.with_columns(
+        pl.when(pl.col("arrival_ts").dt.day() >= 4).then(pl.col("is_total_bps") * -3).otherwise("is_total_bps")
+    )
+    again = labels.execution_labels(later, labels.WalkForwardEstimator(later))
+    assert again["expected_cost_bps"][:120].to_list() == out["expected_cost_bps"][:120].to_list()
+
+
+def test_walk_forward_prices_decisions_from_the_orders_before_their_day():
+    desk = _desk_by_day()
+    dec = pl.DataFrame({"decision_ts": [dt.datetime(2026, 3, 2, 14, tzinfo=dt.UTC), dt.datetime(2026, 3, 6, 14,
+                        tzinfo=dt.UTC)], "daily_volatility": [0.02, 0.02], "size_pct_adv": [0.04, 0.04],
+                        "spread_bps": [4.0, 4.0]})  # fmt: skip
+    est = labels.WalkForwardEstimator(desk)
+    got = est.expected(dec.with_columns(pl.lit(None, pl.Float64).alias(c) for c in ("planned_duration_s", "delay_s")))
+    x = 200 * 0.2  # sigma_bps x sqrt(0.04)
+    # 03-02: nothing before it (default); 03-06: every order of 03-02..05 (both regimes), fitted by OLS by hand
+    xs = (desk["daily_volatility"] * 1e4 * desk["size_pct_adv"].sqrt()).to_numpy()
+    b, a = np.polyfit(xs, desk["is_total_bps"].to_numpy(), 1)
+    assert got["expected_cost_bps"].to_list() == pytest.approx([0.5 * 4 + 0.5 * x, a + b * x], rel=0.05)
+    described = est.params()
+    assert [d["fitted_on"] for d in described["days"]] == [0, 160] and described["rule"].startswith("walk-forward")

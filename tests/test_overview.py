@@ -159,7 +159,14 @@ def test_expectation_weights_by_notional_and_prices_the_saving():
     pred = im.predict(fit, im.training_frame(orders))["expected_cost_bps"].to_list()
     assert e["expected_bps"] == pytest.approx((pred[0] * 1e6 + pred[1] * 3e6) / 4e6)
     assert e["saving"] == pytest.approx(((pred[0] - 1) * 1e6 + (pred[1] - 2) * 3e6) / 1e4)
-    assert overview.expectation(orders.head(0), fit) == {"orders": 0}
+    # one definition: realised - expected, notional weighted, positive = worse than expected; the model named
+    assert e["gap_bps"] == pytest.approx(e["realised_bps"] - e["expected_bps"]) == e["difference_bps"]
+    assert (e["model"], e["model_version"]) == ("istar", "published")
+    assert overview.expectation(orders.head(0), fit) == {"orders": 0, "model": "istar", "model_version": "published"}
+    # a registered champion names its version
+    import dataclasses
+
+    assert overview.expectation(orders, dataclasses.replace(fit, version="4"))["model_version"] == "4"
 
 
 def test_dataset_status_keeps_the_latest_version_and_checks_the_promise():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -64,12 +65,72 @@ def test_estimate_prices_each_algo_at_the_desks_own_participation():
     assert est.filter(pl.col("algo") == "VWAP")["istar_bps"].item() == pytest.approx(one["expected_cost_bps"][0])
 
 
-def test_recommend_names_the_cheapest_and_the_saving():
-    est = pl.DataFrame({"algo": ["A", "B", "C"], "almgren_bps": [9.0, 7.5, 12.0],
-                        "almgren_lo_bps": [0.0, -2.5, 1.0], "almgren_hi_bps": [18.0, 17.5, 23.0]})  # fmt: skip
-    r = pretrade.recommend(est)
-    assert (r["algo"], r["runner_up"], r["model"]) == ("B", "A", "almgren")
-    assert r["saving_bps"] == pytest.approx(1.5) and r["band_half_width_bps"] == pytest.approx(10.0)
+def _almgren_with_draws(mults: list[float], point: float = 0.8) -> im.ImpactFit:
+    """An Almgren fit whose bootstrap draws differ only in POV's temporary-impact multiplier (VWAP = 1)."""
+    base = {"gamma": 0.3, "alpha": 0.5, "eta": 0.15, "beta": 0.5}
+    draws = tuple((*base.values(), m) for m in mults)
+    return im.ImpactFit("almgren", {**base, "mult_POV": point}, {}, 500, 0.0, draws=draws, algos=("VWAP", "POV"))
+
+
+def _two_algos(fit: im.ImpactFit) -> pl.DataFrame:
+    ctx = {"symbol": "AAPL", "asof": dt.date(2026, 3, 5), "adv": 1e6, "sigma_daily": 0.02, "last_close": 50.0}
+    hist = _history().filter(pl.col("algo") == "VWAP")  # VWAP's MEDIUM median 0.06; POV: its algo default 0.08
+    hist = pl.concat([hist, hist.with_columns(pl.lit("POV").alias("algo"))])  # the same history: both at 0.06
+    return pretrade.estimate(ctx, 50_000, "MEDIUM", ["VWAP", "POV"], hist, im.published("istar"), fit)
+
+
+def _hand_saving(mults: list[float]) -> np.ndarray:
+    """VWAP minus POV under each draw, by hand: the permanent part is the same for both algos (same size) and
+    cancels; temporary = eta sigma_bps (pov / (1 - pov))^beta m, at pov 0.06, sigma 200 bps."""
+    temp = 0.15 * 200 * (0.06 / 0.94) ** 0.5
+    return temp * (1 - np.asarray(mults))
+
+
+def test_recommend_only_when_the_saving_is_distinguishable_from_zero():
+    """Issue 16: a recommendation needs the expected saving's 95% interval over the fit's draws to exclude zero.
+    Draws of POV's multiplier all below 1: POV recommended, the interval by hand; draws straddling 1 (the point
+    estimate still says POV is cheaper): the two algos are equivalent; published parameters: no uncertainty, no
+    recommendation."""
+    sure = [0.7 + 0.2 * k / 99 for k in range(100)]
+    r = pretrade.recommend(_two_algos(_almgren_with_draws(sure)), _almgren_with_draws(sure))
+    hand = _hand_saving(sure)
+    assert (r["algo"], r["runner_up"], r["recommended"], r["equivalent"]) == ("POV", "VWAP", True, ["POV"])
+    assert r["saving_bps"] == pytest.approx(_hand_saving([0.8])[0])
+    assert (r["saving_lo_bps"], r["saving_hi_bps"]) == pytest.approx(tuple(np.quantile(hand, [0.025, 0.975])))
+    unsure = [0.6 + 0.8 * k / 99 for k in range(100)]
+    fit = _almgren_with_draws(unsure)
+    r = pretrade.recommend(_two_algos(fit), fit)
+    assert r["algo"] == "POV" and not r["recommended"] and sorted(r["equivalent"]) == ["POV", "VWAP"]
+    assert r["saving_lo_bps"] == pytest.approx(np.quantile(_hand_saving(unsure), 0.025)) and r["saving_lo_bps"] < 0
+    pub = pretrade.recommend(_two_algos(im.published("almgren")), im.published("almgren"))
+    assert not pub["recommended"] and sorted(pub["equivalent"]) == ["POV", "VWAP"] and "published" in pub["basis"]
+
+
+def test_istar_has_an_outcome_band_like_almgren():
+    """The published I-Star's band: its residual quantiles (+-1.645 x 0.3 daily sigmas) x 200 bps around the
+    estimate."""
+    est = _two_algos(im.published("almgren"))
+    half = 1.645 * 0.3 * 200
+    assert (est["istar_hi_bps"] - est["istar_bps"]).to_list() == pytest.approx([half, half])
+    assert (est["istar_bps"] - est["istar_lo_bps"]).to_list() == pytest.approx([half, half])
+
+
+def test_size_above_the_stated_share_of_adv_is_flagged():
+    """5,000,000 shares on an ADV of 1,319,261 (379% ADV, the issue's case) is flagged; 20% ADV is not."""
+    w = pretrade.size_warning(5_000_000 / 1_319_261)
+    assert w is not None and "379% of ADV" in w and "25%" in w
+    assert pretrade.size_warning(0.20) is None and pretrade.size_warning(0.25) is None
+
+
+def test_models_disagreement_is_listed():
+    """Almgren 609 [511, 707] vs I-Star 300 [250, 350] for VWAP: each outside the other's band; TWAP: 100 [60, 140]
+    vs 120 [90, 150]: they agree."""
+    est = pl.DataFrame({"algo": ["VWAP", "TWAP"], "istar_bps": [300.0, 100.0], "istar_lo_bps": [250.0, 60.0],
+                        "istar_hi_bps": [350.0, 140.0], "almgren_bps": [609.0, 120.0],
+                        "almgren_lo_bps": [511.0, 90.0], "almgren_hi_bps": [707.0, 150.0]})  # fmt: skip
+    d = pretrade.disagreements(est)
+    assert d.rows() == [("VWAP", "I-Star", 300.0, "Almgren", 609.0, pytest.approx(2.03))]
+    assert pretrade.disagreements(est.filter(pl.col("algo") == "TWAP")).is_empty()
 
 
 def _trades_con(rows: list[tuple[str, float]]):

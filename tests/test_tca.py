@@ -204,11 +204,12 @@ def test_benchmarks_on_tiny_tape(tmp_path):
 def test_markouts_by_hand(tmp_path):
     res = run_tca(tmp_path, tape())
     r = one(res)
-    # 60 s: fill 1 (14:31) -> mid at 14:32:00 = 100.10; fill 2 (14:37) -> 14:38 = 100.20.
-    m1, m2 = (100.06 - 100.10) / 100.06 * 1e4, (100.24 - 100.20) / 100.24 * 1e4
+    # 60 s: fill 1 (14:31) -> mid prevailing at 14:32:00 = 100.00 (14:32's own quote: ts < t, tca.py); fill 2
+    # (14:37) -> 14:38 = 100.20.
+    m1, m2 = (100.06 - 100.00) / 100.06 * 1e4, (100.24 - 100.20) / 100.24 * 1e4
     assert r["markout_cost_bps_60s"] == pytest.approx((400 * m1 + 600 * m2) / 1000)
-    # 300 s: 14:36 -> 100.20 (quote at exactly 14:36 prevails); 14:42 -> 100.20.
-    m1, m2 = (100.06 - 100.20) / 100.06 * 1e4, (100.24 - 100.20) / 100.24 * 1e4
+    # 300 s: 14:36 -> 100.10 (the quote stamped at exactly 14:36 does not prevail yet: ts < t); 14:42 -> 100.20.
+    m1, m2 = (100.06 - 100.10) / 100.06 * 1e4, (100.24 - 100.20) / 100.24 * 1e4
     assert r["markout_cost_bps_300s"] == pytest.approx((400 * m1 + 600 * m2) / 1000)
     # 1800 s is past the day's last quote (14:45): marked at that last quote, 100.05.
     m1, m2 = (100.06 - 100.05) / 100.06 * 1e4, (100.24 - 100.05) / 100.24 * 1e4
@@ -264,7 +265,9 @@ def test_impact_permanent_temporary_and_reversion_by_hand(tmp_path):
     assert r["permanent_impact_bps"] == pytest.approx(5.0)  # mid at end + 30 min (clamped to the last quote)
     assert r["temporary_impact_bps"] == pytest.approx(15.0)  # what came back after the end
     assert r["reversion_bps_60s"] == pytest.approx(0.0)
-    assert r["reversion_bps_300s"] == pytest.approx(-15.0)
+    assert r["reverted_after_end_bps"] == r["temporary_impact_bps"]  # its former name, kept (tca.py)
+    assert r["reversion_bps_300s"] == pytest.approx(0.0)  # 14:45's quote is stamped at end + 300 s: not yet
+    assert r["reversion_bps_900s"] == pytest.approx(-15.0)
 
 
 def test_trading_cost_splits_into_spread_and_impact(tmp_path):

@@ -3,7 +3,9 @@ its ModelUpdateEvent, and the time-ordered evaluation helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import os
 
 import numpy as np
@@ -54,7 +56,7 @@ def test_log_register_alias_load_predict(lake):
     ev = tk.promote_if_better(lake, NAME, out["run_id"], 10.0, margin=0.5)
     assert ev["decision"] == "promoted" and ev["previous_champion"] is None and ev["reason"] == "no champion yet"
     fit, ver = tk.load_champion(lake, "istar")
-    assert ver == "1" and fit == _fit()
+    assert ver == "1" and fit == dataclasses.replace(_fit(), version="1")  # the champion names its version
     # the loaded model predicts as the logged one
     orders = pl.DataFrame({"size_adv": [0.1], "sigma_daily": [0.02], "pov": [0.2]})
     assert im.predict(fit, orders)["expected_cost_bps"][0] == im.predict(_fit(), orders)["expected_cost_bps"][0]
@@ -102,7 +104,7 @@ def test_cold_pages_read_the_champions_from_the_mirror_without_mlflow(lake, monk
 
     monkeypatch.setattr(tk, "client", no_mlflow)
     fit, ver = tk.load_champion(lake, "istar")
-    assert ver == "1" and fit == _fit(600.0)
+    assert ver == "1" and fit == dataclasses.replace(_fit(600.0), version="1")
     fit, ver = tk.load_champion(lake, "almgren")  # never trained: the published parameters, still no MLflow
     assert ver is None and fit.source == "published"
     assert tk.load_learned_champion(lake) == (None, None)
@@ -203,20 +205,43 @@ def test_train_learned_end_to_end_then_a_rerun_is_not_promoted(sim_lake, tmp_pat
     assert tk.load_learned_champion(lake)[1] == first["version"]
 
 
-def test_drift_flags_only_a_real_and_large_bias():
+def _gap_rows(days, realised, expected, notional, oos=None) -> pl.DataFrame:
+    return pl.DataFrame({"arrival_ts": days, "filled_notional": notional, "realised_bps": realised,
+                         "expected_bps": expected, "gap_bps": np.asarray(realised) - np.asarray(expected),
+                         "out_of_sample": np.ones(len(days), bool) if oos is None else oos})  # fmt: skip
+
+
+def test_drift_flags_only_a_real_and_large_gap():
     import datetime as dt
 
     rng = np.random.default_rng(0)
     days = [dt.datetime(2026, 3, 2, tzinfo=dt.UTC) + dt.timedelta(days=int(d)) for d in np.repeat(np.arange(21), 200)]
     y = rng.normal(10, 5, len(days))
     pred = y + rng.normal(0, 5, len(days))  # unbiased: no week asks for a retrain
-    pred[-200:] += 6.0  # the last day drifts by +6 bps (a week of 5 days: mean bias ~ +1.2 within that week)
-    weekly = tk.drift(pl.Series(days), y, pred, "impact-istar", "3", every="1w")
+    pred[-200:] -= 6.0  # the last day the model under-estimates by 6 bps: realised - expected = +6
+    rows = _gap_rows(days, y, pred, np.ones(len(days)))
+    weekly = tk.drift(rows, "impact-istar", "3", every="1w")
     assert weekly["n"].sum() == len(days)
     assert not weekly["retrain"][:-1].any()
-    daily = tk.drift(pl.Series(days), y, pred, "impact-istar", "3", every="1d")
+    daily = tk.drift(rows, "impact-istar", "3", every="1d")
     assert daily["retrain"].to_list() == [False] * 20 + [True]  # by day the drift is found, and only there
-    assert daily["bias_bps"][-1] == pytest.approx(6.0, abs=1.0)
+    assert daily["gap_bps"][-1] == pytest.approx(6.0, abs=1.0) and daily["bias_bps"][-1] == -daily["gap_bps"][-1]
+
+
+def test_drift_is_notional_weighted_realised_minus_expected_and_out_of_sample_only():
+    """One day, by hand: orders (realised, expected, notional) = (10, 4, 3e6), (2, 4, 1e6) out of sample, and an
+    in-sample order (100, 0, 1e9) the model was fitted on, which must not count. Gap = (6 x 3 - 2 x 1) / 4 = 4 bps
+    (positive: costlier than expected); equal-weighted it would be 2."""
+    import datetime as dt
+
+    t = [dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)] * 3
+    rows = _gap_rows(t, [10.0, 2.0, 100.0], [4.0, 4.0, 0.0], [3e6, 1e6, 1e9], oos=[True, True, False])
+    d = tk.drift(rows, "impact-istar", None, every="1d").row(0, named=True)
+    assert (d["n"], d["model_version"]) == (2, "published")
+    assert d["gap_bps"] == pytest.approx(4.0) and d["bias_bps"] == pytest.approx(-4.0)
+    assert d["realised_bps"] == pytest.approx((10 * 3 + 2) / 4) and d["mae_bps"] == pytest.approx(4.0)
+    se = math.sqrt((3e6**2) * (6 - 4) ** 2 + (1e6**2) * (-2 - 4) ** 2) / 4e6  # the sandwich SE, by hand
+    assert (d["gap_lo_bps"], d["gap_hi_bps"]) == pytest.approx((4 - 1.959964 * se, 4 + 1.959964 * se), rel=1e-5)
 
 
 def test_without_a_champion_the_published_parameters_are_the_one_to_beat(lake):

@@ -205,7 +205,7 @@ def _quality(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
 
 
 def _models(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
-    from analytics import impact_models as im
+    from analytics import expectation as ex
     from analytics import tracking
 
     sec = Section("models", SECTIONS["models"])
@@ -224,17 +224,25 @@ def _models(lake, con, f: Filters, orders: pl.DataFrame, progress) -> Section:
         keep = [c for c in ("start", "model", "dataset", "holdout_mae_bps", "holdout_coverage", "holdout_bias_bps",
                             "holdout_bucket_accuracy") if c in runs.columns]  # fmt: skip
         sec.tables.append(("Training runs (holdout: the latest 25% of days)", runs.select(keep)))
-    tf = im.training_frame(orders)
-    if tf.height:
-        fit, ver = champs["istar"]
-        pred = im.predict(fit, tf)["expected_cost_bps"]
-        dr = tracking.drift(tf["arrival_ts"], tf["impact_cost_bps"], pred, tracking.registered_name("istar"), ver, "1w")
+    fit, ver = champs["istar"]
+    gaps = ex.per_order(orders, fit)
+    if gaps.height:
+        e = ex.summary(gaps, fit)  # the summary section's figure too (overview.expectation): one definition
         sec.paragraphs.append(
-            "Realised vs expected impact by week for the I-Star champion (bias = expected − realised, bps; a week is "
-            "flagged for retraining when its 95% interval excludes zero and |bias| exceeds "
-            f"{tracking.DRIFT_THRESHOLD_BPS:g} bps)."
+            f"Realised vs expected impact (I-Star {e['model_version']}, filled-notional weighted over {e['orders']:,} "
+            f"orders): realised {e['realised_bps']:+.1f} bps, expected {e['expected_bps']:+.1f} bps, realised − "
+            f"expected {e['gap_bps']:+.1f} bps (95% interval {e['gap_lo_bps']:+.1f} to {e['gap_hi_bps']:+.1f}; + = worse "
+            "than expected)."
         )
-        sec.tables.append(("Drift (PredictiveAnalyticsEvent)", dr.drop("event_type", "code_version")))
+        dr = tracking.drift(gaps, tracking.registered_name("istar"), ver, "1w")
+        sec.paragraphs.append(
+            "Drift by week, out of sample only (orders after the champion's training data: "
+            f"{int(gaps['out_of_sample'].sum()):,} of {gaps.height:,}): realised − expected with its 95% interval "
+            "(bias = its opposite, the former column); a week is flagged for retraining when the interval excludes "
+            f"zero and |gap| exceeds {tracking.DRIFT_THRESHOLD_BPS:g} bps."
+        )
+        if dr.height:
+            sec.tables.append(("Drift (PredictiveAnalyticsEvent)", dr.drop("event_type", "code_version")))
     return sec
 
 
