@@ -67,6 +67,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"held earlier, {table}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     if out["quarantine_reasons"]:
         print("quarantined by reason: " + ", ".join(f"{k} {v}" for k, v in out["quarantine_reasons"].items()))
+    for f in out["files"]:
+        if f["status"] == "skipped":
+            print(f"skipped {f['path']}: {f['reason']}")
     already = [f["path"] for f in out["files"] if f["status"] == "already_ingested"]
     if already:
         print(f"{len(already)} file(s) already ingested before (no-op)")

@@ -40,8 +40,10 @@ the same outcome as one bulk batch of the same events.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,27 +145,73 @@ class IngestResult:
 # ---------------------------------------------------------------------------------------------------
 # Discovering and reading sources
 # ---------------------------------------------------------------------------------------------------
-def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[Source]:
-    """Expand folders (files with a known extension, sorted), check every path is readable and its
-    format known. Raises :class:`IngestError` before anything is read or written."""
+def format_of(name: str) -> str | None:
+    """The format a file name says (``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``, ``.pq``; JSON Lines and
+    CSV also gzipped, ``.jsonl.gz``), else None."""
+    low = name.lower()
+    if low.endswith(".gz"):
+        inner = Path(low[:-3]).suffix
+        return FORMATS[inner] if FORMATS.get(inner) in ("jsonl", "csv") else None
+    return FORMATS.get(Path(low).suffix)
+
+
+def table_hint(name: str) -> str | None:
+    """The table a file name's first word names: ``fills_2026-03-02.parquet`` -> fills, and whole table
+    names that have an underscore (``benchmark_weights_2026-03.csv``, ``factor_returns.csv``)."""
+    stem = name.split(".")[0].replace("-", "_").lower()
+    word = next((t for t in TABLES if stem == t or stem.startswith(t + "_")), stem.split("_")[0])
+    return table_for_name(word)
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[dict]]:
+    """Every file under ``folder``: (the data files, the skipped ones with a reason). Symbolic links are
+    never followed out of the folder (a linked folder is not entered; a linked file must resolve inside)."""
+    root = folder.resolve()
+    found, skipped = [], []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        d = Path(dirpath)
+        for name in sorted(dirnames):
+            if (d / name).is_symlink():
+                skipped.append({"path": str(d / name), "reason": "a symbolic link to a folder (not followed)"})
+        for name in filenames:
+            f = d / name
+            rel = f.relative_to(folder)
+            if any(part.startswith(("_", ".")) for part in rel.parts):
+                # Like Hive and Spark, names starting with "_" or "." are metadata, not data (_faults.jsonl).
+                why = "name starts with '_' or '.' (metadata, not data)"
+            elif f.is_symlink() and not f.resolve().is_relative_to(root):
+                why = "a symbolic link to a file outside the folder"
+            elif not f.is_file():
+                why = "not a regular file"
+            elif format_of(name) is None:
+                why = "unknown format (expected .jsonl, .ndjson, .csv, .parquet, or .jsonl.gz / .csv.gz)"
+            else:
+                found.append(f)
+                continue
+            skipped.append({"path": str(f), "reason": why})
+    return sorted(found), sorted(skipped, key=lambda x: x["path"])
+
+
+def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple[list[Source], list[dict]]:
+    """Expand folders, check every path is readable and its format known: (the sources, the files found in
+    folders and skipped, each with a reason). Raises :class:`IngestError` before anything is read or
+    written."""
     if type_name is not None and type_name not in TABLES:
         raise IngestError(f"unknown --type {type_name!r}; one of: {', '.join(TABLES)}")
     files: list[Path] = []
+    skipped: list[dict] = []
     for p in map(Path, paths):
         if p.is_dir():
-            # Like Hive and Spark, names starting with "_" or "." are metadata, not data (_faults.jsonl).
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and f.suffix.lower() in FORMATS
-                and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)
-            )
+            found, skip = _walk(p)
             if not found:
-                raise IngestError(f"{p}: folder has no .jsonl, .ndjson, .csv or .parquet file")
+                why = "; ".join(f"{Path(k['path']).name}: {k['reason']}" for k in skip[:5])
+                raise IngestError(
+                    f"{p}: folder has no .jsonl, .ndjson, .csv or .parquet file" + (f" (skipped {why})" if why else "")
+                )
             files.extend(found)
+            skipped.extend(skip)
         elif p.is_file():
-            if p.suffix.lower() not in FORMATS:
+            if format_of(p.name) is None:
                 raise IngestError(f"{p}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv or .parquet)")
             files.append(p)
         elif p.exists():
@@ -177,11 +225,8 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[
                 pass
         except OSError as e:
             raise IngestError(f"{f}: cannot be read ({e.strerror})") from e
-        stem = f.name.split(".")[0].replace("-", "_").lower()
-        # The first word, or a whole table name that has an underscore (benchmark_weights_2026-03.csv).
-        word = next((t for t in TABLES if stem == t or stem.startswith(t + "_")), stem.split("_")[0])
-        out.append(Source(f, FORMATS[f.suffix.lower()], type_name, table_for_name(word), i, str(f)))
-    return out
+        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, str(f)))
+    return out, skipped
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -230,7 +275,7 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
     quarantined as ``unparseable``. Row frames carry ``_line`` but not the line itself: the text of every
     line is kept once, in ``Parsed.lines``, for the few rows that end up in the quarantine."""
-    lines = src.path.read_bytes().split(b"\n")
+    lines = _jsonl_lines(_read_bytes(src.path))
     raw = pl.Series("raw", lines, dtype=pl.Binary)
     try:
         text = raw.cast(pl.String)
@@ -299,19 +344,55 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
         cols = ", ".join(f"v.{quote_ident(f.name)} AS {quote_ident(f.name)}" for f in t.fields)
         # Fields beyond the contract are kept in `extra` (merge-patching the known keys to null removes
         # them); json_keys is cheap next to the patch, which runs only on lines that carry such fields.
+        # A key twice in one object ({"quantity": 10, "quantity": -10}) has no single meaning: quarantined as
+        # duplicate_key, whichever value a parser would keep (top-level keys).
         df = query(
             con,
             f"""SELECT line AS _line, {cols},
-                       CASE WHEN len(list_filter(json_keys(raw), lambda k: NOT list_contains(?::VARCHAR[], k))) > 0
-                            THEN json_merge_patch(raw, {patch}) END AS extra
-                FROM (SELECT line, raw, {src_struct} AS v FROM jt JOIN jl USING (line) WHERE tbl = ?) ORDER BY line""",
+                       CASE WHEN len(list_filter(keys, lambda k: NOT list_contains(?::VARCHAR[], k))) > 0
+                            THEN json_merge_patch(raw, {patch}) END AS extra,
+                       CASE WHEN len(keys) > len(list_distinct(keys)) THEN array_to_string(
+                            list_filter(list_distinct(keys), lambda x: len(list_filter(keys, lambda y: y = x)) > 1),
+                            ', ') END AS _dupkeys
+                FROM (SELECT line, raw, json_keys(raw) AS keys, {src_struct} AS v
+                      FROM jt JOIN jl USING (line) WHERE tbl = ?) ORDER BY line""",
             [known, t.name],
         )
-        parsed.add(t.name, df)
+        dup = df.filter(pl.col("_dupkeys").is_not_null())
+        if dup.height:
+            parsed.rejects.append(
+                dup.select(
+                    pl.lit(t.name).alias("table"),
+                    pl.col("_line").alias("line"),
+                    pl.lit("duplicate_key").alias("reason"),
+                    pl.concat_str(pl.lit("key appears more than once: "), pl.col("_dupkeys")).alias("detail"),
+                    pl.lit(None, pl.String).alias("raw"),
+                )
+            )
+        parsed.add(t.name, df.filter(pl.col("_dupkeys").is_null()).drop("_dupkeys"))
     con.execute("DROP VIEW IF EXISTS jt; DROP TABLE IF EXISTS jr")
     con.unregister("jl")
     con.unregister("jbad")
     return parsed
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when its name ends in ``.gz``."""
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    return path.read_bytes()
+
+
+def _jsonl_lines(data: bytes) -> list[bytes]:
+    """The lines of a JSON Lines text: a UTF-8 byte-order mark at the start is dropped, and ``\n``,
+    ``\r\n`` and a lone ``\r`` (old Mac files) all end a line (JSON escapes CR and LF inside strings, so
+    neither can be part of an event)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data.split(b"\n")
 
 
 def _json_struct(table: str) -> dict[str, str]:
@@ -330,7 +411,7 @@ def _table_of_frame(src: Source, columns: list[str]) -> str:
     if src.name_hint:
         return src.name_hint
     raise IngestError(
-        f"{src.path}: cannot tell which table this file holds: name it after its table "
+        f"{src.display}: cannot tell which table this file holds: name it after its table "
         f"(e.g. fills_2026-03-02.{src.fmt}), add an event_type column, or pass --type"
     )
 
@@ -361,10 +442,25 @@ def _split_by_event_type(df: pl.DataFrame, parsed: Parsed) -> None:
         parsed.add(t, _with_extra(part.drop(empty), t))
 
 
+_USER = "\x00"  # prefix of a user column whose name starts with "_" or is "extra" (see _protect)
+
+
+def _protect(df: pl.DataFrame) -> pl.DataFrame:
+    """Rename the user's columns that could collide with internal ones (``_raw``, ``_line``, any name starting
+    with ``_``, and ``extra``) before any internal column is added: they are kept as extra fields under their
+    own names, and never taken for the row's line, source or raw content."""
+    clash = {c: _USER + c for c in df.columns if c.startswith("_") or c == "extra"}
+    return df.rename(clash) if clash else df
+
+
+def _user_name(c: str) -> str:
+    return c.removeprefix(_USER)
+
+
 def _row_json(df: pl.DataFrame) -> pl.Expr:
     """The row's received fields (not the internal ``_``/``__t_`` columns) as a JSON object."""
     cols = [c for c in df.columns if not c.startswith("_")]
-    return pl.struct([pl.col(c).cast(pl.String) for c in cols]).struct.json_encode()
+    return pl.struct([pl.col(c).cast(pl.String).alias(_user_name(c)) for c in cols]).struct.json_encode()
 
 
 def _has_identity(table: str) -> pl.Expr:
@@ -385,7 +481,9 @@ def _raw_expr(df: pl.DataFrame, cols_by_src: dict[int, list[str]] | None = None)
     for i, cols in (cols_by_src or {}).items():
         if i not in present:
             continue
-        own = pl.struct([pl.col(c).cast(pl.String) for c in cols if c in df.columns]).struct.json_encode()
+        own = pl.struct(
+            [pl.col(c).cast(pl.String).alias(_user_name(c)) for c in cols if c in df.columns]
+        ).struct.json_encode()
         as_json = pl.when(pl.col("_src") == i).then(own).otherwise(as_json)
     return pl.coalesce(pl.col("_raw"), as_json) if "_raw" in df.columns else as_json
 
@@ -396,7 +494,7 @@ def _with_extra(df: pl.DataFrame, table: str) -> pl.DataFrame:
     extras = [c for c in df.columns if c not in known and not c.startswith("_")]
     if not extras:
         return df.with_columns(pl.lit(None, pl.String).alias("extra"))
-    enc = pl.struct([pl.col(c) for c in extras]).struct.json_encode()
+    enc = pl.struct([pl.col(c).alias(_user_name(c)) for c in extras]).struct.json_encode()
     return df.with_columns(enc.alias("extra")).drop(extras)
 
 
@@ -413,7 +511,8 @@ def _read_csv(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
             [str(src.path)],
         )
     except duckdb.Error as e:
-        raise IngestError(f"{src.path}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+        raise IngestError(f"{src.display}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+    df = _protect(df)
     errs = query(con, "SELECT line, error_type, csv_line, error_message FROM csv_errors ORDER BY line")
     con.execute("DROP TABLE IF EXISTS csv_errors; DROP TABLE IF EXISTS csv_scan")
     err_lines = errs["line"].unique().sort().to_list() if errs.height else []
@@ -452,10 +551,10 @@ def _parquet_batches(src: Source) -> Iterable[pl.DataFrame]:
     try:
         n = pq.ParquetFile(src.path).metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a broken file
-        raise IngestError(f"{src.path}: not a readable Parquet file ({e})") from e
+        raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e
     scan = pl.scan_parquet(src.path)
     for offset in range(0, max(n, 1), STREAM_BATCH_ROWS):
-        df = scan.slice(offset, STREAM_BATCH_ROWS).collect()
+        df = _protect(scan.slice(offset, STREAM_BATCH_ROWS).collect())
         yield df.with_columns(pl.int_range(offset, offset + df.height, dtype=pl.Int64).alias("_line"))
 
 
@@ -1128,7 +1227,7 @@ def ingest(
     Raises :class:`IngestError` for an unreadable path or format, before the lake is touched.
     """
     lake = lake or Lake()
-    sources = discover(paths, type_name)
+    sources, skipped = discover(paths, type_name)
     for s in sources:
         if display_names and str(s.path) in display_names:
             s.display = display_names[str(s.path)]
@@ -1143,7 +1242,7 @@ def ingest(
         # held in memory; the order of processing changes no result.
         for i, src in enumerate(sorted(sources, key=lambda s: (not _streams(s), s.index))):
             if progress:
-                progress(i / max(len(sources), 1) * 0.8, f"reading {src.path.name}")
+                progress(i / max(len(sources), 1) * 0.8, f"reading {Path(src.display).name}")
             src.sha256, src.size = _sha256(src.path)
             if src.sha256 in done or src.sha256 in seen_now:
                 # The very same bytes were ingested before: a no-op, reported with what became of its rows.
@@ -1223,6 +1322,8 @@ def ingest(
                 **fc,
             }
         )
+    for k in skipped:  # found in a folder, not ingested: listed with the reason, never dropped silently
+        result.files.append({"path": k["path"], "format": None, "status": "skipped", "reason": k["reason"], "read": 0})
     if b.reasons:
         result.quarantine_reasons = dict(
             pl.concat(b.reasons).group_by("reason").agg(pl.col("n").sum()).sort("reason").iter_rows()
@@ -1246,4 +1347,4 @@ def _readable_parquet(src: Source) -> bool:
         pq.read_schema(src.path)
         return True
     except Exception as e:  # pyarrow raises several types for a broken file
-        raise IngestError(f"{src.path}: not a readable Parquet file ({e})") from e
+        raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e

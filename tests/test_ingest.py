@@ -581,7 +581,11 @@ def test_folder_is_expanded_in_name_order(lake, files, ev):
     files.jsonl("drop/a_orders.jsonl", [ev.order()])
     files.raw("drop/readme.md", b"ignored")
     res = ingest([sub], lake)
-    assert [f["path"].rsplit("/", 1)[1] for f in res.files] == ["a_orders.jsonl", "b_fills.jsonl"]
+    assert [(f["path"].rsplit("/", 1)[1], f["status"]) for f in res.files] == [
+        ("a_orders.jsonl", "ingested"),
+        ("b_fills.jsonl", "ingested"),
+        ("readme.md", "skipped"),  # listed with its reason, not dropped silently
+    ]
     assert res.to_dict()["totals"]["accepted"] == 2
 
 

@@ -7,6 +7,8 @@ Counts are (read, accepted, duplicate, quarantined, held), worked out by hand in
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import polars as pl
 
@@ -217,3 +219,90 @@ def test_values_and_times_beyond_the_limits_are_quarantined_with_their_own_codes
         limits=wide,
     )
     assert counts(r, "fills") == (1, 1, 0, 0, 0)
+
+
+# --- input forms (items 5, 10, 4) -----------------------------------------------------------------
+def test_user_columns_named_like_internal_ones_are_kept_as_extra_fields(lake, files, ev, quarantine):
+    """Issue 15 item 5: a user column ``_raw`` was taken for the quarantine's raw content, so two different
+    bad rows with the same ``_raw`` looked identical and the second was stored nowhere."""
+    user = {"_raw": "same", "_line": "77", "extra": "mine"}
+    rows = [
+        ev.bare(ev.fill(event_id="b1", fill_id="B1", quantity=-1)) | user,
+        ev.bare(ev.fill(event_id="b2", fill_id="B2", quantity=-2)) | user,
+        ev.bare(ev.fill()) | user,
+    ]
+    for name, write in (("fills_u.csv", files.csv), ("fills_u.parquet", files.parquet)):
+        lk = type(lake)(lake.root.parent / name)
+        ingest([files.jsonl("o.jsonl", [ev.order()])], lk)
+        res = ingest([write(name, rows)], lk)
+        assert (res.tables["fills"].accepted, res.tables["fills"].quarantined) == (1, 2), name
+        q = quarantine(lk)
+        assert q["event_id"].to_list() == ["b1", "b2"] and q["line"].to_list() == (
+            [2, 3] if name.endswith("csv") else [0, 1]
+        )
+        # The raw row keeps the user's fields (a batch file's extra fields as the row's `extra` object).
+        assert [json.loads(json.loads(r)["extra"])["_raw"] for r in q["raw"]] == ["same", "same"]
+        extra = json.loads(lk.read("fills")["extra"][0])
+        assert {k: str(v) for k, v in extra.items()} == user
+
+
+def test_duplicate_keys_bom_and_cr_line_endings(lake, files, ev, quarantine):
+    """Issue 15 item 10: {"quantity": 10, "quantity": -10} is quarantined as duplicate_key (a parser keeps
+    either value); a UTF-8 BOM and CR-only line endings are read as any other JSON Lines file."""
+    o = json.dumps(ev.order())
+    dup = json.dumps(ev.fill()).replace('"quantity": 100', '"quantity": 10, "quantity": -10')
+    data = (
+        b"\xef\xbb\xbf"
+        + o.encode()
+        + b"\r"
+        + dup.encode()
+        + b"\r"
+        + json.dumps(ev.fill(event_id="f2", fill_id="F2")).encode()
+        + b"\r"
+    )
+    res = ingest([files.raw("mac.jsonl", data)], lake)
+    assert (res.tables["orders"].accepted, res.tables["fills"].accepted, res.tables["fills"].quarantined) == (1, 1, 1)
+    q = quarantine(lake)
+    assert q.select("line", "reason", "detail", "raw").rows() == [
+        (2, "duplicate_key", "key appears more than once: quantity", dup)
+    ]
+
+
+def test_folder_lists_every_file_it_skips_reads_gzip_and_stays_inside(lake, files, ev, tmp_path):
+    """Issue 15 items 4 and 14: fills_a.json, *.JSONL.txt and _fills_c.jsonl were skipped silently;
+    *.jsonl.gz was not read; a symbolic link out of the folder was followed."""
+    import gzip
+
+    d = tmp_path / "drop"
+    (d / "sub").mkdir(parents=True)
+    (d / "orders.jsonl").write_text(json.dumps(ev.order()) + "\n")
+    (d / "sub" / "fills_b.jsonl.gz").write_bytes(gzip.compress((json.dumps(ev.fill()) + "\n").encode()))
+    (d / "fills_gz.csv.gz").write_bytes(
+        gzip.compress(
+            b"event_id,fill_id,order_id,ts,symbol,side,quantity,price,venue\n"
+            b"f2,F2,O1,2026-03-02T14:32:00Z,AAPL,BUY,50,100.02,XNAS\n"
+        )
+    )
+    (d / "fills_a.json").write_text(json.dumps(ev.fill(event_id="fa", fill_id="FA")) + "\n")
+    (d / "fills.JSONL.txt").write_text("{}\n")
+    (d / "_fills_c.jsonl").write_text("{}\n")
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "fills_x.jsonl").write_text(json.dumps(ev.fill(event_id="fx", fill_id="FX")) + "\n")
+    (d / "linked.jsonl").symlink_to(outside / "fills_x.jsonl")
+    (d / "linked_dir").symlink_to(outside)
+    res = ingest([d], lake)
+    by = {Path(f["path"]).name: f for f in res.files}
+    assert {n: f["status"] for n, f in by.items()} == {
+        "orders.jsonl": "ingested",
+        "fills_b.jsonl.gz": "ingested",
+        "fills_gz.csv.gz": "ingested",
+        "fills_a.json": "skipped",
+        "fills.JSONL.txt": "skipped",
+        "_fills_c.jsonl": "skipped",
+        "linked.jsonl": "skipped",
+        "linked_dir": "skipped",
+    }
+    assert "outside the folder" in by["linked.jsonl"]["reason"] and "not followed" in by["linked_dir"]["reason"]
+    assert "metadata" in by["_fills_c.jsonl"]["reason"] and "unknown format" in by["fills_a.json"]["reason"]
+    assert sorted(lake.read("fills")["event_id"].to_list()) == ["f1", "f2"]
