@@ -36,6 +36,7 @@ import duckdb
 from analytics.ingest import IngestError, ingest
 from analytics.schema import TABLES
 from analytics.store import Lake, LakeCorrupt
+from analytics.validate import Limits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,7 +87,8 @@ def _print_table(rows: list[dict], cols: list[str]) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     lake = Lake(args.lake)
     try:
-        res = ingest(args.paths, lake, type_name=args.type)
+        limits = Limits(hold_limit=dt.timedelta(hours=args.hold_hours)) if args.hold_hours is not None else Limits()
+        res = ingest(args.paths, lake, type_name=args.type, limits=limits)
     except IngestError as e:
         print(f"ingest: error: {e}", file=sys.stderr)
         print("ingest: nothing was written; the lake is unchanged", file=sys.stderr)
@@ -97,14 +99,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(json.dumps(out, default=str))
         return 0
     rows = [{"table": t, **c} for t, c in out["tables"].items()]
-    _print_table(rows, ["table", "read", "accepted", "duplicate", "quarantined"])
+    _print_table(rows, ["table", "read", "accepted", "duplicate", "quarantined", "held"])
     t = out["totals"]
     print(
         f"total: read {t['read']} = accepted {t['accepted']} + duplicate {t['duplicate']} "
-        f"+ quarantined {t['quarantined']}"
+        f"+ quarantined {t['quarantined']} + held {t['held']}"
     )
+    for table, c in out["held_before"].items():
+        print(f"held earlier, {table}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     if out["quarantine_reasons"]:
         print("quarantined by reason: " + ", ".join(f"{k} {v}" for k, v in out["quarantine_reasons"].items()))
+    for f in out["files"]:
+        if f["status"] == "skipped":
+            print(f"skipped {f['path']}: {f['reason']}")
     already = [f["path"] for f in out["files"] if f["status"] == "already_ingested"]
     if already:
         print(f"{len(already)} file(s) already ingested before (no-op)")
@@ -539,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--type", choices=sorted(TABLES), help="table of files that neither name it nor say it")
     _lake_arg(pi)
     pi.add_argument("--json", action="store_true", help="print one JSON object")
+    pi.add_argument(
+        "--hold-hours",
+        type=float,
+        metavar="H",
+        help="how long a fill/settlement/amendment that arrived before its parent is held before it is "
+        "quarantined (arrival time; default 24; 0 = at once)",
+    )
     pi.set_defaults(func=cmd_ingest)
 
     pl_ = sub.add_parser("lake", help="tables and counts; verify (sizes, hashes); repair (CURRENT, rollback)")

@@ -1,31 +1,49 @@
-"""Ingest contract files (JSON Lines, CSV, Parquet) into the lake: validate, quarantine, deduplicate, commit.
+"""Ingest contract files (JSON Lines, CSV, Parquet) into the lake: validate, quarantine, hold, deduplicate, commit.
 
-One call of :func:`ingest` is one atomic batch: either every accepted row and every quarantined row of all
-its files becomes visible as the next lake version, or (on any error, crash or kill) nothing does.
+One call of :func:`ingest` is one atomic batch: either every accepted, quarantined and held row of all its
+files becomes visible as the next lake version, or (on any error, crash or kill) nothing does.
 
-Accounting, per table: ``read = accepted + duplicate + quarantined``, where
+Accounting, per table and per file: ``read = accepted + duplicate + quarantined + held``, where
 - accepted: new rows written to the table;
-- duplicate: rows already in the lake or earlier in the batch with the same key and content (and every row
-  of a file whose exact bytes were ingested before), or an identical rejected row already quarantined;
-- quarantined: rows written to the ``quarantine`` table with a reason, source file, line and raw content.
+- duplicate: rows already in the lake, or repeating an accepted row of the batch, with the same key and
+  content (and every accepted row of a file whose exact bytes were ingested before);
+- quarantined: rows rejected with a reason. Each is counted every time it is sent; the ``quarantine``
+  table keeps one row per distinct rejected event (same table, reason and raw content), with its source
+  file, line and raw content. A repeat of a rejected row is quarantined with it, never a duplicate.
+- held: rows that arrived before their parent (a fill before its order's NEW, a REPLACE/CANCEL/DONE
+  before NEW, a settlement before its fill). They wait in ``held_<table>`` and are accepted, with no
+  command, by the batch in which the parent arrives (the same batch or a later one). Past the hold limit
+  (:class:`analytics.validate.Limits`, arrival time, default 24 h) they are quarantined as ``unknown_order``
+  / ``unknown_fill`` and still accepted if the parent comes later (the quarantine row is then resolved:
+  ``held_released`` records ``accepted`` after ``expired``). ``IngestResult.held_before`` reports what
+  became of rows held by earlier batches; they are not part of this batch's ``read``.
 Lines that cannot be attributed to a table (not JSON, no known ``event_type``) count under ``unknown``.
+A file whose exact bytes were ingested before is a no-op reported with its rows' standing (accepted and
+duplicates as duplicate, quarantined as quarantined, held as held while they wait).
 
-Idempotency: a file whose SHA-256 was ingested before is a no-op; rows are identified by the table's key
-(``event_id`` for events, natural keys for reference data, ``(symbol, venue, seq)`` for market data that
-carries ``seq``); the same key with different content is quarantined as ``conflict``.
+Idempotency: rows are identified by the table's key (``event_id`` for events, natural keys for reference
+data, ``(symbol, venue, seq)`` for market data that carries ``seq``); the same key with different content
+is quarantined as ``conflict``.
 
-Referential rules (reason codes): ``unknown_order`` (an order's REPLACE/CANCEL/DONE or a fill whose
-``order_id`` has no NEW in the lake or the batch), ``order_mismatch`` (a fill's symbol or side differs from
-its order's), ``unknown_fill`` (a settlement of an unknown ``fill_id``), ``conflict`` (same key, different
+Referential and plausibility rules (reason codes, beside the row rules of :mod:`analytics.validate`):
+``unknown_order`` / ``unknown_fill`` (held past the hold limit), ``order_mismatch`` (a fill's symbol or side
+differs from its order's), ``fill_before_order`` (a fill dated before its order's NEW), ``overfill`` (the
+order's fills would add up to more than its quantity, across batches), ``conflict`` (same key, different
 content; or a second NEW for an ``order_id`` / a reused ``fill_id`` or ``decision_id`` under another
 ``event_id``).
+
+The live engine holds out-of-order events through this same code path: holding is a function of the batch
+and the lake snapshot (the held rows and their tombstones), so a stream that ingests micro-batches gets
+the same outcome as one bulk batch of the same events.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +54,18 @@ import pyarrow.parquet as pq
 
 from analytics.schema import (
     EVENT_TYPES,
+    HOLDABLE,
     INGEST_ORDER,
+    INTERNAL_TABLES,
     MARKET_KINDS,
     QUARANTINE_SCHEMA,
+    RELEASED_SCHEMA,
     TABLES,
+    held_table,
     table_for_name,
 )
 from analytics.store import Lake, query, quote_ident, sql_literal
-from analytics.validate import typed_frame, validate
+from analytics.validate import DEFAULT_LIMITS, Limits, typed_frame, validate
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -67,12 +89,14 @@ class TableCounts:
     accepted: int = 0
     duplicate: int = 0
     quarantined: int = 0
+    held: int = 0  # arrived before their parent (order, fill): waiting, see the module docstring
 
     def add(self, other: TableCounts) -> None:
         self.read += other.read
         self.accepted += other.accepted
         self.duplicate += other.duplicate
         self.quarantined += other.quarantined
+        self.held += other.held
 
 
 @dataclass
@@ -95,6 +119,10 @@ class IngestResult:
     tables: dict[str, TableCounts] = field(default_factory=dict)
     files: list[dict] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    # Rows held by earlier batches, per table, by what became of them in this batch: accepted (their parent
+    # arrived), quarantined (the hold limit passed, or another rule failed once the parent was known),
+    # duplicate, or still held. Not part of this batch's ``read``.
+    held_before: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         tables = {t: c.__dict__ for t, c in sorted(self.tables.items())}
@@ -109,6 +137,7 @@ class IngestResult:
             "tables": tables,
             "totals": total.__dict__,
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "held_before": {t: dict(c) for t, c in sorted(self.held_before.items())},
             "files": self.files,
         }
 
@@ -116,27 +145,73 @@ class IngestResult:
 # ---------------------------------------------------------------------------------------------------
 # Discovering and reading sources
 # ---------------------------------------------------------------------------------------------------
-def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[Source]:
-    """Expand folders (files with a known extension, sorted), check every path is readable and its
-    format known. Raises :class:`IngestError` before anything is read or written."""
+def format_of(name: str) -> str | None:
+    """The format a file name says (``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``, ``.pq``; JSON Lines and
+    CSV also gzipped, ``.jsonl.gz``), else None."""
+    low = name.lower()
+    if low.endswith(".gz"):
+        inner = Path(low[:-3]).suffix
+        return FORMATS[inner] if FORMATS.get(inner) in ("jsonl", "csv") else None
+    return FORMATS.get(Path(low).suffix)
+
+
+def table_hint(name: str) -> str | None:
+    """The table a file name's first word names: ``fills_2026-03-02.parquet`` -> fills, and whole table
+    names that have an underscore (``benchmark_weights_2026-03.csv``, ``factor_returns.csv``)."""
+    stem = name.split(".")[0].replace("-", "_").lower()
+    word = next((t for t in TABLES if stem == t or stem.startswith(t + "_")), stem.split("_")[0])
+    return table_for_name(word)
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[dict]]:
+    """Every file under ``folder``: (the data files, the skipped ones with a reason). Symbolic links are
+    never followed out of the folder (a linked folder is not entered; a linked file must resolve inside)."""
+    root = folder.resolve()
+    found, skipped = [], []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        d = Path(dirpath)
+        for name in sorted(dirnames):
+            if (d / name).is_symlink():
+                skipped.append({"path": str(d / name), "reason": "a symbolic link to a folder (not followed)"})
+        for name in filenames:
+            f = d / name
+            rel = f.relative_to(folder)
+            if any(part.startswith(("_", ".")) for part in rel.parts):
+                # Like Hive and Spark, names starting with "_" or "." are metadata, not data (_faults.jsonl).
+                why = "name starts with '_' or '.' (metadata, not data)"
+            elif f.is_symlink() and not f.resolve().is_relative_to(root):
+                why = "a symbolic link to a file outside the folder"
+            elif not f.is_file():
+                why = "not a regular file"
+            elif format_of(name) is None:
+                why = "unknown format (expected .jsonl, .ndjson, .csv, .parquet, or .jsonl.gz / .csv.gz)"
+            else:
+                found.append(f)
+                continue
+            skipped.append({"path": str(f), "reason": why})
+    return sorted(found), sorted(skipped, key=lambda x: x["path"])
+
+
+def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple[list[Source], list[dict]]:
+    """Expand folders, check every path is readable and its format known: (the sources, the files found in
+    folders and skipped, each with a reason). Raises :class:`IngestError` before anything is read or
+    written."""
     if type_name is not None and type_name not in TABLES:
         raise IngestError(f"unknown --type {type_name!r}; one of: {', '.join(TABLES)}")
     files: list[Path] = []
+    skipped: list[dict] = []
     for p in map(Path, paths):
         if p.is_dir():
-            # Like Hive and Spark, names starting with "_" or "." are metadata, not data (_faults.jsonl).
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and f.suffix.lower() in FORMATS
-                and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)
-            )
+            found, skip = _walk(p)
             if not found:
-                raise IngestError(f"{p}: folder has no .jsonl, .ndjson, .csv or .parquet file")
+                why = "; ".join(f"{Path(k['path']).name}: {k['reason']}" for k in skip[:5])
+                raise IngestError(
+                    f"{p}: folder has no .jsonl, .ndjson, .csv or .parquet file" + (f" (skipped {why})" if why else "")
+                )
             files.extend(found)
+            skipped.extend(skip)
         elif p.is_file():
-            if p.suffix.lower() not in FORMATS:
+            if format_of(p.name) is None:
                 raise IngestError(f"{p}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv or .parquet)")
             files.append(p)
         elif p.exists():
@@ -150,11 +225,8 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> list[
                 pass
         except OSError as e:
             raise IngestError(f"{f}: cannot be read ({e.strerror})") from e
-        stem = f.name.split(".")[0].replace("-", "_").lower()
-        # The first word, or a whole table name that has an underscore (benchmark_weights_2026-03.csv).
-        word = next((t for t in TABLES if stem == t or stem.startswith(t + "_")), stem.split("_")[0])
-        out.append(Source(f, FORMATS[f.suffix.lower()], type_name, table_for_name(word), i, str(f)))
-    return out
+        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, str(f)))
+    return out, skipped
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -203,7 +275,7 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
     quarantined as ``unparseable``. Row frames carry ``_line`` but not the line itself: the text of every
     line is kept once, in ``Parsed.lines``, for the few rows that end up in the quarantine."""
-    lines = src.path.read_bytes().split(b"\n")
+    lines = _jsonl_lines(_read_bytes(src.path))
     raw = pl.Series("raw", lines, dtype=pl.Binary)
     try:
         text = raw.cast(pl.String)
@@ -272,19 +344,55 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
         cols = ", ".join(f"v.{quote_ident(f.name)} AS {quote_ident(f.name)}" for f in t.fields)
         # Fields beyond the contract are kept in `extra` (merge-patching the known keys to null removes
         # them); json_keys is cheap next to the patch, which runs only on lines that carry such fields.
+        # A key twice in one object ({"quantity": 10, "quantity": -10}) has no single meaning: quarantined as
+        # duplicate_key, whichever value a parser would keep (top-level keys).
         df = query(
             con,
             f"""SELECT line AS _line, {cols},
-                       CASE WHEN len(list_filter(json_keys(raw), lambda k: NOT list_contains(?::VARCHAR[], k))) > 0
-                            THEN json_merge_patch(raw, {patch}) END AS extra
-                FROM (SELECT line, raw, {src_struct} AS v FROM jt JOIN jl USING (line) WHERE tbl = ?) ORDER BY line""",
+                       CASE WHEN len(list_filter(keys, lambda k: NOT list_contains(?::VARCHAR[], k))) > 0
+                            THEN json_merge_patch(raw, {patch}) END AS extra,
+                       CASE WHEN len(keys) > len(list_distinct(keys)) THEN array_to_string(
+                            list_filter(list_distinct(keys), lambda x: len(list_filter(keys, lambda y: y = x)) > 1),
+                            ', ') END AS _dupkeys
+                FROM (SELECT line, raw, json_keys(raw) AS keys, {src_struct} AS v
+                      FROM jt JOIN jl USING (line) WHERE tbl = ?) ORDER BY line""",
             [known, t.name],
         )
-        parsed.add(t.name, df)
+        dup = df.filter(pl.col("_dupkeys").is_not_null())
+        if dup.height:
+            parsed.rejects.append(
+                dup.select(
+                    pl.lit(t.name).alias("table"),
+                    pl.col("_line").alias("line"),
+                    pl.lit("duplicate_key").alias("reason"),
+                    pl.concat_str(pl.lit("key appears more than once: "), pl.col("_dupkeys")).alias("detail"),
+                    pl.lit(None, pl.String).alias("raw"),
+                )
+            )
+        parsed.add(t.name, df.filter(pl.col("_dupkeys").is_null()).drop("_dupkeys"))
     con.execute("DROP VIEW IF EXISTS jt; DROP TABLE IF EXISTS jr")
     con.unregister("jl")
     con.unregister("jbad")
     return parsed
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when its name ends in ``.gz``."""
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    return path.read_bytes()
+
+
+def _jsonl_lines(data: bytes) -> list[bytes]:
+    """The lines of a JSON Lines text: a UTF-8 byte-order mark at the start is dropped, and ``\n``,
+    ``\r\n`` and a lone ``\r`` (old Mac files) all end a line (JSON escapes CR and LF inside strings, so
+    neither can be part of an event)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data.split(b"\n")
 
 
 def _json_struct(table: str) -> dict[str, str]:
@@ -303,7 +411,7 @@ def _table_of_frame(src: Source, columns: list[str]) -> str:
     if src.name_hint:
         return src.name_hint
     raise IngestError(
-        f"{src.path}: cannot tell which table this file holds: name it after its table "
+        f"{src.display}: cannot tell which table this file holds: name it after its table "
         f"(e.g. fills_2026-03-02.{src.fmt}), add an event_type column, or pass --type"
     )
 
@@ -334,10 +442,25 @@ def _split_by_event_type(df: pl.DataFrame, parsed: Parsed) -> None:
         parsed.add(t, _with_extra(part.drop(empty), t))
 
 
+_USER = "\x00"  # prefix of a user column whose name starts with "_" or is "extra" (see _protect)
+
+
+def _protect(df: pl.DataFrame) -> pl.DataFrame:
+    """Rename the user's columns that could collide with internal ones (``_raw``, ``_line``, any name starting
+    with ``_``, and ``extra``) before any internal column is added: they are kept as extra fields under their
+    own names, and never taken for the row's line, source or raw content."""
+    clash = {c: _USER + c for c in df.columns if c.startswith("_") or c == "extra"}
+    return df.rename(clash) if clash else df
+
+
+def _user_name(c: str) -> str:
+    return c.removeprefix(_USER)
+
+
 def _row_json(df: pl.DataFrame) -> pl.Expr:
     """The row's received fields (not the internal ``_``/``__t_`` columns) as a JSON object."""
     cols = [c for c in df.columns if not c.startswith("_")]
-    return pl.struct([pl.col(c).cast(pl.String) for c in cols]).struct.json_encode()
+    return pl.struct([pl.col(c).cast(pl.String).alias(_user_name(c)) for c in cols]).struct.json_encode()
 
 
 def _has_identity(table: str) -> pl.Expr:
@@ -358,7 +481,9 @@ def _raw_expr(df: pl.DataFrame, cols_by_src: dict[int, list[str]] | None = None)
     for i, cols in (cols_by_src or {}).items():
         if i not in present:
             continue
-        own = pl.struct([pl.col(c).cast(pl.String) for c in cols if c in df.columns]).struct.json_encode()
+        own = pl.struct(
+            [pl.col(c).cast(pl.String).alias(_user_name(c)) for c in cols if c in df.columns]
+        ).struct.json_encode()
         as_json = pl.when(pl.col("_src") == i).then(own).otherwise(as_json)
     return pl.coalesce(pl.col("_raw"), as_json) if "_raw" in df.columns else as_json
 
@@ -369,7 +494,7 @@ def _with_extra(df: pl.DataFrame, table: str) -> pl.DataFrame:
     extras = [c for c in df.columns if c not in known and not c.startswith("_")]
     if not extras:
         return df.with_columns(pl.lit(None, pl.String).alias("extra"))
-    enc = pl.struct([pl.col(c) for c in extras]).struct.json_encode()
+    enc = pl.struct([pl.col(c).alias(_user_name(c)) for c in extras]).struct.json_encode()
     return df.with_columns(enc.alias("extra")).drop(extras)
 
 
@@ -386,7 +511,8 @@ def _read_csv(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
             [str(src.path)],
         )
     except duckdb.Error as e:
-        raise IngestError(f"{src.path}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+        raise IngestError(f"{src.display}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+    df = _protect(df)
     errs = query(con, "SELECT line, error_type, csv_line, error_message FROM csv_errors ORDER BY line")
     con.execute("DROP TABLE IF EXISTS csv_errors; DROP TABLE IF EXISTS csv_scan")
     err_lines = errs["line"].unique().sort().to_list() if errs.height else []
@@ -425,10 +551,10 @@ def _parquet_batches(src: Source) -> Iterable[pl.DataFrame]:
     try:
         n = pq.ParquetFile(src.path).metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a broken file
-        raise IngestError(f"{src.path}: not a readable Parquet file ({e})") from e
+        raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e
     scan = pl.scan_parquet(src.path)
     for offset in range(0, max(n, 1), STREAM_BATCH_ROWS):
-        df = scan.slice(offset, STREAM_BATCH_ROWS).collect()
+        df = _protect(scan.slice(offset, STREAM_BATCH_ROWS).collect())
         yield df.with_columns(pl.int_range(offset, offset + df.height, dtype=pl.Int64).alias("_line"))
 
 
@@ -459,30 +585,41 @@ _UNIQUE_IDS: dict[str, tuple[str, str]] = {
 
 
 class _Batch:
-    def __init__(self, lake: Lake, writer, sources: list[Source]):
+    def __init__(self, lake: Lake, writer, sources: list[Source], limits: Limits, now: dt.datetime):
         self.lake = lake
         self.w = writer
         self.sources = sources
-        self.now = dt.datetime.now(dt.UTC)
+        self.limits = limits
+        self.now = now
         self.tally: list[pl.DataFrame] = []  # columns: _src, table, status, n
+        self.released: list[pl.DataFrame] = []  # the same, for rows held by earlier batches (_src < 0)
         self.quarantine: list[pl.DataFrame] = []
+        self.tombstones: list[pl.DataFrame] = []  # held_released rows of this batch
+        self.reasons: list[pl.DataFrame] = []  # (reason, n) of this batch's quarantined rows
+        self.echoes: pl.DataFrame | None = None
+        self.rejected_ords: list[pl.DataFrame] = []  # (_ord, reason) of the current table's rejected rows
         self.accepted: dict[str, list[pl.DataFrame]] = {}  # key columns of rows accepted in this batch
         self.src_cols: dict[str, dict[int, list[str]]] = {}  # table -> file index -> the file's columns
         self.raw_lines: dict[int, pl.DataFrame] = {}  # JSON Lines file index -> (line, text)
+        self.waiting: dict[str, pl.DataFrame] = {}  # table -> (_ord, _expired) of rows still held after it
         self.con = lake.connect(writer.base)
 
     # -- accounting ------------------------------------------------------------------------------
     def count(self, src: pl.Expr | int, table: str, status: str, df: pl.DataFrame) -> None:
+        """Tally ``df``'s rows under ``status``; rows held by an earlier batch (``_src`` < 0) go to the
+        released tally, not to this batch's counts."""
         if df.height == 0:
             return
         s = pl.lit(src) if isinstance(src, int) else src
-        self.tally.append(
+        n = (
             df.with_columns(s.cast(pl.Int64).alias("_src"))  # with_columns: a literal fills every row
             .group_by("_src")
             .len("n")
             .with_columns(pl.lit(table).alias("table"), pl.lit(status).alias("status"))
             .select("_src", "table", "status", pl.col("n").cast(pl.Int64))
         )
+        self.tally.append(n.filter(pl.col("_src") >= 0))
+        self.released.append(n.filter(pl.col("_src") < 0))
 
     def counts(self) -> pl.DataFrame:
         if not self.tally:
@@ -497,13 +634,34 @@ class _Batch:
         return pl.concat(self.tally).group_by("_src", "table", "status").agg(pl.col("n").sum())
 
     # -- quarantine ------------------------------------------------------------------------------
-    def reject(self, q: pl.DataFrame) -> None:
-        """Quarantine rows (columns _src, table, line, reason, detail, raw, event_id; optional _dedupe).
+    def received(self, q: pl.DataFrame) -> pl.DataFrame:
+        """``q`` (columns _src, line, raw) with ``raw`` replaced, for rows of JSON Lines files, by the line
+        itself exactly as received."""
+        for idx, lines in self.raw_lines.items():
+            if q["_src"].eq(idx).any():
+                own = lines.select(pl.lit(idx, pl.Int64).alias("_src"), "line", pl.col("text").alias("_text"))
+                q = (
+                    q.join(own, on=["_src", "line"], how="left")
+                    .with_columns(pl.coalesce("_text", "raw").alias("raw"))
+                    .drop("_text")
+                )
+        return q
 
-        An identical rejected row (same table, reason and raw content) already quarantined, in the lake or
-        earlier in this batch, counts as a duplicate instead: it is the same event sent again. Rows with
-        ``_dedupe`` false are never duplicates: market data without ``seq`` and unparseable lines have no
-        identity, so two equal bad quotes are two bad quotes (as two equal good quotes are two quotes)."""
+    def source_names(self, q: pl.DataFrame) -> pl.Expr:
+        """The file each row came from, as shown to the user (rows held earlier carry theirs)."""
+        names = {s.index: s.display for s in self.sources}
+        own = pl.col("_src").replace_strict(names, default=None, return_dtype=pl.String)
+        return pl.coalesce(pl.col("_source_file"), own) if "_source_file" in q.columns else own
+
+    def reject(self, q: pl.DataFrame) -> None:
+        """Quarantine rows (columns _src, table, line, reason, detail, raw, event_id; optional _dedupe,
+        _source_file).
+
+        Every rejected row counts as quarantined. An identical rejected row (same table, reason and raw
+        content) already in the quarantine, in the lake or earlier in this batch, is not stored a second
+        time: the quarantine keeps one row per distinct bad event. Rows with ``_dedupe`` false are stored
+        every time: market data without ``seq`` and unparseable lines have no identity, so two equal bad
+        quotes are two bad quotes (as two equal good quotes are two quotes)."""
         if q.height == 0:
             return
         q = q.with_columns(
@@ -513,15 +671,7 @@ class _Batch:
         )
         if "_dedupe" not in q.columns:
             q = q.with_columns(pl.lit(True).alias("_dedupe"))
-        # Rows from JSON Lines files: the raw content is the line itself, exactly as received.
-        for idx, lines in self.raw_lines.items():
-            if q["_src"].eq(idx).any():
-                own = lines.select(pl.lit(idx, pl.Int64).alias("_src"), "line", pl.col("text").alias("_text"))
-                q = (
-                    q.join(own, on=["_src", "line"], how="left")
-                    .with_columns(pl.coalesce("_text", "raw").alias("raw"))
-                    .drop("_text")
-                )
+        q = self.received(q)
         self.con.register("q_in", q.select("_qi", "table", "reason", "raw").to_arrow())
         flags = query(
             self.con,
@@ -534,15 +684,15 @@ class _Batch:
         q = q.join(flags, on="_qi", how="left")
         first = pl.int_range(pl.len()).over("table", "reason", "raw_hash") == 0
         q = q.with_columns((pl.col("_dedupe") & (pl.col("seen") | ~first)).alias("seen"))
-        for (table, seen), part in q.partition_by("table", "seen", as_dict=True).items():
-            self.count(pl.col("_src"), table, "duplicate" if seen else "quarantined", part)
+        for (table,), part in q.partition_by("table", as_dict=True).items():
+            self.count(pl.col("_src"), table, "quarantined", part)
+        self.reasons.append(q.filter(pl.col("_src") >= 0).group_by("reason").len("n"))
         new = q.filter(~pl.col("seen"))
-        names = {s.index: s.display for s in self.sources}
         self.quarantine.append(
             new.select(
                 pl.lit(self.w.batch_id).alias("batch_id"),
                 pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("ingested_at"),
-                pl.col("_src").replace_strict(names, return_dtype=pl.String).alias("source_file"),
+                self.source_names(new).alias("source_file"),
                 "line",
                 "table",
                 "reason",
@@ -568,7 +718,7 @@ class _Batch:
     def validated(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
         """Row rules; rejected rows are quarantined, the typed valid rows returned (with _src, _line,
         _ord)."""
-        v = validate(table, df)
+        v = validate(table, df, self.limits, self.now)
         bad = v.filter(pl.col("_reason").is_not_null())
         if bad.height:
             raw = _raw_expr(bad, self.src_cols.get(table))
@@ -586,17 +736,15 @@ class _Batch:
                 )
             )
         good = v.filter(pl.col("_reason").is_null())
-        raw_keep = [pl.col("_raw")] if "_raw" in good.columns else []
-        return pl.concat(
-            [typed_frame(table, good), good.select("_src", "_line", "_ord", *raw_keep)],
-            how="horizontal",
-        )
+        return pl.concat([typed_frame(table, good), good.select("_src", "_line", "_ord")], how="horizontal")
 
     def _reject_rows(self, table: str, rows: pl.DataFrame, reason: str, detail: pl.Expr) -> None:
         if rows.height == 0:
             return
+        self.rejected_ords.append(rows.select("_ord", pl.lit(reason).alias("reason")))
         raw = _raw_expr(rows, self.src_cols.get(table))
         eid = pl.col("event_id") if "event_id" in rows.columns else pl.lit(None, pl.String)
+        keep = ["_source_file"] if "_source_file" in rows.columns else []
         self.reject(
             rows.select(
                 "_src",
@@ -606,12 +754,18 @@ class _Batch:
                 detail.alias("detail"),
                 raw.alias("raw"),
                 eid.cast(pl.String).alias("event_id"),
+                *keep,
             )
         )
 
     # -- dedupe and references --------------------------------------------------------------------
     def dedupe(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
-        """Split rows by key into new / duplicate / conflict; returns the new rows with ``_hash``."""
+        """Split rows by key into new / duplicate / conflict; returns the new rows with ``_hash``.
+
+        A row equal to an earlier row of this batch, or to a row still held from an earlier batch (an
+        "echo": the same fill sent twice, or again while its order is still missing), is not counted here:
+        it shares the first row's fate, which :meth:`settle` reports once the references are checked (a
+        duplicate if that row is accepted, held or quarantined with it otherwise)."""
         t = TABLES[table]
         cols = [*t.columns, "extra", "_ord"]
         self.con.register("inc_raw", df.select(cols).to_arrow())
@@ -632,63 +786,64 @@ class _Batch:
                    WHEN ex.hs IS NOT NULL THEN CASE WHEN list_contains(ex.hs, i._hash) THEN 'duplicate'
                                                     ELSE 'conflict' END
                    WHEN row_number() OVER w = 1 THEN 'new'
-                   WHEN i._hash = first_value(i._hash) OVER w THEN 'duplicate'
-                   ELSE 'conflict' END AS _status
+                   WHEN i._hash = first_value(i._hash) OVER w THEN 'echo'
+                   ELSE 'conflict' END AS _status,
+                   first_value(i._ord) OVER w AS _first_ord
                FROM i LEFT JOIN ex USING (_k)
                WINDOW w AS (PARTITION BY i._k ORDER BY i._ord)""",
         )
         self.con.unregister("inc_raw")
         out = df.join(status, on="_ord", how="left")
-        self.count(
-            pl.col("_src"),
-            table,
-            "duplicate",
-            out.filter(pl.col("_status") == "duplicate"),
-        )
+        self.count(pl.col("_src"), table, "duplicate", out.filter(pl.col("_status") == "duplicate"))
         self._reject_rows(
             table,
             out.filter(pl.col("_status") == "conflict"),
             "conflict",
             pl.lit(f"{'/'.join(t.key)} already ingested with different content"),
         )
-        return out.filter(pl.col("_status") == "new").drop("_status").sort("_ord")
+        self.echoes = out.filter(pl.col("_status") == "echo").select("_src", "_ord", "_first_ord")
+        return out.filter(pl.col("_status") == "new").drop("_status", "_first_ord").sort("_ord")
 
     def references(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
-        """Referential and uniqueness rules against the lake and this batch's accepted rows."""
+        """Referential, uniqueness and plausibility rules against the lake and this batch's accepted rows.
+        Rows whose parent is missing are held (:meth:`hold`), not rejected."""
         if table in ("orders", "fills"):
             need = df if table == "fills" else df.filter(pl.col("action") != "NEW")
             if need.height:
                 self.con.register("need", need.select("order_id").unique().to_arrow())
                 known = query(
                     self.con,
-                    "SELECT order_id, any_value(symbol) AS o_symbol, any_value(side) AS o_side FROM orders "
-                    "WHERE action = 'NEW' AND order_id IN (SELECT order_id FROM need) GROUP BY order_id",
+                    "SELECT order_id, any_value(symbol) AS o_symbol, any_value(side) AS o_side, min(ts) AS o_ts "
+                    "FROM orders WHERE action = 'NEW' AND order_id IN (SELECT order_id FROM need) GROUP BY order_id",
+                )
+                sizes = query(
+                    self.con,
+                    """SELECT o.order_id, o.o_qty, coalesce(f.filled, 0) AS o_filled
+                       FROM (SELECT order_id, max(quantity) AS o_qty FROM orders
+                             WHERE order_id IN (SELECT order_id FROM need) GROUP BY 1) o
+                       LEFT JOIN (SELECT order_id, sum(quantity) AS filled FROM fills
+                                  WHERE order_id IN (SELECT order_id FROM need) GROUP BY 1) f USING (order_id)""",
                 )
                 self.con.unregister("need")
+                batch_orders = [*self.accepted.get("orders", [])]
+                if table == "orders":
+                    batch_orders.append(df.select("order_id", "symbol", "side", "action", "quantity", "ts"))
                 batch_new = [
                     f.filter(pl.col("action") == "NEW").select(
                         "order_id",
                         pl.col("symbol").alias("o_symbol"),
                         pl.col("side").alias("o_side"),
+                        pl.col("ts").alias("o_ts"),
                     )
-                    for f in self.accepted.get("orders", [])
+                    for f in batch_orders
                 ]
-                if table == "orders":
-                    batch_new.append(
-                        df.filter(pl.col("action") == "NEW").select(
-                            "order_id",
-                            pl.col("symbol").alias("o_symbol"),
-                            pl.col("side").alias("o_side"),
-                        )
-                    )
-                known = pl.concat([known, *batch_new]).unique("order_id", keep="first")
+                known = pl.concat([known, *batch_new], how="vertical_relaxed").unique("order_id", keep="first")
                 df = df.join(known, on="order_id", how="left")
                 needs_order = pl.col("action") != "NEW" if table == "orders" else pl.lit(True)
                 unknown = needs_order & pl.col("o_side").is_null()
-                self._reject_rows(
+                self.hold(
                     table,
-                    df.filter(unknown).drop("o_symbol", "o_side"),
-                    "unknown_order",
+                    df.filter(unknown).drop("o_symbol", "o_side", "o_ts"),
                     pl.concat_str(
                         pl.lit("order_id '"),
                         pl.col("order_id"),
@@ -697,26 +852,8 @@ class _Batch:
                 )
                 df = df.filter(~unknown)
                 if table == "fills":
-                    mismatch = (pl.col("symbol") != pl.col("o_symbol")) | (pl.col("side") != pl.col("o_side"))
-                    # The detail needs the order's columns, which must not leak into the raw row.
-                    detail = pl.concat_str(
-                        pl.lit("fill is "),
-                        pl.col("side"),
-                        pl.lit(" "),
-                        pl.col("symbol"),
-                        pl.lit(" but its order is "),
-                        pl.col("o_side"),
-                        pl.lit(" "),
-                        pl.col("o_symbol"),
-                    )
-                    self._reject_rows(
-                        table,
-                        df.filter(mismatch).with_columns(detail.alias("_detail")).drop("o_symbol", "o_side"),
-                        "order_mismatch",
-                        pl.col("_detail"),
-                    )
-                    df = df.filter(~mismatch)
-                df = df.drop("o_symbol", "o_side")
+                    df = self._fill_rules(df, sizes, batch_orders)
+                df = df.drop("o_symbol", "o_side", "o_ts")
         # After the order checks: a fill rejected for its order does not take its fill_id from a later fill.
         if table in _UNIQUE_IDS:
             col, where = _UNIQUE_IDS[table]
@@ -750,10 +887,9 @@ class _Batch:
             self.con.unregister("need")
             ids = pl.concat([known, *[f.select("fill_id") for f in self.accepted.get("fills", [])]])
             unknown = ~pl.col("fill_id").is_in(ids["fill_id"].implode())
-            self._reject_rows(
+            self.hold(
                 table,
                 df.filter(unknown),
-                "unknown_fill",
                 pl.concat_str(
                     pl.lit("fill_id '"),
                     pl.col("fill_id"),
@@ -763,14 +899,220 @@ class _Batch:
             df = df.filter(~unknown)
         return df
 
+    def _fill_rules(self, df: pl.DataFrame, sizes: pl.DataFrame, batch_orders: list[pl.DataFrame]) -> pl.DataFrame:
+        """Fills of known orders: ``order_mismatch`` (symbol or side differs from the order's),
+        ``fill_before_order`` (``ts`` before the order's NEW), then ``overfill``.
+
+        Overfill: the order's quantity is the largest it ever had (NEW or REPLACE, in the lake or this batch);
+        the fills already in the lake count first, then this batch's fills in time order (ties by arrival):
+        a fill is accepted while the order's filled total stays within its quantity (1e-9 relative
+        tolerance), and a fill that would take it past is quarantined, leaving room for later smaller fills.
+        """
+        mismatch = (pl.col("symbol") != pl.col("o_symbol")) | (pl.col("side") != pl.col("o_side"))
+        # The detail needs the order's columns, which must not leak into the raw row.
+        detail = pl.concat_str(
+            pl.lit("fill is "),
+            pl.col("side"),
+            pl.lit(" "),
+            pl.col("symbol"),
+            pl.lit(" but its order is "),
+            pl.col("o_side"),
+            pl.lit(" "),
+            pl.col("o_symbol"),
+        )
+        internal = ["o_symbol", "o_side", "o_ts"]
+        bad = df.filter(mismatch).with_columns(detail.alias("_detail")).drop(internal)
+        self._reject_rows("fills", bad, "order_mismatch", pl.col("_detail"))
+        df = df.filter(~mismatch)
+        early = pl.col("ts") < pl.col("o_ts")
+        early_detail = pl.concat_str(
+            pl.lit("fill at "),
+            pl.col("ts").cast(pl.String),
+            pl.lit(" is before its order's NEW at "),
+            pl.col("o_ts").cast(pl.String),
+        )
+        bad = df.filter(early).with_columns(early_detail.alias("_detail")).drop(internal)
+        self._reject_rows("fills", bad, "fill_before_order", pl.col("_detail"))
+        df = df.filter(~early)
+        # Order quantities: the lake's, raised by any NEW/REPLACE quantity of this batch.
+        qty = (
+            pl.concat(
+                [
+                    sizes.select("order_id", "o_qty"),
+                    *[f.select("order_id", pl.col("quantity").alias("o_qty")) for f in batch_orders],
+                ],
+                how="vertical_relaxed",
+            )
+            .group_by("order_id")
+            .agg(pl.col("o_qty").max())
+        )
+        filled = sizes.select("order_id", "o_filled")
+        d = (
+            df.join(qty, on="order_id", how="left")
+            .join(filled, on="order_id", how="left")
+            .with_columns(pl.col("o_filled").fill_null(0.0))
+            .sort("ts", "_ord")
+        )
+        cap = pl.col("o_qty") * (1 + 1e-9)
+        over = (pl.col("o_filled") + pl.col("quantity").cum_sum().over("order_id")) > cap
+        viol = d.filter(over)["order_id"].unique()
+        if viol.len() == 0:
+            return df
+        # Only orders whose running total passes their quantity (rare) are walked fill by fill.
+        bad_ords: list[int] = []
+        for part in d.filter(pl.col("order_id").is_in(viol.implode())).partition_by("order_id"):
+            room = part["o_qty"][0] * (1 + 1e-9) - part["o_filled"][0]
+            for o, q in zip(part["_ord"], part["quantity"], strict=True):
+                if q <= room:
+                    room -= q
+                else:
+                    bad_ords.append(o)
+        bad = d.filter(pl.col("_ord").is_in(pl.Series(bad_ords, dtype=pl.Int64).implode()))
+        self._reject_rows(
+            "fills",
+            bad.drop("o_qty", "o_filled", "o_symbol", "o_side", "o_ts"),
+            "overfill",
+            pl.lit("the order's fills would add up to more than its quantity"),
+        )
+        return df.filter(~pl.col("_ord").is_in(pl.Series(bad_ords, dtype=pl.Int64).implode()))
+
+    # -- rows that arrived before their parent ------------------------------------------------------
+    def pending(self, table: str) -> pl.DataFrame | None:
+        """Rows of ``table`` held by earlier batches and still waiting (no final tombstone), oldest first,
+        as typed rows with ``_src`` = -1 and negative ``_ord`` (they arrived before this batch)."""
+        name = held_table(table)
+        if not self.w.base.entries(name):
+            return None
+        cols = ", ".join(f"h.{quote_ident(c)}" for c in [*TABLES[table].columns, "extra"])
+        df = query(
+            self.con,
+            f"""WITH r AS (SELECT event_id, _hash, bool_or(outcome <> 'expired') AS final,
+                                  bool_or(outcome = 'expired') AS expired
+                           FROM held_released WHERE "table" = ? GROUP BY ALL)
+                SELECT {cols}, h._held_at, h._source_file, h._line, h._raw, coalesce(r.expired, false) AS _expired
+                FROM {quote_ident(name)} h LEFT JOIN r ON r.event_id = h.event_id AND r._hash = h._hash
+                WHERE NOT coalesce(r.final, false)
+                QUALIFY row_number() OVER (PARTITION BY h.event_id, h._hash ORDER BY h._held_at, h._line) = 1
+                ORDER BY h._held_at, h._source_file, h._line""",
+            [table],
+        )
+        if df.height == 0:
+            return None
+        return df.with_columns(
+            pl.lit(-1, pl.Int64).alias("_src"),
+            (pl.int_range(pl.len(), dtype=pl.Int64) - pl.len()).alias("_ord"),
+        )
+
+    def hold(self, table: str, rows: pl.DataFrame, detail: pl.Expr) -> None:
+        """Rows whose parent is missing. Rows of this batch are written to ``held_<table>``; a row held
+        longer than the hold limit (arrival time) is quarantined as ``unknown_order``/``unknown_fill`` once
+        (tombstone ``expired``) and keeps waiting for its parent."""
+        self.waiting[table] = pl.DataFrame(schema={"_ord": pl.Int64, "_expired": pl.Boolean})
+        if rows.height == 0:
+            return
+        if "_held_at" not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias("_held_at"))
+        if "_expired" not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, pl.Boolean).alias("_expired"))
+        now = pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+        rows = rows.with_columns(pl.col("_held_at").fill_null(now), pl.col("_expired").fill_null(False))
+        expire = ~pl.col("_expired") & (pl.col("_held_at") + pl.lit(self.limits.hold_limit) <= now)
+        new = rows.filter(pl.col("_src") >= 0)
+        if new.height:
+            raw = self.received(
+                new.select("_src", pl.col("_line").alias("line"), _raw_expr(new, self.src_cols.get(table)).alias("raw"))
+            )["raw"]
+            stored = new.with_columns(
+                raw.alias("_raw"),
+                self.source_names(new).alias("_source_file"),
+                pl.lit(self.w.batch_id).alias("_batch"),
+            )
+            self.w.append(
+                held_table(table),
+                stored.select([pl.col(c).cast(d) for c, d in INTERNAL_TABLES[held_table(table)].items()]),
+            )
+        gone = rows.filter(expire)
+        self._reject_rows(table, gone, HOLDABLE[table], detail)
+        self.tombstone(table, gone, "expired")
+        self.count(pl.col("_src"), table, "held", rows.filter(~expire & ~pl.col("_expired")))
+        self.waiting[table] = rows.select("_ord", (pl.col("_expired") | expire).alias("_expired"))
+
+    def tombstone(self, table: str, rows: pl.DataFrame, outcome: str) -> None:
+        if rows.height:
+            self.tombstones.append(
+                rows.select(
+                    pl.lit(self.w.batch_id).alias("batch_id"),
+                    pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("released_at"),
+                    pl.lit(table).alias("table"),
+                    "event_id",
+                    "_hash",
+                    pl.lit(outcome).alias("outcome"),
+                ).cast(RELEASED_SCHEMA)
+            )
+
+    def settle(self, table: str, pend: pl.DataFrame | None, accepted: pl.DataFrame) -> None:
+        """Tombstones for the rows held earlier that this batch settled, and the counts of echoes (rows
+        equal to an earlier row of the batch or to a held row): duplicate if that row was accepted, held if
+        it is still waiting, quarantined if it expired or was rejected."""
+        echoes = self.echoes
+        self.echoes = None
+        waiting = self.waiting.get(table, pl.DataFrame(schema={"_ord": pl.Int64, "_expired": pl.Boolean}))
+        if pend is not None:
+            acc = accepted.filter(pl.col("_src") < 0)
+            self.tombstone(table, acc, "accepted")
+            # _hash of the held rows: recomputed by dedupe for every row, kept on the accepted ones; the others
+            # get it from the held table (the same content gives the same hash).
+            done = set(acc["_ord"].to_list()) | set(waiting["_ord"].to_list())
+            rejected = pend.filter(~pl.col("_ord").is_in(list(done)))
+            if rejected.height:
+                hashes = self._hashes(table, rejected)
+                self.tombstone(table, rejected.with_columns(hashes), "rejected")
+        if echoes is None or echoes.height == 0:
+            return
+        fate = pl.concat(
+            [
+                accepted.select("_ord", pl.lit("duplicate").alias("fate")),
+                waiting.select(
+                    "_ord",
+                    pl.when(pl.col("_expired")).then(pl.lit("quarantined")).otherwise(pl.lit("held")).alias("fate"),
+                ),
+            ]
+        ).rename({"_ord": "_first_ord"})
+        e = echoes.join(fate, on="_first_ord", how="left").with_columns(pl.col("fate").fill_null("quarantined"))
+        for (status,), part in e.partition_by("fate", as_dict=True).items():
+            self.count(pl.col("_src"), table, status, part)
+        # A quarantined echo counts under its first row's reason (an expired held row: unknown_order/_fill).
+        why = pl.concat([*self.rejected_ords, pl.DataFrame(schema={"_ord": pl.Int64, "reason": pl.String})])
+        q = e.filter((pl.col("fate") == "quarantined") & (pl.col("_src") >= 0))
+        if q.height:
+            q = q.join(why.rename({"_ord": "_first_ord"}), on="_first_ord", how="left")
+            self.reasons.append(
+                q.select(pl.col("reason").fill_null(HOLDABLE.get(table, "conflict"))).group_by("reason").len("n")
+            )
+
+    def _hashes(self, table: str, df: pl.DataFrame) -> pl.Series:
+        self.con.register("h_in", df.select([*TABLES[table].columns, "extra", "_ord"]).to_arrow())
+        h = query(self.con, f"SELECT _ord, {_hash_sql(table)} AS _hash FROM h_in")
+        self.con.unregister("h_in")
+        return df.select("_ord").join(h, on="_ord", how="left")["_hash"]
+
     # -- the whole table -------------------------------------------------------------------------
-    def process(self, table: str, df: pl.DataFrame) -> None:
-        df = self.validated(table, df)
+    def process(self, table: str, df: pl.DataFrame | None) -> None:
+        """Validate, deduplicate, check references and write one table's rows of the batch, together with
+        the rows of that table still held from earlier batches (which may now find their parent)."""
+        self.rejected_ords = []
+        df = self.validated(table, df) if df is not None else None
+        pend = self.pending(table) if table in HOLDABLE else None
+        if pend is not None:
+            df = pend if df is None else pl.concat([pend, df], how="diagonal_relaxed")
+        if df is None:
+            return
         df = self.dedupe(table, df)
         df = self.references(table, df)
         self.count(pl.col("_src"), table, "accepted", df)
+        self.settle(table, pend, df)
         if table in ("orders", "fills"):
-            keep = ["order_id", "symbol", "side", "action"] if table == "orders" else ["fill_id"]
+            keep = ["order_id", "symbol", "side", "action", "quantity", "ts"] if table == "orders" else ["fill_id"]
             self.accepted.setdefault(table, []).append(df.select(keep))
         self.w.append(table, self._stored(table, df))
 
@@ -793,17 +1135,51 @@ class _Batch:
 
     # -- the ingest log --------------------------------------------------------------------------
     def ingested_files(self) -> dict[str, pl.DataFrame]:
-        """Per-table read counts of every file committed before, by its SHA-256."""
-        log = query(self.con, 'SELECT file_sha256, "table", read FROM ingests')
+        """Per-table counts of the first ingest of every file committed before, by its SHA-256 (later sends
+        of the same bytes were no-ops: their log rows repeat, they do not add)."""
+        log = query(
+            self.con,
+            """SELECT file_sha256, batch_id, source_file, "table", read, accepted, duplicate, quarantined FROM ingests
+               QUALIFY batch_id = first_value(batch_id) OVER (PARTITION BY file_sha256 ORDER BY ingested_at, batch_id)""",
+        )
         return {sha: part for (sha,), part in log.partition_by("file_sha256", as_dict=True).items()}
+
+    def resent_counts(self, src: int, prior: pl.DataFrame) -> pl.DataFrame:
+        """Counts of a file whose bytes were ingested before, as things stand now: what was accepted or a
+        duplicate then is a duplicate; what was quarantined is quarantined again; of the rows it had held,
+        those still waiting are held, those that expired are quarantined, and those since accepted are
+        duplicates."""
+        rows = []
+        for r in prior.iter_rows(named=True):
+            t, held = r["table"], r["read"] - r["accepted"] - r["duplicate"] - r["quarantined"]
+            waiting = expired = 0
+            if held and t in HOLDABLE and self.w.base.entries(held_table(t)):
+                waiting, expired = self.con.execute(
+                    f"""WITH r AS (SELECT event_id, _hash, bool_or(outcome <> 'expired') AS final,
+                                          bool_or(outcome = 'expired') AS expired
+                                   FROM held_released WHERE "table" = ? GROUP BY ALL)
+                        SELECT count(*) FILTER (WHERE r.event_id IS NULL),
+                               count(*) FILTER (WHERE r.expired AND NOT r.final)
+                        FROM {quote_ident(held_table(t))} h
+                        LEFT JOIN r ON r.event_id = h.event_id AND r._hash = h._hash
+                        WHERE h._batch = ? AND h._source_file = ?""",
+                    [t, r["batch_id"], r["source_file"]],
+                ).fetchall()[0]
+            n = {
+                "duplicate": r["accepted"] + r["duplicate"] + held - waiting - expired,
+                "quarantined": r["quarantined"] + expired,
+                "held": waiting,
+            }
+            rows += [{"_src": src, "table": t, "status": k, "n": v} for k, v in n.items() if v]
+        return pl.DataFrame(rows, schema={"_src": pl.Int64, "table": pl.String, "status": pl.String, "n": pl.Int64})
 
     def log_rows(self, version: int) -> pl.DataFrame:
         c = self.counts().pivot("status", index=["_src", "table"], values="n", aggregate_function="sum")
-        for s in ("accepted", "duplicate", "quarantined"):
+        for s in ("accepted", "duplicate", "quarantined", "held"):
             if s not in c.columns:
                 c = c.with_columns(pl.lit(0, pl.Int64).alias(s))
         c = c.fill_null(0).with_columns(
-            (pl.col("accepted") + pl.col("duplicate") + pl.col("quarantined")).alias("read")
+            (pl.col("accepted") + pl.col("duplicate") + pl.col("quarantined") + pl.col("held")).alias("read")
         )
         meta = pl.DataFrame(
             {
@@ -837,20 +1213,26 @@ def ingest(
     type_name: str | None = None,
     display_names: dict[str, str] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    now: dt.datetime | None = None,
 ) -> IngestResult:
     """Ingest files or folders as one atomic batch. See the module docstring for the accounting.
+
+    ``limits``: plausibility limits and the hold limit (:class:`analytics.validate.Limits`); ``now``: the
+    batch's arrival time (default the wall clock), which the time window and the hold limit are measured
+    from.
 
     ``display_names`` maps a path (as given) to the name shown in the summary and the quarantine (the
     upload widget passes the uploaded file's name; the file itself lives under a name we chose).
     Raises :class:`IngestError` for an unreadable path or format, before the lake is touched.
     """
     lake = lake or Lake()
-    sources = discover(paths, type_name)
+    sources, skipped = discover(paths, type_name)
     for s in sources:
         if display_names and str(s.path) in display_names:
             s.display = display_names[str(s.path)]
     with lake.writer() as w:
-        b = _Batch(lake, w, sources)
+        b = _Batch(lake, w, sources, limits, now or dt.datetime.now(dt.UTC))
         done = b.ingested_files()
         pending: dict[str, list[pl.DataFrame]] = {}
         file_status: dict[int, str] = {}
@@ -859,24 +1241,14 @@ def ingest(
         # held in memory; the order of processing changes no result.
         for i, src in enumerate(sorted(sources, key=lambda s: (not _streams(s), s.index))):
             if progress:
-                progress(i / max(len(sources), 1) * 0.8, f"reading {src.path.name}")
+                progress(i / max(len(sources), 1) * 0.8, f"reading {Path(src.display).name}")
             src.sha256, src.size = _sha256(src.path)
             if src.sha256 in done or src.sha256 in seen_now:
-                # The very same bytes were ingested before: a no-op; its rows count as duplicates.
+                # The very same bytes were ingested before: a no-op, reported with what became of its rows.
                 file_status[src.index] = "already_ingested"
                 prior = done.get(src.sha256)
                 if prior is not None:
-                    for table, n in prior.group_by("table").agg(pl.col("read").sum()).iter_rows():
-                        b.tally.append(
-                            pl.DataFrame(
-                                {
-                                    "_src": [src.index],
-                                    "table": [table],
-                                    "status": ["duplicate"],
-                                    "n": [n],
-                                }
-                            )
-                        )
+                    b.tally.append(b.resent_counts(src.index, prior))
                 continue
             seen_now.add(src.sha256)
             file_status[src.index] = "ingested"
@@ -911,12 +1283,16 @@ def ingest(
                         )
                     )
         for k, table in enumerate(INGEST_ORDER):
-            if table in pending:
+            # Tables that can hold rows run on every batch: their held rows may find their parent now.
+            if table in pending or table in HOLDABLE:
                 if progress:
                     progress(0.8 + 0.15 * k / len(INGEST_ORDER), f"validating {table}")
-                b.process(table, pl.concat(pending.pop(table), how="diagonal_relaxed"))
+                frames = pending.pop(table, None)
+                b.process(table, pl.concat(frames, how="diagonal_relaxed") if frames else None)
         if b.quarantine:
             w.append("quarantine", pl.concat(b.quarantine))
+        if b.tombstones:
+            w.append("held_released", pl.concat(b.tombstones))
         if w.changed:
             w.append_at_commit("ingests", b.log_rows)  # stamped with the version the commit really produces
         counts = b.counts()
@@ -927,9 +1303,13 @@ def ingest(
         c = result.tables.setdefault(table, TableCounts())
         setattr(c, status, getattr(c, status) + n)
         c.read += n
+    if b.released:
+        rel = pl.concat(b.released)
+        for table, status, n in rel.group_by("table", "status").agg(pl.col("n").sum()).sort("table").iter_rows():
+            result.held_before.setdefault(table, {})[status] = n
     per_file = counts.group_by("_src", "status").agg(pl.col("n").sum())
     for s in sources:
-        fc = {st: 0 for st in ("accepted", "duplicate", "quarantined")}
+        fc = {st: 0 for st in ("accepted", "duplicate", "quarantined", "held")}
         for _, st, n in per_file.filter(pl.col("_src") == s.index).iter_rows():
             fc[st] += n
         result.files.append(
@@ -941,9 +1321,12 @@ def ingest(
                 **fc,
             }
         )
-    if b.quarantine:
-        q = pl.concat(b.quarantine)
-        result.quarantine_reasons = dict(q.group_by("reason").len().iter_rows())
+    for k in skipped:  # found in a folder, not ingested: listed with the reason, never dropped silently
+        result.files.append({"path": k["path"], "format": None, "status": "skipped", "reason": k["reason"], "read": 0})
+    if b.reasons:
+        result.quarantine_reasons = dict(
+            pl.concat(b.reasons).group_by("reason").agg(pl.col("n").sum()).sort("reason").iter_rows()
+        )
     if progress:
         progress(1.0, f"lake version {version}")
     return result
@@ -963,4 +1346,4 @@ def _readable_parquet(src: Source) -> bool:
         pq.read_schema(src.path)
         return True
     except Exception as e:  # pyarrow raises several types for a broken file
-        raise IngestError(f"{src.path}: not a readable Parquet file ({e})") from e
+        raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e

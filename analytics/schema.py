@@ -421,11 +421,43 @@ INGESTS_SCHEMA: dict[str, pl.DataType] = {
     "read": pl.Int64(),
     "accepted": pl.Int64(),
     "duplicate": pl.Int64(),
-    "quarantined": pl.Int64(),
+    "quarantined": pl.Int64(),  # read - accepted - duplicate - quarantined = rows held (out of order)
 }
+
+# Out-of-order events (../shared/EVENTS.md): an order amendment before its NEW, a fill before its order, a
+# settlement before its fill is *held*, not rejected. Held rows are appended to ``held_<table>`` (the typed
+# row as it would be stored, plus when it arrived and where from); what became of each is appended to
+# ``held_released`` (a tombstone keyed by table, event_id and content hash). Both tables are append-only:
+# the rows still waiting are the held rows without a final tombstone. Outcomes: ``accepted`` (its parent
+# arrived), ``rejected`` (quarantined for another reason once its parent was known, or a duplicate or
+# conflict), and ``expired`` (the hold limit passed: quarantined as ``unknown_order``/``unknown_fill``, yet
+# still waiting; a later ``accepted`` marks that quarantine row resolved).
+HOLDABLE: dict[str, str] = {"orders": "unknown_order", "fills": "unknown_order", "settlements": "unknown_fill"}
+HELD_META: dict[str, pl.DataType] = {
+    "_held_at": pl.Datetime("us", "UTC"),  # arrival (wall clock of the batch that first held it)
+    "_source_file": pl.String(),
+    "_line": pl.Int64(),
+    "_raw": pl.String(),  # the row as received, for the quarantine if it expires
+}
+RELEASED_SCHEMA: dict[str, pl.DataType] = {
+    "batch_id": pl.String(),
+    "released_at": pl.Datetime("us", "UTC"),
+    "table": pl.String(),
+    "event_id": pl.String(),
+    "_hash": pl.String(),
+    "outcome": pl.String(),  # accepted | rejected | expired
+}
+
+
+def held_table(table: str) -> str:
+    return f"held_{table}"
+
+
 INTERNAL_TABLES: dict[str, dict[str, pl.DataType]] = {
     "quarantine": QUARANTINE_SCHEMA,
     "ingests": INGESTS_SCHEMA,
+    **{held_table(t): {**TABLES[t].schema, **HELD_META} for t in HOLDABLE},
+    "held_released": RELEASED_SCHEMA,
 }
 
 

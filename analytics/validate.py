@@ -7,12 +7,18 @@ rule in ``detail``. Nothing is dropped: each input row comes out either typed or
 
 Reason codes: ``missing_field``, ``bad_value`` (not a number / not a date), ``naive_timestamp`` (no zone:
 rejected, never guessed), ``bad_timestamp``, ``bad_side``, ``bad_enum``, ``non_positive``, ``negative``,
-``non_finite``, ``crossed_quote`` (bid > ask; a locked quote bid == ask is valid), ``bar_range`` (high/low do
-not bound open/close), ``return_range`` (a return <= -100%), ``weights_not_sum_1`` (|sum - 1| > 1e-6 for one
-portfolio or benchmark on one date: the whole group is rejected).
+``non_finite``, ``out_of_range`` (a price, quantity or other number beyond :class:`Limits`: 1e308 is finite
+but no price), ``out_of_window`` (a timestamp or date outside the window :class:`Limits` sets around the batch's
+arrival: 9999-12-31 is a valid date but no trade date), ``crossed_quote`` (bid > ask; a locked quote bid == ask
+is valid), ``bar_range`` (high/low do not bound open/close), ``return_range`` (a return <= -100%),
+``weights_not_sum_1`` (|sum - 1| > 1e-6 for one portfolio or benchmark on one date: the whole group is
+rejected).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -21,6 +27,42 @@ from analytics.schema import KIND_DTYPES, TABLES, Field, Table
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 _NAIVE_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
 WEIGHT_TOLERANCE = 1e-6
+
+# Fields holding a price (currency per unit) and a quantity (shares, units), for the plausibility limits.
+PRICE_FIELDS = frozenset(
+    {"price", "bid", "ask", "open", "high", "low", "close", "vwap", "limit_price", "decision_price"}
+)
+QUANTITY_FIELDS = frozenset({"quantity", "size", "bid_size", "ask_size", "volume"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Plausibility limits of ingest, in one place (``ingest(limits=...)``, ``--hold-hours`` on the CLI).
+
+    - ``max_price``: prices, in the instrument's currency per unit (the dearest listed share trades near
+      1e6; 1e7 leaves room). ``max_quantity``: shares or units of one event (a day's volume of one name
+      stays far below 1e11). ``max_abs_value``: any other number (fees, market values, exposures).
+    - Time window around the batch's arrival time ``now``: event timestamps from ``now - max_age`` to
+      ``now + max_ahead``; dates (trade dates, settle dates) up to ``now + max_ahead_date``. History can be
+      back-filled for 50 years; a clock a day or two fast is tolerated.
+    - ``hold_limit``: how long an event that arrived before its parent (a fill before its order, a
+      settlement before its fill, an amendment before NEW) is held, measured in *arrival* time (the wall
+      clock of the ingests), not event time: a back-fill of last year's fills must wait for its orders as
+      long as a live fill does, and a live stream knows only when things arrived. Past it the row is
+      quarantined as ``unknown_order`` / ``unknown_fill`` and still accepted if the parent arrives later.
+      Zero quarantines at once (still accepted later). Checked on every ingest.
+    """
+
+    max_price: float = 1e7
+    max_quantity: float = 1e11
+    max_abs_value: float = 1e15
+    max_age: dt.timedelta = dt.timedelta(days=50 * 365)
+    max_ahead: dt.timedelta = dt.timedelta(days=2)
+    max_ahead_date: dt.timedelta = dt.timedelta(days=400)
+    hold_limit: dt.timedelta = dt.timedelta(hours=24)
+
+
+DEFAULT_LIMITS = Limits()
 
 
 def _typed(name: str) -> str:
@@ -73,9 +115,16 @@ def _cast_expr(f: Field, src: pl.DataType | None) -> pl.Expr:
     return pl.when(s.str.len_chars() > 0).then(s)
 
 
-def _rules(t: Table, schema: dict[str, pl.DataType]) -> list[tuple[str, pl.Expr, pl.Expr]]:
+def _rules(
+    t: Table, schema: dict[str, pl.DataType], limits: Limits, now: dt.datetime
+) -> list[tuple[str, pl.Expr, pl.Expr]]:
     """(code, failed, detail) for each row rule of table ``t``, in reporting order."""
     rules: list[tuple[str, pl.Expr, pl.Expr]] = []
+    lo_ts = now - limits.max_age
+    window = {
+        "ts": (lo_ts, now + limits.max_ahead),
+        "date": (lo_ts.date(), (now + limits.max_ahead_date).date()),
+    }
 
     def raw_present(name: str) -> pl.Expr:
         if name not in schema:
@@ -118,6 +167,22 @@ def _rules(t: Table, schema: dict[str, pl.DataType]) -> list[tuple[str, pl.Expr,
                     ),
                 )
             )
+        if f.kind in window and f.name in schema:
+            lo, hi = window[f.kind]
+            rules.append(
+                (
+                    "out_of_window",
+                    tv.is_not_null() & ((tv < lo) | (tv > hi)),
+                    pl.concat_str(
+                        pl.lit(f"{f.name} "),
+                        tv.cast(pl.String),
+                        pl.lit(
+                            f" is outside {lo.isoformat()[:10]}..{hi.isoformat()[:10]} (the window around the batch)"
+                        ),
+                    ),
+                )
+            )
+        if f.kind == "ts":
             continue
         if f.kind in ("float", "int", "date") and f.name in schema:
             what = "a date (YYYY-MM-DD)" if f.kind == "date" else ("an integer" if f.kind == "int" else "a number")
@@ -138,6 +203,21 @@ def _rules(t: Table, schema: dict[str, pl.DataType]) -> list[tuple[str, pl.Expr,
                     "non_finite",
                     tv.is_not_null() & ~tv.is_finite(),
                     pl.lit(f"{f.name} is not finite"),
+                )
+            )
+        if f.kind in ("float", "int") and f.name in schema:
+            cap = (
+                limits.max_price
+                if f.name in PRICE_FIELDS
+                else limits.max_quantity
+                if f.name in QUANTITY_FIELDS
+                else limits.max_abs_value
+            )
+            rules.append(
+                (
+                    "out_of_range",
+                    tv.is_not_null() & tv.cast(pl.Float64).is_finite() & (tv.cast(pl.Float64).abs() > cap),
+                    pl.concat_str(pl.lit(f"{f.name} beyond the limit {cap:g}: "), tv.cast(pl.String)),
                 )
             )
         if f.choices:
@@ -210,8 +290,11 @@ def _rules(t: Table, schema: dict[str, pl.DataType]) -> list[tuple[str, pl.Expr,
     return rules
 
 
-def validate(table: str, df: pl.DataFrame) -> pl.DataFrame:
-    """Cast ``df``'s contract columns to storage types and evaluate every row rule.
+def validate(
+    table: str, df: pl.DataFrame, limits: Limits = DEFAULT_LIMITS, now: dt.datetime | None = None
+) -> pl.DataFrame:
+    """Cast ``df``'s contract columns to storage types and evaluate every row rule (``now``: the batch's
+    arrival time, UTC, for the time window; default the wall clock).
 
     Returns ``df`` with the typed contract columns added under ``__t_<name>`` and ``_reason`` (first failed
     rule's code, null when the row is valid) and ``_detail`` (every failed rule, ``; `` separated).
@@ -220,7 +303,7 @@ def validate(table: str, df: pl.DataFrame) -> pl.DataFrame:
     schema = dict(df.schema)
     typed = [_cast_expr(f, schema.get(f.name)).alias(_typed(f.name)) for f in t.fields]
     out = df.with_columns(typed)
-    rules = _rules(t, schema)
+    rules = _rules(t, schema, limits, now or dt.datetime.now(dt.UTC))
     if not rules:
         return out.with_columns(
             pl.lit(None, pl.String).alias("_reason"),

@@ -36,11 +36,11 @@ def test_ingest_json_prints_one_object_with_the_accounting(capsys, lake, batch):
     assert {"version", "tables", "totals", "quarantine_reasons", "files"} <= set(d)
     assert d["version"] == 1 and d["version_before"] == 0 and d["lake"] == str(lake.root)
     assert d["tables"] == {
-        "fills": {"read": 2, "accepted": 1, "duplicate": 0, "quarantined": 1},
-        "orders": {"read": 1, "accepted": 1, "duplicate": 0, "quarantined": 0},
-        "quotes": {"read": 2, "accepted": 1, "duplicate": 0, "quarantined": 1},
+        "fills": {"read": 2, "accepted": 1, "duplicate": 0, "quarantined": 1, "held": 0},
+        "orders": {"read": 1, "accepted": 1, "duplicate": 0, "quarantined": 0, "held": 0},
+        "quotes": {"read": 2, "accepted": 1, "duplicate": 0, "quarantined": 1, "held": 0},
     }
-    assert d["totals"] == {"read": 5, "accepted": 3, "duplicate": 0, "quarantined": 2}
+    assert d["totals"] == {"read": 5, "accepted": 3, "duplicate": 0, "quarantined": 2, "held": 0}
     assert d["quarantine_reasons"] == {"crossed_quote": 1, "non_positive": 1}
     assert [(f["path"], f["format"], f["status"], f["read"]) for f in d["files"]] == [
         (str(batch[0]), "jsonl", "ingested", 3),
@@ -50,7 +50,8 @@ def test_ingest_json_prints_one_object_with_the_accounting(capsys, lake, batch):
     code, out, _ = run(capsys, "ingest", *map(str, batch), "--lake", str(lake.root), "--json")
     d = json.loads(out)
     assert code == 0 and d["version"] == 1
-    assert d["totals"] == {"read": 5, "accepted": 0, "duplicate": 5, "quarantined": 0}
+    # The same files again: a no-op reported with true counts (the two bad rows are quarantined again).
+    assert d["totals"] == {"read": 5, "accepted": 0, "duplicate": 3, "quarantined": 2, "held": 0}
     assert {f["status"] for f in d["files"]} == {"already_ingested"}
 
 
@@ -58,9 +59,9 @@ def test_ingest_text_output(capsys, lake, batch):
     code, out, _ = run(capsys, "ingest", *map(str, batch), "--lake", str(lake.root))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["table", "read", "accepted", "duplicate", "quarantined"]
-    assert lines[1].split() == ["fills", "2", "1", "0", "1"]
-    assert "total: read 5 = accepted 3 + duplicate 0 + quarantined 2" in lines
+    assert lines[0].split() == ["table", "read", "accepted", "duplicate", "quarantined", "held"]
+    assert lines[1].split() == ["fills", "2", "1", "0", "1", "0"]
+    assert "total: read 5 = accepted 3 + duplicate 0 + quarantined 2 + held 0" in lines
     assert "quarantined by reason: crossed_quote 1, non_positive 1" in lines
     assert lines[-1] == f"lake {lake.root} version 1"
 
@@ -135,7 +136,9 @@ def test_type_option_routes_an_unnamed_file(capsys, lake, files):
     path = files.csv("batch7.csv", [{"date": "2026-03-02", "symbol": "AAPL", "return": 0.01}])
     code, out, _ = run(capsys, "ingest", str(path), "--type", "returns", "--lake", str(lake.root), "--json")
     assert code == 0
-    assert json.loads(out)["tables"] == {"returns": {"read": 1, "accepted": 1, "duplicate": 0, "quarantined": 0}}
+    assert json.loads(out)["tables"] == {
+        "returns": {"read": 1, "accepted": 1, "duplicate": 0, "quarantined": 0, "held": 0}
+    }
 
 
 def test_real_entry_point_exit_codes_and_lake_from_the_environment(run_cli, batch, tmp_path):

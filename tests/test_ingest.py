@@ -18,8 +18,12 @@ from hypothesis import strategies as st
 
 from analytics.ingest import IngestError, ingest
 from analytics.store import Lake
+from analytics.validate import Limits
+
+NO_HOLD = Limits(hold_limit=dt.timedelta(0))
 
 STATUSES = ("read", "accepted", "duplicate", "quarantined")
+ALL_STATUSES = (*STATUSES, "held")
 
 
 def file_counts(res, path) -> tuple[int, int, int, int]:
@@ -28,14 +32,14 @@ def file_counts(res, path) -> tuple[int, int, int, int]:
 
 
 def assert_reconciles(res) -> None:
-    """read = accepted + duplicate + quarantined per table, in the totals and per file; files sum to the
-    totals."""
+    """read = accepted + duplicate + quarantined + held per table, in the totals and per file; files sum to
+    the totals."""
     d = res.to_dict()
     for c in d["tables"].values():
-        assert c["read"] == c["accepted"] + c["duplicate"] + c["quarantined"]
+        assert c["read"] == c["accepted"] + c["duplicate"] + c["quarantined"] + c["held"]
     t = d["totals"]
-    assert t["read"] == t["accepted"] + t["duplicate"] + t["quarantined"]
-    for k in STATUSES:
+    assert t["read"] == t["accepted"] + t["duplicate"] + t["quarantined"] + t["held"]
+    for k in ALL_STATUSES:
         assert t[k] == sum(c[k] for c in d["tables"].values()) == sum(f[k] for f in d["files"])
     assert sum(d["quarantine_reasons"].values()) == t["quarantined"]
 
@@ -229,7 +233,7 @@ def test_referential_rules(lake, files, ev, quarantine, table_counts):
             ev.order_action("DONE"),  # 10 DONE of O1 -> accepted
         ],
     )
-    res = ingest([path], lake)
+    res = ingest([path], lake, limits=NO_HOLD)  # unknown parents quarantined at once (they are held by default)
     assert_reconciles(res)
     assert table_counts(res, "orders") == (3, 2, 0, 1)
     assert table_counts(res, "fills") == (4, 1, 0, 3)
@@ -324,7 +328,7 @@ def test_fill_rejected_for_its_order_does_not_take_its_fill_id(lake, files, ev, 
             ev.fill(),  # F1 of O1: the first valid use of F1 -> accepted
         ],
     )
-    res = ingest([path], lake)
+    res = ingest([path], lake, limits=NO_HOLD)
     assert table_counts(res, "fills") == (2, 1, 0, 1)
     assert quarantine(lake)["reason"].to_list() == ["unknown_order"]
     assert lake.read("fills")["event_id"].to_list() == ["f1"]
@@ -407,8 +411,9 @@ def test_streamed_parquet_quotes_are_counted_row_by_row(lake, files, table_count
     assert table_counts(res, "quotes") == (1000, 998, 0, 2)
     assert quarantine(lake)["line"].to_list() == [10, 500]
     assert lake.read("quotes").height == 998
-    again = ingest([path], lake)
-    assert table_counts(again, "quotes") == (1000, 0, 1000, 0)
+    again = ingest([path], lake)  # the same bytes: a no-op, with the counts of what became of each row
+    assert table_counts(again, "quotes") == (1000, 0, 998, 2)
+    assert again.version == res.version
 
 
 # --- idempotency --------------------------------------------------------------------------------
@@ -420,14 +425,17 @@ def test_reingesting_the_same_file_is_a_noop(lake, files, ev, lake_state, table_
     assert again.version == again.version_before == first.version == 1
     assert again.batch_id is None
     assert again.files[0]["status"] == "already_ingested"
-    assert file_counts(again, path) == (4, 0, 4, 0)
-    assert table_counts(again, "fills") == (2, 0, 2, 0)
+    # True counts (issue 15 item 9): the order and good fill are duplicates, the bad fill and the junk line
+    # are quarantined again (stored once).
+    assert file_counts(again, path) == (4, 0, 2, 2)
+    assert table_counts(again, "fills") == (2, 0, 1, 1)
     assert lake_state(lake) == before
 
     copy = files.raw("renamed_copy.jsonl", path.read_bytes())  # the same bytes under another name
-    res = ingest([copy], lake)
-    assert res.version == 1 and file_counts(res, copy) == (4, 0, 4, 0)
-    assert lake_state(lake) == before
+    for _ in range(3):  # the same counts on every send (they used to double: 10, 10, 20, 40)
+        res = ingest([copy, files.jsonl("other.jsonl", [ev.order(event_id=f"o{_}", order_id=f"O{_}")])], lake)
+        assert file_counts(res, copy) == (4, 0, 2, 2)
+    assert lake_state(lake)["tables"]["quarantine"] == before["tables"]["quarantine"]
 
 
 def test_same_events_in_other_bytes_are_duplicates(lake, files, ev, lake_state):
@@ -438,7 +446,8 @@ def test_same_events_in_other_bytes_are_duplicates(lake, files, ev, lake_state):
     # Reordered, with a blank line: other bytes, so not recognised by file hash but row by row.
     res = ingest([files.jsonl("day1_resent.jsonl", [*reversed(rows), ""])], lake)
     assert res.files[0]["status"] == "ingested"
-    assert res.to_dict()["totals"] == {"read": 5, "accepted": 0, "duplicate": 5, "quarantined": 0}
+    # The rejected rows are quarantined again (not stored twice): a re-upload never hides a bad row.
+    assert res.to_dict()["totals"] == {"read": 5, "accepted": 0, "duplicate": 3, "quarantined": 2, "held": 0}
     assert res.version == 1
     assert lake_state(lake) == before
 
@@ -451,7 +460,7 @@ def test_same_events_in_another_format_are_duplicates(lake, files, ev, table_cou
     assert res.version == 1
 
 
-def test_identical_bad_row_resent_is_a_duplicate_not_quarantined_twice(lake, files, ev, quarantine, table_counts):
+def test_identical_bad_row_resent_is_quarantined_again_but_stored_once(lake, files, ev, quarantine, table_counts):
     bad_fill = ev.fill(event_id="fb", fill_id="FB", quantity=-1)  # rows with an identity: event_id ...
     bad_quote = ev.quote(bid=-5, venue="XNAS", seq=9)  # ... (symbol, venue, seq) ...
     bad_csv = ev.bare(ev.quote(symbol="IBM", bid="abc", seq=1))
@@ -470,16 +479,19 @@ def test_identical_bad_row_resent_is_a_duplicate_not_quarantined_twice(lake, fil
         ],
         lake,
     )
-    assert table_counts(res, "quotes") == (4, 2, 2, 0)
-    assert table_counts(res, "fills") == (1, 0, 1, 0)
-    assert table_counts(res, "returns") == (2, 1, 1, 0)
-    assert res.quarantine_reasons == {}
+    # Reported as quarantined again (issue 15 item 14: a re-upload never looks accepted or duplicate), but
+    # the quarantine keeps one row per distinct bad event.
+    assert table_counts(res, "quotes") == (4, 2, 0, 2)
+    assert table_counts(res, "fills") == (1, 0, 0, 1)
+    assert table_counts(res, "returns") == (2, 1, 0, 1)
+    assert res.quarantine_reasons == {"bad_value": 1, "non_positive": 2, "return_range": 1}
     assert res.version == v + 1  # the new rows
     assert quarantine(lake).height == 4
-    # Twice in one batch: quarantined once.
+    # Twice in one batch: both quarantined, stored once.
     twice = ev.fill(event_id="fc", fill_id="FC", side="HOLD")
     res = ingest([files.jsonl("feed_3.jsonl", [twice, twice])], lake)
-    assert table_counts(res, "fills") == (2, 0, 1, 1)
+    assert table_counts(res, "fills") == (2, 0, 0, 2)
+    assert quarantine(lake).height == 5
 
 
 def test_bad_rows_without_identity_are_quarantined_each_time(lake, files, ev, table_counts, quarantine):
@@ -495,7 +507,7 @@ def test_bad_rows_without_identity_are_quarantined_each_time(lake, files, ev, ta
     assert quarantine(lake).height == 8
     # But the very same file again is still a no-op (by its bytes).
     res = ingest([files.jsonl("feed_b.jsonl", [*lines, ev.quote()])], lake)
-    assert res.version == 2 and res.to_dict()["totals"]["duplicate"] == 5
+    assert res.version == 2 and file_counts(res, res.files[0]["path"]) == (5, 0, 1, 4)
 
 
 def test_version_moves_only_when_the_lake_changes(lake, files, ev):
@@ -569,12 +581,17 @@ def test_folder_is_expanded_in_name_order(lake, files, ev):
     files.jsonl("drop/a_orders.jsonl", [ev.order()])
     files.raw("drop/readme.md", b"ignored")
     res = ingest([sub], lake)
-    assert [f["path"].rsplit("/", 1)[1] for f in res.files] == ["a_orders.jsonl", "b_fills.jsonl"]
+    assert [(f["path"].rsplit("/", 1)[1], f["status"]) for f in res.files] == [
+        ("a_orders.jsonl", "ingested"),
+        ("b_fills.jsonl", "ingested"),
+        ("readme.md", "skipped"),  # listed with its reason, not dropped silently
+    ]
     assert res.to_dict()["totals"]["accepted"] == 2
 
 
 # --- property: accounting and idempotency on random input --------------------------------------
 ORDERS = {"A": ("AAPL", "BUY"), "B": ("MSFT", "SELL")}  # NEW orders at the top of the file
+ORDER_QTY = 1000
 MISSING = object()
 NOPE = '{"event_type": "Nope"}'
 
@@ -670,18 +687,15 @@ def _oracle_fills(rows: list[tuple[str, dict | None]]) -> tuple[dict[str, dict],
 
     Row rules first; then per event_id the first valid content wins (the same content later is a
     duplicate, other content a conflict); then the order must exist with the same symbol and side; then a
-    fill_id belongs to the first event that got that far. A rejected line sent again verbatim is a
-    duplicate (fills have an identity), not a second quarantine row."""
+    fill_id belongs to the first event that got that far. A repeat of an accepted event is a duplicate; a
+    repeat of a rejected one is quarantined with it (counted each time, stored once)."""
     first: dict[str, dict] = {}
     accepted: dict[str, dict] = {}
-    rejected: set[str] = set()
-    dup = 0
+    repeats: list[str] = []
+    candidates: list[dict] = []
 
     def reject(line: str) -> None:
-        nonlocal dup
-        if line in rejected:
-            dup += 1
-        rejected.add(line)
+        pass
 
     for line, parsed in rows:
         if parsed is None:
@@ -690,18 +704,26 @@ def _oracle_fills(rows: list[tuple[str, dict | None]]) -> tuple[dict[str, dict],
         eid = parsed["event_id"]
         if eid in first:
             if parsed == first[eid]:
-                dup += 1
+                repeats.append(eid)
             else:
                 reject(line)  # conflict
             continue
         first[eid] = parsed
         if ORDERS.get(parsed["order_id"]) != (parsed["symbol"], parsed["side"]):
             reject(line)  # unknown_order or order_mismatch
-        elif any(a["fill_id"] == parsed["fill_id"] for a in accepted.values()):
-            reject(line)  # fill_id taken
         else:
-            accepted[eid] = parsed
-    return accepted, dup
+            candidates.append(parsed)  # every fill here is dated after its order's NEW (14:00)
+    # Overfill: per order, in time order (ties by arrival), a fill is taken while the total stays <= 1000.
+    room = dict.fromkeys(ORDERS, ORDER_QTY)
+    fits = []
+    for p in sorted(candidates, key=lambda p: p["ts"]):  # a stable sort keeps arrival order in ties
+        if p["quantity"] <= room[p["order_id"]] * (1 + 1e-9):
+            room[p["order_id"]] -= p["quantity"]
+            fits.append(p["event_id"])
+    for p in candidates:  # then a fill_id belongs to the first event (in arrival order) that got this far
+        if p["event_id"] in fits and not any(a["fill_id"] == p["fill_id"] for a in accepted.values()):
+            accepted[p["event_id"]] = p
+    return accepted, sum(e in accepted for e in repeats)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -718,7 +740,7 @@ def test_property_accounting_matches_an_independent_oracle(tmp_path_factory, tab
     orders = [
         json.dumps(
             {"event_type": "OrderEvent", "event_id": f"o{o}", "order_id": o, "ts": "2026-03-02T14:00:00Z"}
-            | {"action": "NEW", "symbol": s, "side": side, "quantity": 1000, "broker": "GS", "algo": "VWAP"}
+            | {"action": "NEW", "symbol": s, "side": side, "quantity": ORDER_QTY, "broker": "GS", "algo": "VWAP"}
         )
         for o, (s, side) in ORDERS.items()
     ]
@@ -731,7 +753,7 @@ def test_property_accounting_matches_an_independent_oracle(tmp_path_factory, tab
     path = root / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
-    res = ingest([path], lake)
+    res = ingest([path], lake, limits=NO_HOLD)
     d = res.to_dict()
 
     # Every line is read once and accounted for, table by table, as the oracle says.
@@ -741,7 +763,7 @@ def test_property_accounting_matches_an_independent_oracle(tmp_path_factory, tab
     quote_rows_ = [(line, p) for line, p, et in rows if et == "MarketDataEvent"]
     expected_fills, fill_dup = _oracle_fills(fill_rows_)
     valid_quotes = [p for _, p in quote_rows_ if p is not None]
-    nope_dup = max(junk.count(NOPE) - 1, 0)  # an unknown event type is deduplicated; broken lines are not
+    nope_dup = 0  # a rejected line is quarantined each time it is sent
     expected = {
         "orders": (2, 2, 0, 0),
         "fills": (len(fill_rows_), len(expected_fills), fill_dup, len(fill_rows_) - len(expected_fills) - fill_dup),
@@ -762,7 +784,8 @@ def test_property_accounting_matches_an_independent_oracle(tmp_path_factory, tab
     assert got_quotes == sorted(
         (p["symbol"], p["ts"], p["bid"], p["ask"], p["bid_size"], p["ask_size"]) for p in valid_quotes
     )
-    assert stored["quarantine"].height == d["totals"]["quarantined"]
+    # Stored once per distinct rejected line (broken lines, which have no identity, every time).
+    assert stored["quarantine"].height <= d["totals"]["quarantined"]
 
     # Re-ingest, in one call: the same file is a no-op (by its bytes); the same fill lines in another file
     # (other bytes: blank lines between them) are all duplicates (row by row). Quotes without seq and broken
@@ -771,11 +794,13 @@ def test_property_accounting_matches_an_independent_oracle(tmp_path_factory, tab
     resend = orders + [line for line, _ in fill_rows_] + [j for j in junk if j == NOPE]
     other = root / "events_again.jsonl"
     other.write_text("\n\n".join(resend) + "\n")
-    again = ingest([path, other], lake).to_dict()
+    again = ingest([path, other], lake, limits=NO_HOLD).to_dict()
     assert again["version"] == v
-    assert [(f["status"], f["read"], f["duplicate"]) for f in again["files"]] == [
-        ("already_ingested", len(lines), len(lines)),
-        ("ingested", len(resend), len(resend)),
+    first_file = d["totals"]
+    resent_ok = len(orders) + len(expected_fills) + fill_dup  # the good fills, and their repeats
+    assert [(f["status"], f["read"], f["duplicate"], f["quarantined"]) for f in again["files"]] == [
+        ("already_ingested", len(lines), first_file["accepted"] + first_file["duplicate"], first_file["quarantined"]),
+        ("ingested", len(resend), resent_ok, len(resend) - resent_ok),
     ]
-    assert again["totals"]["accepted"] == again["totals"]["quarantined"] == 0
+    assert again["totals"]["accepted"] == 0
     shutil.rmtree(root)

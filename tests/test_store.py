@@ -24,6 +24,7 @@ import pytest
 from analytics import store
 from analytics.ingest import ingest
 from analytics.store import MANIFEST_DIR, Lake, empty_frame
+from analytics.validate import Limits
 
 UTC = dt.UTC
 
@@ -182,12 +183,13 @@ def test_summary_counts_rows_files_dates_and_quarantine(lake, files, ev):
                     ev.quote(ts="2026-03-05T15:00:00Z"),
                     ev.quote(bid=-1),
                     ev.quote(bid=-2),
-                    ev.fill(),  # no order: unknown_order
+                    ev.fill(),  # no order: unknown_order (quarantined at once with a zero hold limit)
                     "junk",
                 ],
             )
         ],
         lake,
+        limits=Limits(hold_limit=dt.timedelta(0)),
     )
     s = lake.summary()
     assert s["version"] == 1 and s["lake"] == str(lake.root)
@@ -258,7 +260,7 @@ def _second_batch(files, ev):
 def _assert_orphans_cleaned_by_next_ingest(lake, files, ev, paths):
     res = ingest(paths, lake)
     assert res.version == 2
-    assert res.to_dict()["totals"] == {"read": 4, "accepted": 3, "duplicate": 0, "quarantined": 1}
+    assert res.to_dict()["totals"] == {"read": 4, "accepted": 3, "duplicate": 0, "quarantined": 1, "held": 0}
     assert data_files(lake) == listed_files(lake)
     mdir = lake.root / MANIFEST_DIR
     assert sorted(p.name for p in mdir.iterdir()) == ["CURRENT", "v00000001.json", "v00000002.json"]

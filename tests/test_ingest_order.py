@@ -1,0 +1,308 @@
+"""Out-of-order events and plausibility (issue 15 items 2 and 8): held rows, the hold limit, overfill,
+fills before their order, values and times beyond the stated limits.
+
+Counts are (read, accepted, duplicate, quarantined, held), worked out by hand in each test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from analytics.ingest import ingest
+from analytics.validate import Limits
+
+T = dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.UTC)  # the wall clock of the first batch
+NO_HOLD = Limits(hold_limit=dt.timedelta(0))
+
+
+def counts(res, table: str) -> tuple[int, int, int, int, int]:
+    c = res.tables[table]
+    assert c.read == c.accepted + c.duplicate + c.quarantined + c.held
+    return (c.read, c.accepted, c.duplicate, c.quarantined, c.held)
+
+
+def fills_of(ev, n: int, order_id: str = "O1", **over) -> list[dict]:
+    return [ev.fill(event_id=f"f{i}", fill_id=f"F{i}", order_id=order_id, **over) for i in range(n)]
+
+
+def test_fills_before_their_order_are_held_then_accepted_issue_reproduction(lake, files, ev):
+    """Issue 15 item 2: fills, the same fills, their orders, the fills again. Before: 0 fills stored and the
+    second send counted 10 duplicates. Now: held twice (stored once), accepted when the order arrives."""
+    fills = files.jsonl("fills.jsonl", fills_of(ev, 10))
+    orders = files.jsonl("orders.jsonl", [ev.order()])
+    r1 = ingest([fills], lake, now=T)
+    assert counts(r1, "fills") == (10, 0, 0, 0, 10)
+    assert lake.read("fills").height == 0 and lake.read("held_fills").height == 10
+    r2 = ingest([fills], lake, now=T + dt.timedelta(hours=1))  # the same bytes: still held, nothing written
+    assert counts(r2, "fills") == (10, 0, 0, 0, 10) and r2.version == r1.version
+    r3 = ingest([orders], lake, now=T + dt.timedelta(hours=2))  # no command: the order releases them
+    assert counts(r3, "orders") == (1, 1, 0, 0, 0)
+    assert "fills" not in r3.tables  # not read in this batch ...
+    assert r3.to_dict()["held_before"] == {"fills": {"accepted": 10}}  # ... but accepted from the hold
+    assert sorted(lake.read("fills")["event_id"].to_list()) == sorted(f"f{i}" for i in range(10))
+    r4 = ingest([fills], lake, now=T + dt.timedelta(hours=3))
+    assert counts(r4, "fills") == (10, 0, 10, 0, 0)
+    # The same fills in other bytes (another file) are duplicates too.
+    again = files.csv("fills_again.csv", [ev.bare(f) for f in fills_of(ev, 10)])
+    assert counts(ingest([again], lake, now=T + dt.timedelta(hours=4)), "fills") == (10, 0, 10, 0, 0)
+    assert lake.read("fills").height == 10 and lake.read("quarantine").height == 0
+
+
+def test_a_held_row_resent_in_other_bytes_is_held_again_not_stored_twice(lake, files, ev):
+    ingest([files.jsonl("a.jsonl", fills_of(ev, 2))], lake, now=T)
+    res = ingest(
+        [files.jsonl("b.jsonl", [*fills_of(ev, 3), ev.fill(event_id="f0", fill_id="F0", price=1.5)])], lake, now=T
+    )
+    # f0, f1 echo the held rows (held); f2 is new (held); f0 with other content is a conflict.
+    assert counts(res, "fills") == (4, 0, 0, 1, 3)
+    assert lake.read("held_fills").height == 3
+    ingest([files.jsonl("o.jsonl", [ev.order()])], lake, now=T)
+    assert sorted(lake.read("fills")["event_id"].to_list()) == ["f0", "f1", "f2"]
+    assert lake.read("fills").filter(pl.col("event_id") == "f0")["price"].to_list() == [100.01]
+
+
+def test_amendments_before_new_and_settlements_before_fills_are_held(lake, files, ev):
+    r1 = ingest([files.jsonl("early.jsonl", [ev.order_action("CANCEL"), ev.settlement(), ev.fill()])], lake, now=T)
+    assert counts(r1, "orders") == (1, 0, 0, 0, 1)
+    assert counts(r1, "fills") == (1, 0, 0, 0, 1)
+    assert counts(r1, "settlements") == (1, 0, 0, 0, 1)
+    r2 = ingest([files.jsonl("new.jsonl", [ev.order()])], lake, now=T + dt.timedelta(hours=1))
+    # The NEW releases the CANCEL and the fill, and the fill releases its settlement, in one batch.
+    assert r2.to_dict()["held_before"] == {
+        "fills": {"accepted": 1},
+        "orders": {"accepted": 1},
+        "settlements": {"accepted": 1},
+    }
+    assert sorted(lake.read("orders")["action"].to_list()) == ["CANCEL", "NEW"]
+    assert lake.read("settlements")["fill_id"].to_list() == ["F1"]
+    # Nothing is held any more: a further batch releases nothing.
+    r3 = ingest([files.jsonl("x.jsonl", [ev.order(event_id="o2", order_id="O2")])], lake, now=T)
+    assert r3.to_dict()["held_before"] == {}
+
+
+def test_hold_limit_quarantines_as_unknown_order_and_a_late_order_still_resolves_it(lake, files, ev):
+    limits = Limits(hold_limit=dt.timedelta(hours=24))
+    fills = files.jsonl("fills.jsonl", fills_of(ev, 2))
+    ingest([fills], lake, now=T, limits=limits)
+    # 23 h later (another order's batch): still held. 25 h later: quarantined, once.
+    other = files.jsonl("other.jsonl", [ev.order(event_id="o2", order_id="O2")])
+    r = ingest([other], lake, now=T + dt.timedelta(hours=23), limits=limits)
+    assert r.to_dict()["held_before"] == {"fills": {"held": 2}} and lake.read("quarantine").height == 0
+    r = ingest(
+        [files.jsonl("o3.jsonl", [ev.order(event_id="o3", order_id="O3")])], lake, now=T + dt.timedelta(hours=25)
+    )
+    assert r.to_dict()["held_before"] == {"fills": {"quarantined": 2}}
+    q = lake.read("quarantine")
+    assert q["reason"].to_list() == ["unknown_order"] * 2 and set(q["source_file"]) == {str(fills)}
+    r = ingest(
+        [files.jsonl("o4.jsonl", [ev.order(event_id="o4", order_id="O4")])], lake, now=T + dt.timedelta(hours=26)
+    )
+    assert r.to_dict()["held_before"] == {} and lake.read("quarantine").height == 2  # not quarantined twice
+    # The same fills sent again now: quarantined again (not duplicate, not a new quarantine row).
+    again = files.csv("fills_again.csv", [ev.bare(f) for f in fills_of(ev, 2)])
+    r = ingest([again], lake, now=T + dt.timedelta(hours=27))
+    assert counts(r, "fills") == (2, 0, 0, 2, 0) and r.quarantine_reasons == {"unknown_order": 2}
+    # The order arrives two days late: the fills are accepted and their quarantine rows marked resolved.
+    r = ingest([files.jsonl("o1.jsonl", [ev.order()])], lake, now=T + dt.timedelta(hours=50))
+    assert r.to_dict()["held_before"] == {"fills": {"accepted": 2}}
+    assert sorted(lake.read("fills")["event_id"].to_list()) == ["f0", "f1"]
+    rel = lake.read("held_released").sort("released_at", "event_id")
+    assert rel.select("event_id", "outcome").rows() == [
+        ("f0", "expired"),
+        ("f1", "expired"),
+        ("f0", "accepted"),
+        ("f1", "accepted"),
+    ]
+
+
+def test_zero_hold_limit_quarantines_at_once_and_still_accepts_later(lake, files, ev):
+    r = ingest([files.jsonl("f.jsonl", [ev.fill()])], lake, limits=NO_HOLD)
+    assert counts(r, "fills") == (1, 0, 0, 1, 0) and r.quarantine_reasons == {"unknown_order": 1}
+    r = ingest([files.jsonl("o.jsonl", [ev.order()])], lake, limits=NO_HOLD)
+    assert r.to_dict()["held_before"] == {"fills": {"accepted": 1}}
+    assert lake.read("fills")["event_id"].to_list() == ["f1"]
+
+
+def test_a_held_fill_is_checked_against_its_order_when_it_arrives(lake, files, ev):
+    """Released rows go through every rule: a held SELL fill of a BUY order is an order_mismatch."""
+    ingest([files.jsonl("f.jsonl", [ev.fill(side="SELL")])], lake, now=T)
+    r = ingest([files.jsonl("o.jsonl", [ev.order()])], lake, now=T)
+    assert r.to_dict()["held_before"] == {"fills": {"quarantined": 1}}
+    q = lake.read("quarantine")
+    assert q.select("reason", "source_file", "event_id").rows() == [
+        ("order_mismatch", str(files.root / "f.jsonl"), "f1")
+    ]
+    assert lake.read("fills").height == 0
+    assert (
+        ingest([files.jsonl("o2.jsonl", [ev.order(event_id="o9", order_id="O9")])], lake).to_dict()["held_before"] == {}
+    )
+
+
+# --- plausibility (item 8) ------------------------------------------------------------------------
+def test_overfill_is_quarantined_across_batches(lake, files, ev):
+    """Order of 4,400 shares; fills 1,000, 1,000,000, 3,000, 400 in time order: the 1,000,000 would take the
+    total past 4,400 (overfill), the others add up to exactly 4,400. A later 1-share fill is an overfill."""
+    order = ev.order(quantity=4400)
+    fills = [
+        ev.fill(event_id="a", fill_id="A", quantity=1000, ts="2026-03-02T14:31:00Z"),
+        ev.fill(event_id="b", fill_id="B", quantity=1_000_000, ts="2026-03-02T14:32:00Z"),
+        ev.fill(event_id="c", fill_id="C", quantity=3000, ts="2026-03-02T14:33:00Z"),
+        ev.fill(event_id="d", fill_id="D", quantity=400, ts="2026-03-02T14:34:00Z"),
+    ]
+    r = ingest([files.jsonl("day.jsonl", [order, *reversed(fills)])], lake)
+    assert counts(r, "fills") == (4, 3, 0, 1, 0) and r.quarantine_reasons == {"overfill": 1}
+    assert lake.read("quarantine")["event_id"].to_list() == ["b"]
+    assert lake.read("fills")["quantity"].sum() == 4400
+    r = ingest([files.jsonl("late.jsonl", [ev.fill(event_id="e", fill_id="E", quantity=1)])], lake)
+    assert counts(r, "fills") == (1, 0, 0, 1, 0) and r.quarantine_reasons == {"overfill": 1}
+    # A REPLACE raising the quantity to 5,000 leaves room for 600 more.
+    r = ingest(
+        [
+            files.jsonl(
+                "rep.jsonl",
+                [ev.order_action("REPLACE", quantity=5000), ev.fill(event_id="g", fill_id="G", quantity=600)],
+            )
+        ],
+        lake,
+    )
+    assert counts(r, "fills") == (1, 1, 0, 0, 0)
+
+
+def test_fill_before_its_orders_new_is_quarantined(lake, files, ev):
+    r = ingest(
+        [
+            files.jsonl(
+                "d.jsonl", [ev.order(), ev.fill(ts="2026-03-02T14:29:59Z"), ev.fill(event_id="f2", fill_id="F2")]
+            )
+        ],
+        lake,
+    )
+    assert counts(r, "fills") == (2, 1, 0, 1, 0) and r.quarantine_reasons == {"fill_before_order": 1}
+    assert "before its order's NEW" in lake.read("quarantine")["detail"][0]
+
+
+def test_values_and_times_beyond_the_limits_are_quarantined_with_their_own_codes(lake, files, ev):
+    rows = [
+        ev.order(),
+        ev.fill(event_id="p", fill_id="P", price=1e308),  # finite, but no price: out_of_range
+        ev.fill(event_id="q", fill_id="Q", quantity=1e12),  # beyond max_quantity 1e11
+        ev.fill(event_id="t", fill_id="T", ts="9999-12-31T00:00:00Z"),  # valid time, outside the window
+        ev.fill(event_id="y", fill_id="Y", ts="10000-01-01T00:00:00Z"),  # year beyond 9999: not a time
+        ev.fill(event_id="ok", fill_id="OK"),
+    ]
+    csv_rows = [
+        {"date": "9999-12-31", "symbol": "AAPL", "return": 0.01},
+        {"date": "10000-01-01", "symbol": "AAPL", "return": 0.01},
+        {"date": "2026-03-02", "symbol": "AAPL", "return": 1e300},
+    ]
+    r = ingest([files.jsonl("d.jsonl", rows), files.csv("returns_x.csv", csv_rows)], lake, now=T)
+    assert counts(r, "fills") == (5, 1, 0, 4, 0)
+    assert counts(r, "returns") == (3, 0, 0, 3, 0)
+    q = lake.read("quarantine").sort("source_file", "line")
+    assert q.select("event_id", "reason").rows()[:4] == [
+        ("p", "out_of_range"),
+        ("q", "out_of_range"),
+        ("t", "out_of_window"),
+        ("y", "bad_timestamp"),
+    ]
+    assert q.filter(pl.col("table") == "returns")["reason"].to_list() == ["out_of_window", "bad_value", "out_of_range"]
+    # The limits are configurable: with a six-year window ahead, a fill dated 2031 is accepted.
+    wide = Limits(max_ahead=dt.timedelta(days=6 * 365))
+    r = ingest(
+        [files.jsonl("far.jsonl", [ev.fill(event_id="z", fill_id="Z", ts="2031-01-02T00:00:00Z")])],
+        lake,
+        now=T,
+        limits=wide,
+    )
+    assert counts(r, "fills") == (1, 1, 0, 0, 0)
+
+
+# --- input forms (items 5, 10, 4) -----------------------------------------------------------------
+def test_user_columns_named_like_internal_ones_are_kept_as_extra_fields(lake, files, ev, quarantine):
+    """Issue 15 item 5: a user column ``_raw`` was taken for the quarantine's raw content, so two different
+    bad rows with the same ``_raw`` looked identical and the second was stored nowhere."""
+    user = {"_raw": "same", "_line": "77", "extra": "mine"}
+    rows = [
+        ev.bare(ev.fill(event_id="b1", fill_id="B1", quantity=-1)) | user,
+        ev.bare(ev.fill(event_id="b2", fill_id="B2", quantity=-2)) | user,
+        ev.bare(ev.fill()) | user,
+    ]
+    for name, write in (("fills_u.csv", files.csv), ("fills_u.parquet", files.parquet)):
+        lk = type(lake)(lake.root.parent / name)
+        ingest([files.jsonl("o.jsonl", [ev.order()])], lk)
+        res = ingest([write(name, rows)], lk)
+        assert (res.tables["fills"].accepted, res.tables["fills"].quarantined) == (1, 2), name
+        q = quarantine(lk)
+        assert q["event_id"].to_list() == ["b1", "b2"] and q["line"].to_list() == (
+            [2, 3] if name.endswith("csv") else [0, 1]
+        )
+        # The raw row keeps the user's fields (a batch file's extra fields as the row's `extra` object).
+        assert [json.loads(json.loads(r)["extra"])["_raw"] for r in q["raw"]] == ["same", "same"]
+        extra = json.loads(lk.read("fills")["extra"][0])
+        assert {k: str(v) for k, v in extra.items()} == user
+
+
+def test_duplicate_keys_bom_and_cr_line_endings(lake, files, ev, quarantine):
+    """Issue 15 item 10: {"quantity": 10, "quantity": -10} is quarantined as duplicate_key (a parser keeps
+    either value); a UTF-8 BOM and CR-only line endings are read as any other JSON Lines file."""
+    o = json.dumps(ev.order())
+    dup = json.dumps(ev.fill()).replace('"quantity": 100', '"quantity": 10, "quantity": -10')
+    data = (
+        b"\xef\xbb\xbf"
+        + o.encode()
+        + b"\r"
+        + dup.encode()
+        + b"\r"
+        + json.dumps(ev.fill(event_id="f2", fill_id="F2")).encode()
+        + b"\r"
+    )
+    res = ingest([files.raw("mac.jsonl", data)], lake)
+    assert (res.tables["orders"].accepted, res.tables["fills"].accepted, res.tables["fills"].quarantined) == (1, 1, 1)
+    q = quarantine(lake)
+    assert q.select("line", "reason", "detail", "raw").rows() == [
+        (2, "duplicate_key", "key appears more than once: quantity", dup)
+    ]
+
+
+def test_folder_lists_every_file_it_skips_reads_gzip_and_stays_inside(lake, files, ev, tmp_path):
+    """Issue 15 items 4 and 14: fills_a.json, *.JSONL.txt and _fills_c.jsonl were skipped silently;
+    *.jsonl.gz was not read; a symbolic link out of the folder was followed."""
+    import gzip
+
+    d = tmp_path / "drop"
+    (d / "sub").mkdir(parents=True)
+    (d / "orders.jsonl").write_text(json.dumps(ev.order()) + "\n")
+    (d / "sub" / "fills_b.jsonl.gz").write_bytes(gzip.compress((json.dumps(ev.fill()) + "\n").encode()))
+    (d / "fills_gz.csv.gz").write_bytes(
+        gzip.compress(
+            b"event_id,fill_id,order_id,ts,symbol,side,quantity,price,venue\n"
+            b"f2,F2,O1,2026-03-02T14:32:00Z,AAPL,BUY,50,100.02,XNAS\n"
+        )
+    )
+    (d / "fills_a.json").write_text(json.dumps(ev.fill(event_id="fa", fill_id="FA")) + "\n")
+    (d / "fills.JSONL.txt").write_text("{}\n")
+    (d / "_fills_c.jsonl").write_text("{}\n")
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "fills_x.jsonl").write_text(json.dumps(ev.fill(event_id="fx", fill_id="FX")) + "\n")
+    (d / "linked.jsonl").symlink_to(outside / "fills_x.jsonl")
+    (d / "linked_dir").symlink_to(outside)
+    res = ingest([d], lake)
+    by = {Path(f["path"]).name: f for f in res.files}
+    assert {n: f["status"] for n, f in by.items()} == {
+        "orders.jsonl": "ingested",
+        "fills_b.jsonl.gz": "ingested",
+        "fills_gz.csv.gz": "ingested",
+        "fills_a.json": "skipped",
+        "fills.JSONL.txt": "skipped",
+        "_fills_c.jsonl": "skipped",
+        "linked.jsonl": "skipped",
+        "linked_dir": "skipped",
+    }
+    assert "outside the folder" in by["linked.jsonl"]["reason"] and "not followed" in by["linked_dir"]["reason"]
+    assert "metadata" in by["_fills_c.jsonl"]["reason"] and "unknown format" in by["fills_a.json"]["reason"]
+    assert sorted(lake.read("fills")["event_id"].to_list()) == ["f1", "f2"]
