@@ -26,9 +26,6 @@ from pathlib import Path
 
 import polars as pl
 
-from analytics.impact_models import pretrade_estimate
-from analytics.pretrade import DEFAULT_POV, URGENCY_POV
-
 ALERTS_FILE = "alerts.jsonl"
 ACTIONS_FILE = "alert_actions.jsonl"
 Z90 = 1.645  # the 90% outcome band of impact_models.predict is +-1.645 sigma (its published resid_q)
@@ -64,6 +61,9 @@ def expectations(new_orders: pl.DataFrame, contexts: pl.DataFrame) -> pl.DataFra
     sigma_daily``: pretrade.market_contexts): ``expected_impact_bps`` (published I-Star market impact, bps, +=
     cost, spread excluded) at size / ADV, daily sigma and participation = target_pov (else the urgency's default
     pretrade.URGENCY_POV), and ``sigma_impact_bps`` = its 90% outcome band / (2 x 1.645)."""
+    from analytics.impact_models import pretrade_estimate  # JAX: imported on first use (the engine warms it)
+    from analytics.pretrade import DEFAULT_POV, URGENCY_POV
+
     f = new_orders.join(contexts.select("symbol", "adv", "sigma_daily"), on="symbol", how="inner").filter(
         (pl.col("adv") > 0) & pl.col("sigma_daily").is_not_null()
     )

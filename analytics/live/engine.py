@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import signal
@@ -38,7 +39,6 @@ from analytics.live.book import LIVE_TABLES, DayBook, typed_events
 from analytics.live.config import RULES
 from analytics.live.sources import SourceSpec, make_source
 from analytics.live.state import board, live_tca
-from analytics.pretrade import market_contexts
 from analytics.store import Lake, write_text_atomic
 
 STATE_FILE = "state.json"
@@ -173,6 +173,8 @@ class Engine:
             df = self.lake.read(t, day, day)
             if df.height:
                 self.book.add(t, df.drop([c for c in ("_batch", "_hash") if c in df.columns]))
+        from analytics.pretrade import market_contexts
+
         con = self.lake.connect()
         try:
             syms = con.execute("SELECT DISTINCT symbol FROM bars WHERE \"interval\" = '1d'").fetchall()
@@ -282,6 +284,8 @@ class Engine:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         write_text_atomic(self.dir / ENGINE_FILE, json.dumps({"pid": os.getpid(), "source": str(self.spec)}))
+        # The expectations need JAX (impact_models): import it beside the intake, not on the first order's refresh.
+        warm = asyncio.create_task(asyncio.to_thread(importlib.import_module, "analytics.pretrade"))
         await self.source.open()
         await self._recover()
         self._open_segment()
@@ -306,6 +310,7 @@ class Engine:
                     self.snapshot()
                     last_snap = now
         finally:
+            await warm
             if commit_task is not None:
                 await commit_task
             if self.pending:

@@ -188,7 +188,8 @@ class NatsSource:
 
     async def close(self) -> None:
         if self.nc is not None:
-            await self.nc.drain()
+            await self.nc.flush()  # the last acknowledgements out before the connection goes
+            await self.nc.close()  # not drain(): draining a pull subscription waits on a fetch nobody makes
 
 
 def make_source(spec: SourceSpec, lake_root: Path, cfg: dict):
