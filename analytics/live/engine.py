@@ -93,6 +93,7 @@ class Engine:
         self.lag_ms: float | None = None
         self.last_commit: dict = {"version": lake.version(), "wall": None, "events": 0}
         self.changed = True
+        self.ready = False
         self._stop = asyncio.Event()
 
     # -- spool and commit --------------------------------------------------------------------------------
@@ -185,6 +186,7 @@ class Engine:
 
     def refresh(self, final: bool = False) -> None:
         """Fold the received events into the day and recompute the state and the alert rules."""
+        t0 = time.time()
         new, self.pending = self.pending, []
         typed = typed_events(new)
         ts_max = max((df["ts"].max() for df in typed.values() if df.height), default=None)
@@ -211,7 +213,7 @@ class Engine:
         if self.latency_log is not None and new:
             ids = [e.get("event_id") for e in new if e.get("event_type") in ("TradeExecutedEvent", "OrderEvent")]
             with open(self.latency_log, "a") as fh:
-                fh.write(json.dumps({"t": now, "ids": ids, "n": len(new)}) + "\n")
+                fh.write(json.dumps({"t": now, "ids": ids, "n": len(new), "refresh_ms": (now - t0) * 1000}) + "\n")
 
     def _alerts(self, frames: dict, o: pl.DataFrame, fm: pl.DataFrame) -> None:
         c = self.cfg
@@ -267,6 +269,7 @@ class Engine:
             "last_commit_version": self.last_commit["version"],
             "last_commit": self.last_commit,
             "open_alerts": len(self.alerts.open),
+            "ready": self.ready,  # warmed up (the expectations' JAX import done): steady-state latency from here
         }
 
     def snapshot(self) -> None:
@@ -286,6 +289,7 @@ class Engine:
         write_text_atomic(self.dir / ENGINE_FILE, json.dumps({"pid": os.getpid(), "source": str(self.spec)}))
         # The expectations need JAX (impact_models): import it beside the intake, not on the first order's refresh.
         warm = asyncio.create_task(asyncio.to_thread(importlib.import_module, "analytics.pretrade"))
+        warm.add_done_callback(lambda _: setattr(self, "ready", True))
         await self.source.open()
         await self._recover()
         self._open_segment()

@@ -169,7 +169,11 @@ def _plant(
         stale_sym = None
     quotes = _with_seq(quotes)
     others = (
-        quotes.filter(pl.col("symbol") != stale_sym).group_by("symbol").len().filter(pl.col("len") > 20).sort("symbol")
+        quotes.filter(pl.col("symbol").ne_missing(stale_sym))
+        .group_by("symbol")
+        .len()
+        .filter(pl.col("len") > 20)
+        .sort("symbol")
     )
     if others.height:
         sym = others["symbol"][0]
