@@ -51,6 +51,11 @@ class DayFeed:
     truth: list[dict] = field(default_factory=list)
 
 
+def _iso(t: dt.datetime) -> str:
+    """A Python datetime as the feed's ISO-8601 UTC text (microseconds, ``Z``)."""
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _json_lines(df: pl.DataFrame) -> pl.Series:
     ts_cols = [c for c, d in df.schema.items() if isinstance(d, pl.Datetime)]
     return df.with_columns(pl.col(c).dt.strftime(ISO_FORMAT) for c in ts_cols).select(
@@ -162,8 +167,8 @@ def _plant(
         # A quote just before the gap, so that the alert's clock starts at a known time.
         quotes = quotes.filter(~gone)
         last_before = quotes.filter((pl.col("symbol") == o["symbol"]) & (pl.col("ts") < start))["ts"].max()
-        truth.append({"rule": "stale_quote", "subject": f"quotes:{o['symbol']}", "from": (last_before or start).strftime(ISO_FORMAT),
-                      "to": stop.strftime(ISO_FORMAT), "note": f"quotes of {o['symbol']} withheld while {o['order_id']} works"})  # fmt: skip
+        truth.append({"rule": "stale_quote", "subject": f"quotes:{o['symbol']}", "from": _iso(last_before or start),
+                      "to": _iso(stop), "note": f"quotes of {o['symbol']} withheld while {o['order_id']} works"})  # fmt: skip
         stale_sym = o["symbol"]
     else:
         stale_sym = None
@@ -181,7 +186,7 @@ def _plant(
         k = q.height // 2
         drop = q["seq"][k : k + 3]
         quotes = quotes.filter(~((pl.col("symbol") == sym) & pl.col("seq").is_in(drop.implode())))
-        truth.append({"rule": "sequence_gap", "subject": f"quote:{sym}", "from": q["ts"][k + 3].strftime(ISO_FORMAT),
+        truth.append({"rule": "sequence_gap", "subject": f"quote:{sym}", "from": _iso(q["ts"][k + 3]),
                       "to": None, "note": f"seq {drop[0]}..{drop[-1]} of {sym} never delivered"})  # fmt: skip
     if spike_rows and quotes.height:
         at = quotes["ts"].sort()[quotes.height * 2 // 3]
@@ -196,7 +201,7 @@ def _plant(
             pl.lit("MarketDataEvent").alias("event_type"), pl.lit("quote").alias("kind"),
         )  # fmt: skip
         quotes = pl.concat([quotes, bad.select(quotes.columns)], how="vertical_relaxed")
-        truth.append({"rule": "quarantine_spike", "subject": "intake", "from": at.strftime(ISO_FORMAT), "to": None,
+        truth.append({"rule": "quarantine_spike", "subject": "intake", "from": _iso(at), "to": None,
                       "note": f"{spike_rows} crossed quotes of {sym} in one burst"})  # fmt: skip
     truth.append({"rule": "venue_markout", "subject": "DRKB", "from": None, "to": None,
                   "note": "the simulator's planted adverse selection at its dark pool (SimConfig.adverse_bps), all day; "
@@ -275,4 +280,5 @@ async def stream(
 
 
 def write_truth(path: Path, feed: DayFeed, extra: dict | None = None) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"day": feed.day.isoformat(), "anomalies": feed.truth, **(extra or {})}, indent=1))
