@@ -114,20 +114,20 @@ def test_participation_limit():
 def test_stale_quote():
     # quotes every 2 s from 0 to 20 s (median gap 2 s -> limit max(30, 10 x 2) = 30 s); order works from 1 s
     ev = [_quote(s) for s in range(0, 21, 2)] + [_new(1), _quote(0, sym="BBB")]
-    f, o, _fm, trig = _state(ev, 50)  # last quote at 20 s: age 30 s, not above 30
+    f, o, _fm, _trig = _state(ev, 50)  # last quote at 20 s: age 30 s, not above 30
     cfg = CFG["stale_quote"]
-    assert al.stale_quote(o, f["quotes"], trig, T0 + dt.timedelta(seconds=50), 5.0, cfg).height == 0
-    b = al.stale_quote(o, f["quotes"], trig, T0 + dt.timedelta(seconds=51), 5.0, cfg)
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=50), 5.0, cfg).height == 0
+    b = al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=51), 5.0, cfg)
     assert b["subject"].to_list() == ["quotes:AAA"] and b["value"][0] == pytest.approx(31.0)
     assert b["threshold"][0] == pytest.approx(30.0)
     # a thin name (median gap 10 s -> limit 100 s) is not stale at 51 s
     thin = [_quote(s) for s in range(0, 21, 10)] + [_new(1)]
-    f, o, _fm, trig = _state(thin, 51)
-    assert al.stale_quote(o, f["quotes"], trig, T0 + dt.timedelta(seconds=51), 5.0, cfg).height == 0
+    f, o, _fm, _trig = _state(thin, 51)
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=51), 5.0, cfg).height == 0
     # an ended order does not need quotes
     done = [*ev, {"event_type": "OrderEvent", "event_id": "O1-done", "order_id": "O1", "ts": _t(22), "action": "DONE"}]
-    f, o, _fm, trig = _state(done, 51)
-    assert al.stale_quote(o, f["quotes"], trig, T0 + dt.timedelta(seconds=51), 5.0, cfg).height == 0
+    f, o, _fm, _trig = _state(done, 51)
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=51), 5.0, cfg).height == 0
 
 
 def _market(events, clock_s):

@@ -233,7 +233,7 @@ class Engine:
             parts.append(al.participation_limit(o, trig, c["participation_limit"]))
             rules.add("participation_limit")
         if c["stale_quote"]["enabled"]:
-            parts.append(al.stale_quote(o, frames["quotes"], trig, self.clock, recv, c["stale_quote"]))
+            parts.append(al.stale_quote(o, frames["quotes"], self.clock, recv, c["stale_quote"]))
             rules.add("stale_quote")
         if c["sequence_gap"]["enabled"]:
             market = pl.concat(
