@@ -85,3 +85,21 @@ def test_crash_between_commit_and_offsets_is_a_no_op(tmp_path):
             proc.kill()
     assert counts(lake_root) == {"orders": 1, "fills": 5, "quotes": 7, "trades": 5}
     assert not (live / "pending.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_makes_a_final_commit(tmp_path):
+    """With a commit interval longer than the test, the events received before SIGTERM reach the lake at exit."""
+    lake_root, inbox = tmp_path / "lake", tmp_path / "inbox"
+    inbox.mkdir()
+    proc = start_engine(lake_root, f"dir:{inbox}", 600.0, log=tmp_path / "engine.log")
+    try:
+        wait_for(lambda: (s := snapshot(lake_root)) and s["status"]["heartbeat"])
+        (inbox / "desk.jsonl").write_bytes(lines(events(2)))  # 1 + 2 + 3 + 2 = 8 events
+        wait_for(lambda: (s := snapshot(lake_root)) and s["status"]["events_received"] == 8)
+        assert counts(lake_root)["fills"] == 0
+        assert stop_engine(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert counts(lake_root) == {"orders": 1, "fills": 2, "quotes": 3, "trades": 2}
