@@ -222,7 +222,18 @@ def sequence_gap(market: pl.DataFrame, clock: dt.datetime | None, cfg: dict) -> 
     m = market.filter(pl.col("seq").is_not_null()).select(
         "kind", "symbol", pl.col("venue").fill_null(""), "seq", "ts", "_recv"
     )
-    m = m.sort("kind", "symbol", "venue", "seq").unique(["kind", "symbol", "venue", "seq"], maintain_order=True)
+    # Only streams whose numbers are not contiguous (max - min + 1 > distinct count: a hash aggregate, no sort) are
+    # sorted to find where; the book holds each (symbol, venue, seq) once.
+    keys = ["kind", "symbol", "venue"]
+    holed = (
+        m.group_by(keys)
+        .agg((pl.col("seq").max() - pl.col("seq").min() + 1 > pl.col("seq").n_unique()).alias("holed"))
+        .filter("holed")
+    )
+    if holed.height == 0:
+        return _empty()
+    m = m.join(holed.select(keys), on=keys, how="semi")
+    m = m.sort("kind", "symbol", "venue", "seq").unique([*keys, "seq"], maintain_order=True)
     g = m.with_columns(pl.col("seq").shift(1).over("kind", "symbol", "venue").alias("prev")).filter(
         (pl.col("seq") - pl.col("prev") > 1)
         & (pl.col("ts") <= pl.lit(clock) - pl.duration(microseconds=round(cfg["grace_s"] * 1e6)))

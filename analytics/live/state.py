@@ -43,10 +43,10 @@ _US = 1_000_000
 
 
 def _mids(quotes: pl.DataFrame) -> pl.DataFrame:
-    return (
-        quotes.select("symbol", "ts", ((pl.col("bid") + pl.col("ask")) / 2).alias("mid"))
-        .sort("symbol", "ts")
-        .unique(["symbol", "ts"], keep="last", maintain_order=True)
+    """Mids sorted by (symbol, ts); of quotes with the same ts the ASOF joins take the last (as batch, whose ties are
+    in no defined order either)."""
+    return quotes.select("symbol", "ts", ((pl.col("bid") + pl.col("ask")) / 2).alias("mid")).sort(
+        "symbol", "ts", maintain_order=True
     )
 
 
