@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import time
+import traceback
 from pathlib import Path
 
 import polars as pl
@@ -302,7 +303,11 @@ class Engine:
                     self._receive(items)
                 now = time.time()
                 if self.pending and now - self.last_refresh >= float(self.ecfg["max_refresh_s"]):
-                    self.refresh()
+                    try:
+                        self.refresh()
+                    except Exception:  # the intake and its commits must go on; the state catches up
+                        traceback.print_exc()
+                        self.last_refresh = now
                 if now - last_commit >= float(self.ecfg["commit_interval_s"]) and (
                     commit_task is None or commit_task.done()
                 ):
