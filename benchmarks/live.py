@@ -140,6 +140,9 @@ def run_one(sim: Path, work: Path, source: str, speed: float, seconds: float) ->
         "rss_start_mb": rss0, "rss_end_mb": rss1, "refresh_p50_ms": float(np.percentile(ref, 50)),
         "refresh_p99_ms": float(np.percentile(ref, 99)),
         "published": dict(kinds.iter_rows()), "lake": lake_counts,
+        "planted": [{"rule": t["rule"], "subject": t["subject"],
+                     "detected": any(a["rule"] == t["rule"] and a["subject"] == t["subject"] for a in al)}
+                    for t in f.truth],
     }  # fmt: skip
 
 
