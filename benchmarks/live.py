@@ -115,12 +115,13 @@ def run_one(sim: Path, work: Path, source: str, speed: float, seconds: float) ->
     lat = np.array(lat) * 1000
     al = [json.loads(x) for x in (lake_root / "live" / "alerts.jsonl").read_text().splitlines()] if (
         lake_root / "live" / "alerts.jsonl").exists() else []  # fmt: skip
-    # publish -> alert: alerts tripped by published events (order rules: their fills); intake -> alert: every alert's
-    # latency_ms (raised minus its trigger's receipt; a stale feed's trigger is the event that moved the clock).
+    # publish -> alert: alerts tripped by a published fill (the order rules); intake -> alert: every alert's latency_ms
+    # (raised minus its trigger's receipt; for a stale feed or an elapsed markout horizon, the clock-moving event).
     a_lat = [
         (dt.datetime.fromisoformat(a["ts"].replace("Z", "+00:00")).timestamp() - max(pub[i] for i in ids)) * 1000
         for a in al
-        if (ids := [i for i in a["trigger_event_ids"] if i in pub])
+        if a["rule"] in ("cost_vs_expectation", "participation_limit")  # tripped by a fill, not by time passing
+        and (ids := [i for i in a["trigger_event_ids"] if i in pub])
     ]
     i_lat = [a["latency_ms"] for a in al]
     con = Lake(lake_root).connect()

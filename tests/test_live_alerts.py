@@ -120,10 +120,23 @@ def test_stale_quote():
     b = al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=51), 5.0, cfg)
     assert b["subject"].to_list() == ["quotes:AAA"] and b["value"][0] == pytest.approx(31.0)
     assert b["threshold"][0] == pytest.approx(30.0)
-    # a thin name (median gap 10 s -> limit 100 s) is not stale at 51 s
-    thin = [_quote(s) for s in range(0, 21, 10)] + [_new(1)]
-    f, o, _fm, _trig = _state(thin, 51)
-    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=51), 5.0, cfg).height == 0
+    # a thin name: quotes every 10 s from 0 to 50 (6 quotes, median gap 10 s -> limit 100 s)
+    thin = [_quote(s) for s in range(0, 51, 10)] + [_new(1)]
+    f, o, _fm, _trig = _state(thin, 150)
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=150), 5.0, cfg).height == 0  # age 100
+    b = al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=151), 5.0, cfg)
+    assert b["threshold"].to_list() == [100.0] and b["value"][0] == pytest.approx(101.0)
+    # fewer than min_quotes_for_cadence (5) quotes: the cadence is unknown, the limit is no_cadence_age_s (300 s)
+    few = [_quote(0), _quote(10), _new(1)]
+    f, o, _fm, _trig = _state(few, 300)
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=310), 5.0, cfg).height == 0  # age 300
+    assert al.stale_quote(o, f["quotes"], T0 + dt.timedelta(seconds=311), 5.0, cfg)["threshold"].to_list() == [300.0]
+    # no quote at all: the age runs from the later of the arrival and the start of observation
+    none = [_new(1, sym="ZZZ"), _quote(0)]
+    f, o, _fm, _trig = _state(none, 400)
+    at = T0 + dt.timedelta(seconds=400)
+    assert al.stale_quote(o, f["quotes"], at, 5.0, cfg)["value"].to_list() == [pytest.approx(399.0)]
+    assert al.stale_quote(o, f["quotes"], at, 5.0, cfg, T0 + dt.timedelta(seconds=200)).height == 0  # age 200
     # an ended order does not need quotes
     done = [*ev, {"event_type": "OrderEvent", "event_id": "O1-done", "order_id": "O1", "ts": _t(22), "action": "DONE"}]
     f, o, _fm, _trig = _state(done, 51)

@@ -168,20 +168,35 @@ def participation_limit(state: pl.DataFrame, trig: pl.DataFrame, cfg: dict) -> p
 
 
 def stale_quote(
-    state: pl.DataFrame, quotes: pl.DataFrame, clock: dt.datetime | None, recv: float, cfg: dict
+    state: pl.DataFrame,
+    quotes: pl.DataFrame,
+    clock: dt.datetime | None,
+    recv: float,
+    cfg: dict,
+    observed_from: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """Symbols with a working order whose latest quote is older, on the event clock, than max(max_age_s,
-    gap_multiple x the median gap between the symbol's quotes today) (or that had no quote since the order
-    arrived). A silence has no triggering event: ``trigger_event_ids`` is empty and ``trigger_ts`` = ``recv``, the
+    """Symbols with a working order whose latest quote is older, on the event clock, than its limit: max(max_age_s,
+    gap_multiple x the median gap between the symbol's quotes today) once the symbol has min_quotes_for_cadence
+    quotes, else no_cadence_age_s (its cadence is not known yet). Without any quote, the age runs from the later of
+    the order's arrival and ``observed_from`` (the first event time the engine saw today: it cannot know of quotes
+    before). A silence has no triggering event: ``trigger_event_ids`` is empty and ``trigger_ts`` = ``recv``, the
     arrival of the event that moved the clock past the limit."""
     if clock is None:
         return _empty()
     gap = pl.col("ts").sort().diff().dt.total_microseconds().median() / 1e6
-    last = quotes.group_by("symbol").agg(pl.col("ts").max().alias("last_quote_ts"), gap.alias("median_gap_s"))
+    last = quotes.group_by("symbol").agg(
+        pl.col("ts").max().alias("last_quote_ts"), gap.alias("median_gap_s"), pl.len().alias("n_quotes")
+    )
     w = state.filter(pl.col("working")).join(last, on="symbol", how="left")
-    ref = pl.coalesce("last_quote_ts", "arrival_ts")
+    start = pl.col("arrival_ts") if observed_from is None else pl.max_horizontal("arrival_ts", pl.lit(observed_from))
+    ref = pl.coalesce("last_quote_ts", start)
     age = (pl.lit(clock) - ref).dt.total_microseconds() / 1e6
-    limit = pl.max_horizontal(pl.lit(float(cfg["max_age_s"])), pl.col("median_gap_s") * cfg["gap_multiple"])
+    known = pl.col("n_quotes").fill_null(0) >= cfg["min_quotes_for_cadence"]
+    limit = (
+        pl.when(known)
+        .then(pl.max_horizontal(pl.lit(float(cfg["max_age_s"])), pl.col("median_gap_s") * cfg["gap_multiple"]))
+        .otherwise(pl.lit(float(cfg["no_cadence_age_s"])))
+    )
     d = (
         w.with_columns(age.alias("age"), limit.alias("limit"))
         .filter(pl.col("age") > pl.col("limit"))
@@ -288,10 +303,14 @@ def quarantine_spike(read: int, quarantined: int, batch_id: str | None, recv: fl
     )
 
 
-def venue_markout(fm: pl.DataFrame, fills: pl.DataFrame, cfg: dict, horizon: str = "60s") -> pl.DataFrame:
+def venue_markout(
+    fm: pl.DataFrame, fills: pl.DataFrame, cfg: dict, recv: float | None = None, horizon: str = "60s"
+) -> pl.DataFrame:
     """Venues whose ``markout_cost_bps_<horizon>`` today (quantity-weighted over fills whose horizon elapsed) has
     the lower end of its 95% interval, mean - 1.96 sd / sqrt(n) (sd: the quantity-weighted sd of the fills'
-    markouts, n: fills), above the venue's baseline, with n >= min_fills."""
+    markouts, n: fills), above the venue's baseline, with n >= min_fills. What trips it is a horizon elapsing on
+    the event clock: ``trigger_ts`` = ``recv`` (the clock-moving event's arrival) when given, else the latest
+    fill's; ``trigger_event_ids`` = the venue's latest fills (context)."""
     col = f"markout_cost_bps_{horizon}"
     if fm.height == 0:
         return _empty()
@@ -312,6 +331,8 @@ def venue_markout(fm: pl.DataFrame, fills: pl.DataFrame, cfg: dict, horizon: str
         else pl.lit(float(cfg["default_baseline_bps"]))
     )
     d = d.with_columns(baseline.alias("expected"), (pl.col("m") - Z95 * pl.col("sd") / pl.col("n").sqrt()).alias("lo"))
+    if recv is not None:
+        d = d.with_columns(pl.lit(recv, pl.Float64).alias("trigger_ts"))
     d = d.filter((pl.col("n") >= cfg["min_fills"]) & (pl.col("lo") > pl.col("expected")))
     return d.select(
         pl.lit("venue_markout").alias("rule"),

@@ -95,7 +95,7 @@ def start_feed(lake_root: Path, speed: float = 10.0) -> int:
     return _spawn(lake_root, "feed", args)
 
 
-def stop(lake_root: Path, name: str, timeout: float = 15.0) -> bool:
+def stop(lake_root: Path, name: str, timeout: float = 30.0) -> bool:
     """SIGTERM the recorded process ``name`` (the engine commits before it exits); True if it was running."""
     p = _procs(lake_root).get(name)
     if not p or not _alive(int(p["pid"])):

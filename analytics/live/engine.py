@@ -75,6 +75,7 @@ class Engine:
         self.latency_log = latency_log
         self.book: DayBook | None = None
         self.clock: dt.datetime | None = None
+        self.observed_from: dt.datetime | None = None
         self.alerts = al.AlertBook(self.dir, {r: cfg[r]["severity"] for r in RULES})
         self.exp = pl.DataFrame(schema={"order_id": pl.String, "expected_impact_bps": pl.Float64,
                                         "sigma_impact_bps": pl.Float64})  # fmt: skip
@@ -170,11 +171,14 @@ class Engine:
         """A fresh book for ``day`` with the day's rows already in the lake (a restart keeps the morning), and the
         market contexts (ADV, daily sigma from the daily bars before ``day``) of the expectations."""
         self.book = DayBook(day)
+        self.observed_from = None  # the earliest event time seen today (the lake's rows of the day count)
         self.exp = self.exp.clear()
         for t in LIVE_TABLES:
             df = self.lake.read(t, day, day)
             if df.height:
                 self.book.add(t, df.drop([c for c in ("_batch", "_hash") if c in df.columns]))
+                first = df["ts"].min()
+                self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
         from analytics.pretrade import market_contexts
 
         con = self.lake.connect()
@@ -198,6 +202,9 @@ class Engine:
                 self.book.add(t, df)
         if ts_max is not None and (self.clock is None or ts_max > self.clock):
             self.clock = ts_max
+        ts_min = min((df["ts"].min() for df in typed.values() if df.height), default=None)
+        if ts_min is not None and self.book is not None and ts_min.date() == self.book.day:
+            self.observed_from = ts_min if self.observed_from is None else min(self.observed_from, ts_min)
         if self.book is None:
             return
         b = self.book
@@ -234,7 +241,7 @@ class Engine:
             parts.append(al.participation_limit(o, trig, c["participation_limit"]))
             rules.add("participation_limit")
         if c["stale_quote"]["enabled"]:
-            parts.append(al.stale_quote(o, frames["quotes"], self.clock, recv, c["stale_quote"]))
+            parts.append(al.stale_quote(o, frames["quotes"], self.clock, recv, c["stale_quote"], self.observed_from))
             rules.add("stale_quote")
         if c["sequence_gap"]["enabled"]:
             market = pl.concat(
@@ -245,7 +252,7 @@ class Engine:
             parts.append(al.sequence_gap(market, self.clock, c["sequence_gap"]))
             rules.add("sequence_gap")
         if c["venue_markout"]["enabled"]:
-            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"]))
+            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv))
             rules.add("venue_markout")
         breaches = pl.concat([p.cast(al.BREACH_SCHEMA) for p in parts]) if parts else al._empty()
         self.alerts.update(breaches, rules)
