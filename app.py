@@ -47,6 +47,7 @@ pages = {
         st.Page("app_pages/tca.py", title="TCA", icon="💸", url_path="tca"),
         st.Page("app_pages/quality.py", title="Execution quality", icon="🏁", url_path="quality"),
         st.Page("app_pages/impact.py", title="Impact & attribution", icon="📉", url_path="impact"),
+        st.Page("app_pages/live.py", title="Live", icon="⏱️", url_path="live"),
     ],
     "Portfolio": [
         st.Page("app_pages/attribution.py", title="Attribution", icon="📊", url_path="attribution"),

@@ -15,6 +15,9 @@ Commands:
   train [--model istar|almgren] [--dataset NAME@V] ...  fit an impact model, log to MLflow, promote per the margin
   estimate --size-adv X --volatility Y --pov Z [--json]  pre-trade impact cost (bps) from the champion or published
   predict --orders FILE --out FILE [--model M]           ExecutionCostPredictionEvents for a file of orders
+  live [--source nats://HOST:PORT/SUBJECT | dir:PATH] [--commit-interval S]   the real-time engine (until SIGTERM)
+  alerts [--since TS] [--json]                           live alerts (PerformanceAnomalyAlertEvent) and their state
+  simulate --live --speed X --to dir:PATH|nats://...     stream a simulated day in accelerated time
 
 Exit codes: 0 done (an ingest with quarantined rows is done); 1 ``lake verify`` found a bad or missing file;
 2 bad usage or an unreadable input (one line on stderr, never a traceback: a bad date, an unknown dataset
@@ -169,6 +172,12 @@ def cmd_lake(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from analytics.simulate import SimConfig, simulate
 
+    if args.live:
+        return _simulate_live(args)
+    if not args.out:
+        print("simulate: error: --out is required (or --live --to TARGET)", file=sys.stderr)
+        return 2
+
     kw = {
         k: getattr(args, k)
         for k in (
@@ -195,6 +204,102 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary = simulate(Path(args.out), cfg, progress=progress)
     print(json.dumps(summary, default=str) if args.json else f"wrote {args.out}")
     return 0
+
+
+def _simulate_live(args: argparse.Namespace) -> int:
+    """``simulate --live``: simulate one day (into --out, else a temporary folder), then stream it to --to."""
+    import asyncio
+    import tempfile
+
+    from analytics.live import feed
+    from analytics.live.config import load
+    from analytics.live.sources import parse_source
+    from analytics.simulate import SimConfig, simulate
+
+    if not args.to:
+        print("simulate: error: --live needs --to dir:PATH or nats://HOST:PORT/SUBJECT", file=sys.stderr)
+        return 2
+    target = parse_source(args.to)
+    kw = {k: getattr(args, k) for k in ("symbols", "orders_per_day", "seed", "fills_per_order", "quotes_per_day",
+                                         "trades_per_day") if getattr(args, k) is not None}  # fmt: skip
+    if args.start:
+        kw["start"] = dt.date.fromisoformat(args.start)
+    cfg = SimConfig(days=1, **kw)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="live-sim-"))
+    simulate(out, cfg)
+    day = cfg.start if cfg.start.weekday() < 5 else cfg.start + dt.timedelta(days=7 - cfg.start.weekday())
+    f = feed.build(out, day, seed=cfg.seed)
+    truth = (
+        Path(args.truth)
+        if args.truth
+        else (target.path / "_live_ground_truth.json" if target.kind == "dir" else out / "_live_ground_truth.json")
+    )
+    feed.write_truth(truth, f, {"source": str(target), "speed": args.speed, "events": len(f.lines)})
+    print(
+        f"streaming {len(f.lines)} events of {day} at {args.speed}x to {target}; ground truth in {truth}",
+        file=sys.stderr,
+    )
+
+    async def go() -> int:
+        if target.kind == "dir":
+            sink = feed.DirSink(target.path, day)
+        else:
+            sink = await feed.NatsSink(target.url, target.subject, load()["nats"]["stream"]).open()
+        try:
+            return await feed.stream(f, sink, args.speed)
+        finally:
+            await sink.close()
+
+    n = asyncio.run(go())
+    print(json.dumps({"events": n, "day": day.isoformat(), "truth": str(truth)}) if args.json else f"sent {n} events")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from analytics.live import engine
+    from analytics.live.config import load
+    from analytics.live.sources import parse_source
+
+    lake = Lake(args.lake)
+    try:
+        spec = parse_source(args.source or f"dir:{lake.root / 'live' / 'inbox'}")
+    except ValueError as e:
+        print(f"live: error: {e}", file=sys.stderr)
+        return 2
+    cfg = load(lake.root, Path(args.rules) if args.rules else None)
+    if args.commit_interval is not None:
+        cfg["engine"]["commit_interval_s"] = args.commit_interval
+    print(f"live: {spec} -> {lake.root} (commit every {cfg['engine']['commit_interval_s']} s)", file=sys.stderr)
+    engine.run(lake, spec, cfg, Path(args.latency_log) if args.latency_log else None)
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from analytics.live import alerts
+    from analytics.live.engine import live_dir
+
+    lake = Lake(args.lake)
+    since = dt.datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
+    if since is not None and since.tzinfo is None:
+        print("alerts: error: --since needs a time zone (e.g. 2026-03-02T14:30:00Z)", file=sys.stderr)
+        return 2
+    df = alerts.read(live_dir(lake.root), since)
+    if args.json:
+        for r in df.with_columns(pl_ts_iso(df)).to_dicts():
+            print(json.dumps(r, default=str))
+        return 0
+    if df.is_empty():
+        print("no alerts")
+        return 0
+    rows = df.select("ts", "severity", "rule", "subject", "open", "acked", "message").to_dicts()
+    _print_table(rows, ["ts", "severity", "rule", "subject", "open", "acked", "message"])
+    return 0
+
+
+def pl_ts_iso(df):
+    import polars as pl
+
+    return [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") for c, d in df.schema.items() if isinstance(d, pl.Datetime)]
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -563,7 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl_.set_defaults(func=cmd_lake)
 
     ps = sub.add_parser("simulate", help="write a simulated desk's contract files")
-    ps.add_argument("--out", required=True, metavar="DIR")
+    ps.add_argument("--out", metavar="DIR", help="where the simulated files go (required without --live)")
+    ps.add_argument("--live", action="store_true", help="stream one simulated day in accelerated time to --to")
+    ps.add_argument("--speed", type=float, default=10.0, help="with --live: x real time (default 10)")
+    ps.add_argument("--to", metavar="TARGET", help="with --live: dir:PATH or nats://HOST:PORT/SUBJECT")
+    ps.add_argument("--truth", metavar="FILE", help="with --live: ground truth of the planted anomalies")
     ps.add_argument("--days", type=int)
     ps.add_argument("--symbols", type=int)
     ps.add_argument("--orders-per-day", type=int)
@@ -576,6 +685,20 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--events-format", choices=["jsonl", "parquet"])
     ps.add_argument("--json", action="store_true")
     ps.set_defaults(func=cmd_simulate)
+
+    plv = sub.add_parser("live", help="the real-time engine: intake, live TCA, alerts (runs until SIGTERM/SIGINT)")
+    plv.add_argument("--source", help="nats://HOST:PORT/SUBJECT or dir:PATH (default: dir:<lake>/live/inbox)")
+    _lake_arg(plv)
+    plv.add_argument("--commit-interval", type=float, metavar="S", help="seconds between lake commits (default 3)")
+    plv.add_argument("--rules", metavar="FILE", help="alert rules and engine settings overriding the defaults (TOML)")
+    plv.add_argument("--latency-log", metavar="FILE", help="append per-refresh timings (benchmarks)")
+    plv.set_defaults(func=cmd_live)
+
+    pal = sub.add_parser("alerts", help="live alerts (PerformanceAnomalyAlertEvent) with their state")
+    _lake_arg(pal)
+    pal.add_argument("--since", metavar="TS", help="only alerts raised at or after TS (ISO-8601 with zone)")
+    pal.add_argument("--json", action="store_true", help="one JSON object per line")
+    pal.set_defaults(func=cmd_alerts)
 
     pt = sub.add_parser("tca", help="per-order TCA (TCACompletedEvent rows) stored in the lake and exported")
     _lake_arg(pt)

@@ -1,0 +1,74 @@
+"""AppTest of the Live page: the blotter, board and alert feed from an engine snapshot made by the engine's own
+code on hand-made events; acknowledge; starting and stopping the embedded engine by pid."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from analytics.live import alerts, control
+from analytics.live.config import load
+from analytics.live.engine import Engine, live_dir
+from analytics.live.sources import parse_source
+from tests.live_helpers import events, wait_for
+from tests.pages.conftest import frame_with, open_app
+
+
+@pytest.fixture
+def live_env(app_env, tmp_path):
+    """The small page lake with an engine snapshot (one working order, 3 fills) and one open alert."""
+    eng = Engine(app_env, parse_source(f"dir:{tmp_path / 'inbox'}"), load())
+    eng.pending = [e | {"_recv": time.time()} for e in events(3, oid="OL1")]
+    eng.refresh()
+    eng.snapshot()
+    eng.alerts.update(
+        alerts.quarantine_spike(100, 30, "b1", time.time(), load()["quarantine_spike"]), {"quarantine_spike"}
+    )
+    yield app_env
+    for name in ("engine", "feed"):
+        control.stop(app_env.root, name)
+    for f in live_dir(app_env.root).glob("*"):
+        if f.is_file():
+            f.unlink()
+
+
+def test_live_page_shows_blotter_board_and_alerts(live_env):
+    at = open_app("app_pages/live.py")
+    assert not at.exception
+    assert at.title[0].value == "Live"
+    blotter = frame_with(at, "order_id", "filled_qty", "arrival_cost_bps")
+    row = blotter[blotter["order_id"] == "OL1"].iloc[0]
+    assert row["filled_qty"] == 300 and bool(row["working"])
+    # arrival mid 100.0, fills at 100.05: 5 bps
+    assert row["arrival_cost_bps"] == pytest.approx(5.0)
+    # The day's rows already in the lake (the page lake's O1 and its one valid fill) were loaded at day start.
+    assert sorted(blotter["order_id"]) == ["O1", "OL1"]
+    venue = frame_with(at, "key", "fills", "arrival_cost_bps")
+    assert list(venue["key"]) == ["XNAS"] and venue.iloc[0]["fills"] == 3 + 1
+    feed = frame_with(at, "rule", "subject", "message")
+    # the planted spike, and O1's symbol ABC: working since 14:30, its only quote quarantined (crossed), clock 15:00
+    assert sorted(zip(feed["rule"], feed["subject"], strict=True)) == [
+        ("quarantine_spike", "intake"), ("stale_quote", "quotes:ABC")]  # fmt: skip
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Working orders"] == "2" and metrics["Open alerts"] == "2"
+    picked = at.selectbox(key="live_alert_pick").value
+    at.button(key="live_ack").click().run()
+    assert not at.exception
+    acked = alerts.read(live_dir(live_env.root)).filter("acked")
+    assert acked["alert_id"].to_list() == [picked]
+    # the acknowledged alert is no longer offered; the other one is
+    assert at.selectbox(key="live_alert_pick").options == [a for a in feed["alert_id"] if a != picked]
+
+
+@pytest.mark.slow
+def test_live_page_starts_and_stops_the_engine(app_env):
+    at = open_app("app_pages/live.py")
+    assert not at.exception
+    at.button(key="live_start_engine").click().run()
+    st_ = control.status(app_env.root)["engine"]
+    assert st_["running"]
+    at.button(key="live_stop_engine").click().run()
+    assert not at.exception
+    # SIGTERM: the engine commits and exits (within seconds; longer on a loaded machine)
+    wait_for(lambda: not control.status(app_env.root)["engine"]["running"], timeout=60)
