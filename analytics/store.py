@@ -666,20 +666,25 @@ class Lake:
                 p.rename(p.with_name(f"{p.name}.superseded-{stamp}"))
         tdir = self.root / TABLE_DIR
         if tdir.exists():
-            live: set[str] = set()
-            for n in self.manifest_versions():
+            # Candidates: stale files the current version does not list (usually none, so no other manifest is
+            # read); each is deleted only if no other manifest on disk lists it either (newest first).
+            current = {e.path for e in self.manifest(v).all_entries()}
+            left = {
+                rel: p
+                for p in tdir.rglob("*")
+                if p.is_file() and (rel := str(p.relative_to(self.root))) not in current and stale(p)
+            }
+            others = [self._mdir / f"v{n:08d}.json" for n in reversed(self.manifest_versions()) if n != v]
+            for q in [*others, *self._mdir.glob("v*.json.superseded-*")]:
+                if not left:
+                    break
                 try:
-                    live |= {e.path for e in self._read_manifest(n).all_entries()}
-                except LakeCorrupt:
+                    listed = {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
+                except (OSError, ValueError, KeyError, TypeError):
                     return  # a manifest we cannot read may list any file: delete no data file
-            for q in self._mdir.glob("v*.json.superseded-*"):
-                try:
-                    live |= {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
-                except (ValueError, KeyError, TypeError):
-                    return
-            for p in tdir.rglob("*"):
-                if p.is_file() and str(p.relative_to(self.root)) not in live and stale(p):
-                    p.unlink(missing_ok=True)
+                left = {k: p for k, p in left.items() if k not in listed}
+            for p in left.values():
+                p.unlink(missing_ok=True)
         wdir = self.root / WRITERS_DIR
         if wdir.exists():
             for p in wdir.iterdir():
