@@ -734,7 +734,12 @@ class Lake:
         self.__dict__.pop("_manifests", None)
         on_disk = self.manifest_versions()
         if not on_disk:
-            raise LakeCorrupt(f"no manifest under {self._mdir}: nothing to repair from")
+            if not self._committed_content():
+                return {"version": 0, "restored_from": None, "skipped": []}  # no lake: nothing to repair
+            raise LakeCorrupt(
+                f"no manifest under {self._mdir} while data files exist: there is no version to restore",
+                hint="restore the _manifest folder from a backup; the data files are left untouched",
+            )
         try:
             cur: int | None = self.version()
         except LakeCorrupt:
@@ -791,9 +796,9 @@ class LakeCorrupt(RuntimeError):  # noqa: N818 (the name the issue and the pages
     """The lake's ``CURRENT``, a manifest or a data file is missing or damaged. The message names the problem
     and the commands that inspect and fix it; writers refuse to run until it is repaired."""
 
-    def __init__(self, problem: str):
+    def __init__(self, problem: str, hint: str | None = None):
         self.problem = problem
-        super().__init__(f"{problem}. Check with `python -m analytics lake verify`; {REPAIR_HINT}")
+        super().__init__(f"{problem}. " + (hint or f"Check with `python -m analytics lake verify`; {REPAIR_HINT}"))
 
 
 class CommitConflictError(RuntimeError):

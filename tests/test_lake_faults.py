@@ -721,3 +721,11 @@ def test_an_absurd_scheduled_end_time_does_not_make_fingerprints_slow(lake, file
     tca._FP_CACHE.clear()
     assert list(tca.input_fingerprints(lake)) == [dt.date(2026, 3, 2)]
     assert time.perf_counter() - t < 1.0
+
+
+def test_repair_of_no_lake_is_a_no_op_and_of_data_without_manifests_says_what_to_do(lake, two_versions):
+    assert Lake(lake.root.parent / "nothing").repair() == {"version": 0, "restored_from": None, "skipped": []}
+    for p in (two_versions.root / MANIFEST_DIR).iterdir():
+        p.unlink()
+    with pytest.raises(LakeCorrupt, match="restore the _manifest folder from a backup"):
+        two_versions.repair()
