@@ -820,13 +820,17 @@ _VERIFIED: set[tuple[str, str | None]] = set()
 _PROCESS_START = time.time()
 
 
+TEMP_GRACE_S = 60.0  # a derived temp file is another run's work in progress for at least this long
+
+
 def sweep_temp(base: Path, started: float | None = None) -> int:
-    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` older than ``started``
-    (default: this process's start): what a killed ``tca`` or ``dataset build`` left. A temp file still being
-    written by another run is newer than that, so it stays. Returns how many were removed."""
+    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` last modified before
+    ``started`` (default: this process's start) minus ``TEMP_GRACE_S``: what a killed ``tca`` or ``dataset build``
+    left. A temp file another run is writing (or has just written and is about to rename) is newer, so it stays.
+    Returns how many were removed."""
     import shutil
 
-    started = _PROCESS_START if started is None else started
+    started = (_PROCESS_START if started is None else started) - TEMP_GRACE_S
     n = 0
     if not base.exists():
         return 0

@@ -436,11 +436,13 @@ def test_temp_files_of_a_killed_tca_or_dataset_build_are_removed_by_the_next_run
     ds_tmp = lake.root / "datasets" / "execution" / ".tmp-deadbeef0000"
     ds_tmp.mkdir(parents=True)
     (ds_tmp / "data.parquet").write_bytes(b"half")
-    t = time.time() - 60
+    t = store._PROCESS_START - 3600  # left by a run killed before this process started
     for p in (left, ds_tmp / "data.parquet", ds_tmp):
         os.utime(p, (t, t))
+    young = left.with_name(".fills.parquet.alive.tmp")
+    young.write_bytes(b"being written by another run")
     tca.ensure(lake)
-    assert not left.exists()
+    assert not left.exists() and young.exists()
     from analytics import datasets
 
     with pytest.raises(datasets.DatasetError, match="no orders arrived"):
