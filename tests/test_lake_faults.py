@@ -563,6 +563,7 @@ print(rebased)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_committing_without_a_working_lock_lose_nothing(two_versions):
     """Two writers in separate processes, flock a no-op, N commits each, started together: every row is in the
     lake, the versions are 2 + 2N with no gap and no reuse, every file verifies and none is left unlisted."""
@@ -667,6 +668,7 @@ def test_day_fingerprint_changes_with_the_day_s_files_only(lake, files, ev):
     assert lake.day_fingerprint(d1, ["quotes", "fills"], extra=("code-2",)) != fp[d1]
 
 
+@pytest.mark.slow
 def test_forty_random_bit_flips_never_change_is_silently(lake, files, ev):
     """The issue's experiment: 40 random single-bit flips anywhere in the lake's data files (seeded). Each one
     is named by ``verify``; the TCA then either refuses (LakeCorrupt naming the file) or, when the flipped file
