@@ -23,7 +23,9 @@ Commit protocol (one writer at a time under an ``flock`` on ``_lock``, and safe 
    losing that race it waits and retries, at most ``COMMIT_ATTEMPTS`` times, then raises
    :class:`CommitConflictError`. ``Writer.version_before`` / ``Writer.committed_version`` record what it
    really committed on (rows that name their version, like the ingest log, are written then:
-   :meth:`Writer.append_at_commit`).
+   :meth:`Writer.append_at_commit`). A rebase does not re-run the ingest's duplicate check against the
+   newer version: with the lock working it never happens; without it, two batches carrying the same rows
+   both land (nothing is lost, a row may be stored twice).
 4. It atomically replaces ``CURRENT`` (the commit point). A crash or kill before that leaves the lake exactly
    as it was.
 
