@@ -257,6 +257,7 @@ def stored_figures(lake, version: int, key: str) -> dict | None:
 
 
 def store_figures(lake, version: int, key: str, figs: dict) -> None:
+    lake.sweep_derived(FIGURES)  # temp files of a killed run
     write_bundle(_figures_dir(lake, version) / f"{key}.json", figs)
 
 

@@ -23,7 +23,9 @@ Commit protocol (one writer at a time under an ``flock`` on ``_lock``, and safe 
    losing that race it waits and retries, at most ``COMMIT_ATTEMPTS`` times, then raises
    :class:`CommitConflictError`. ``Writer.version_before`` / ``Writer.committed_version`` record what it
    really committed on (rows that name their version, like the ingest log, are written then:
-   :meth:`Writer.append_at_commit`).
+   :meth:`Writer.append_at_commit`). A rebase does not re-run the ingest's duplicate check against the
+   newer version: with the lock working it never happens; without it, two batches carrying the same rows
+   both land (nothing is lost, a row may be stored twice).
 4. It atomically replaces ``CURRENT`` (the commit point). A crash or kill before that leaves the lake exactly
    as it was.
 
@@ -673,20 +675,25 @@ class Lake:
                 p.rename(p.with_name(f"{p.name}.superseded-{stamp}"))
         tdir = self.root / TABLE_DIR
         if tdir.exists():
-            live: set[str] = set()
-            for n in self.manifest_versions():
+            # Candidates: stale files the current version does not list (usually none, so no other manifest is
+            # read); each is deleted only if no other manifest on disk lists it either (newest first).
+            current = {e.path for e in self.manifest(v).all_entries()}
+            left = {
+                rel: p
+                for p in tdir.rglob("*")
+                if p.is_file() and (rel := str(p.relative_to(self.root))) not in current and stale(p)
+            }
+            others = [self._mdir / f"v{n:08d}.json" for n in reversed(self.manifest_versions()) if n != v]
+            for q in [*others, *self._mdir.glob("v*.json.superseded-*")]:
+                if not left:
+                    break
                 try:
-                    live |= {e.path for e in self._read_manifest(n).all_entries()}
-                except LakeCorrupt:
+                    listed = {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
+                except (OSError, ValueError, KeyError, TypeError):
                     return  # a manifest we cannot read may list any file: delete no data file
-            for q in self._mdir.glob("v*.json.superseded-*"):
-                try:
-                    live |= {e.path for e in Manifest.from_json(q.read_text()).all_entries()}
-                except (ValueError, KeyError, TypeError):
-                    return
-            for p in tdir.rglob("*"):
-                if p.is_file() and str(p.relative_to(self.root)) not in live and stale(p):
-                    p.unlink(missing_ok=True)
+                left = {k: p for k, p in left.items() if k not in listed}
+            for p in left.values():
+                p.unlink(missing_ok=True)
         wdir = self.root / WRITERS_DIR
         if wdir.exists():
             for p in wdir.iterdir():
@@ -736,7 +743,12 @@ class Lake:
         self.__dict__.pop("_manifests", None)
         on_disk = self.manifest_versions()
         if not on_disk:
-            raise LakeCorrupt(f"no manifest under {self._mdir}: nothing to repair from")
+            if not self._committed_content():
+                return {"version": 0, "restored_from": None, "skipped": []}  # no lake: nothing to repair
+            raise LakeCorrupt(
+                f"no manifest under {self._mdir} while data files exist: there is no version to restore",
+                hint="restore the _manifest folder from a backup; the data files are left untouched",
+            )
         try:
             cur: int | None = self.version()
         except LakeCorrupt:
@@ -793,9 +805,9 @@ class LakeCorrupt(RuntimeError):  # noqa: N818 (the name the issue and the pages
     """The lake's ``CURRENT``, a manifest or a data file is missing or damaged. The message names the problem
     and the commands that inspect and fix it; writers refuse to run until it is repaired."""
 
-    def __init__(self, problem: str):
+    def __init__(self, problem: str, hint: str | None = None):
         self.problem = problem
-        super().__init__(f"{problem}. Check with `python -m analytics lake verify`; {REPAIR_HINT}")
+        super().__init__(f"{problem}. " + (hint or f"Check with `python -m analytics lake verify`; {REPAIR_HINT}"))
 
 
 class CommitConflictError(RuntimeError):
@@ -817,13 +829,17 @@ _VERIFIED: set[tuple[str, str | None]] = set()
 _PROCESS_START = time.time()
 
 
+TEMP_GRACE_S = 60.0  # a derived temp file is another run's work in progress for at least this long
+
+
 def sweep_temp(base: Path, started: float | None = None) -> int:
-    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` older than ``started``
-    (default: this process's start): what a killed ``tca`` or ``dataset build`` left. A temp file still being
-    written by another run is newer than that, so it stays. Returns how many were removed."""
+    """Remove temp files (``.*.tmp``) and temp folders (``.tmp-*``) under ``base`` last modified before
+    ``started`` (default: this process's start) minus ``TEMP_GRACE_S``: what a killed ``tca`` or ``dataset build``
+    left. A temp file another run is writing (or has just written and is about to rename) is newer, so it stays.
+    Returns how many were removed."""
     import shutil
 
-    started = _PROCESS_START if started is None else started
+    started = (_PROCESS_START if started is None else started) - TEMP_GRACE_S
     n = 0
     if not base.exists():
         return 0

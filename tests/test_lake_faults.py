@@ -436,11 +436,13 @@ def test_temp_files_of_a_killed_tca_or_dataset_build_are_removed_by_the_next_run
     ds_tmp = lake.root / "datasets" / "execution" / ".tmp-deadbeef0000"
     ds_tmp.mkdir(parents=True)
     (ds_tmp / "data.parquet").write_bytes(b"half")
-    t = time.time() - 60
+    t = store._PROCESS_START - 3600  # left by a run killed before this process started
     for p in (left, ds_tmp / "data.parquet", ds_tmp):
         os.utime(p, (t, t))
+    young = left.with_name(".fills.parquet.alive.tmp")
+    young.write_bytes(b"being written by another run")
     tca.ensure(lake)
-    assert not left.exists()
+    assert not left.exists() and young.exists()
     from analytics import datasets
 
     with pytest.raises(datasets.DatasetError, match="no orders arrived"):
@@ -561,6 +563,7 @@ print(rebased)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_committing_without_a_working_lock_lose_nothing(two_versions):
     """Two writers in separate processes, flock a no-op, N commits each, started together: every row is in the
     lake, the versions are 2 + 2N with no gap and no reuse, every file verifies and none is left unlisted."""
@@ -665,6 +668,7 @@ def test_day_fingerprint_changes_with_the_day_s_files_only(lake, files, ev):
     assert lake.day_fingerprint(d1, ["quotes", "fills"], extra=("code-2",)) != fp[d1]
 
 
+@pytest.mark.slow
 def test_forty_random_bit_flips_never_change_is_silently(lake, files, ev):
     """The issue's experiment: 40 random single-bit flips anywhere in the lake's data files (seeded). Each one
     is named by ``verify``; the TCA then either refuses (LakeCorrupt naming the file) or, when the flipped file
@@ -721,3 +725,11 @@ def test_an_absurd_scheduled_end_time_does_not_make_fingerprints_slow(lake, file
     tca._FP_CACHE.clear()
     assert list(tca.input_fingerprints(lake)) == [dt.date(2026, 3, 2)]
     assert time.perf_counter() - t < 1.0
+
+
+def test_repair_of_no_lake_is_a_no_op_and_of_data_without_manifests_says_what_to_do(lake, two_versions):
+    assert Lake(lake.root.parent / "nothing").repair() == {"version": 0, "restored_from": None, "skipped": []}
+    for p in (two_versions.root / MANIFEST_DIR).iterdir():
+        p.unlink()
+    with pytest.raises(LakeCorrupt, match="restore the _manifest folder from a backup"):
+        two_versions.repair()
