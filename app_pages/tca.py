@@ -62,13 +62,18 @@ with tab_cost:
     )
     grp = state.on_orders(f, "by_group", dim, metric, 30)
     charts.show(charts.bars_with_ci(grp, dim, metric, label), right)
-    right.caption("Whiskers: 95% interval of the notional-weighted mean. Grey: fewer than 30 orders.")
+    right.caption(
+        "Whiskers: 95% interval of the notional-weighted mean, each order one unit (Student t). Grey: fewer than 30 "
+        "orders."
+    )
     st.dataframe(grp, hide_index=True, width="stretch", column_config=charts.number_formats(grp), key="tca_group_df")
     st.download_button("Download breakdown (CSV)", grp.write_csv(), f"tca_by_{dim}.csv", "text/csv", key="dl_group")
     venue = state.venue_costs(f)
     st.subheader("Fills by venue: cost vs arrival")
-    charts.show(
-        charts.bars_with_ci(venue.rename({"fills": "orders"}), "venue", "arrival_cost_bps", "Arrival cost (bps)")
+    charts.show(charts.bars_with_ci(venue, "venue", "arrival_cost_bps", "Arrival cost (bps)"))
+    st.caption(
+        "Fill notional-weighted; whiskers: 95% interval resampling whole parent orders (orders = parent orders with "
+        "fills at the venue), never single fills. Grey: fewer than 30 fills."
     )
 
 with tab_expect:
@@ -106,7 +111,8 @@ with tab_markout:
     curve = state.markouts(f, by_venue)
     charts.show(charts.markout_lines(curve, "venue" if by_venue else None))
     st.caption(
-        "Markout = side-signed (fill price − mid at t + h) / fill price; a curve that keeps rising after the fill is adverse selection."
+        "Markout = side-signed (fill price − mid at t + h) / fill price; a curve that keeps rising after the fill is "
+        "adverse selection. Band: 95% interval resampling whole parent orders (clusters = orders in the CSV)."
     )
     st.download_button("Download markouts (CSV)", curve.write_csv(), "markouts.csv", "text/csv", key="dl_markouts")
 

@@ -559,3 +559,48 @@ def test_rule605_figures_use_the_nbbo_at_receipt(tmp_path):
     assert m["BATS"]["effective_spread_bps"] == pytest.approx(0.0, abs=1e-9)
     assert m["BATS"]["price_improvement_bps"] == pytest.approx(0.02 / 100.10 * 1e4)
     assert q.fill_metrics(res.fills)["nbbo_at"][0] == "mixed"
+
+
+def _null_units(rng: np.random.Generator, keys: int = 5, n: int = 40) -> pl.DataFrame:
+    """keys x n orders, the same cost law for every key (the null): cost = 5 + 60 sqrt(size) + noise(8)."""
+    size = rng.uniform(0.001, 0.05, keys * n)
+    return pl.DataFrame({"key": np.repeat([f"K{i}" for i in range(keys)], n), "block": np.arange(keys * n),
+                         "sqrt_size_pct_adv": np.sqrt(size),
+                         "arrival_cost_bps": 5 + 60 * np.sqrt(size) + rng.normal(0, 8, keys * n)})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_recommendations_family_wise_error_under_the_null():
+    # 5 equal keys: a run errs when it recommends anything. Every pair is Holm-adjusted before the best key's
+    # pairs are kept, so the rate is <= 5% by construction. 500 runs: Monte Carlo SE 1 point at 5%; the bound
+    # allows 2 SE.
+    rng = np.random.default_rng(11)
+    runs, cfg = 500, q.QualityConfig(min_orders=30)
+    errs = sum(not q.recommendations(q.adjust(_null_units(rng), cfg=cfg, dimension="broker")).is_empty()
+               for _ in range(runs))  # fmt: skip
+    assert errs / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+
+
+@pytest.mark.slow
+def test_routing_recommendations_family_wise_error_under_the_null():
+    # 5 venues with equal markouts (40 orders x 5 fills each, an order shock): any routing note is an error.
+    # 400 runs share one pass: run r's venues are keys "r/V0".."r/V4" with its orders in blocks 0..199 (a key's
+    # interval only uses the blocks where it has data), then each run is compared on its own five keys.
+    runs = 400
+    f = pl.concat([
+        _clustered_fills(40, {f"{r}/V{i}": 0.0 for i in range(5)}, 4.0, 5, seed=1000 + r).with_columns(
+            (pl.int_range(pl.len()) // 5).alias("block")
+        )
+        for r in range(runs)
+    ])  # fmt: skip
+    sums = q.fill_sums(pl.concat([_fills([]), f], how="diagonal_relaxed"), ["block", "venue"]).rename({"venue": "key"})
+    big = q.bootstrap(sums, "venue", False, q.QualityConfig(n_boot=10, min_orders=30, min_fills=10))
+    keys = list(big.reps["_keys"])
+    errs = 0
+    for r in range(runs):
+        mine = [k for k in keys if k.startswith(f"{r}/")]
+        idx = [keys.index(k) for k in mine]
+        sub = q.Analysis("venue", mine, big.leaderboard.filter(pl.col("key").is_in(mine)), pl.DataFrame(),
+                         {"_keys": np.array(mine, dtype=object)}, infl={m: u[:, idx] for m, u in big.infl.items()})  # fmt: skip
+        errs += not q.recommendations(q.Adjusted(*[pl.DataFrame()] * 4), q.venue_routing_pairs(sub)).is_empty()
+    assert errs / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)  # Monte Carlo SE 1.1 points
