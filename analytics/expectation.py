@@ -397,7 +397,8 @@ def predict_orders(
     per valid order, computed for the whole batch at once; rows that cannot be predicted are returned with a
     reason (the :func:`validate_orders` rules, ``unknown_symbol``: no daily bars at all, ``no_market_context``:
     fewer than 2 daily bars before the order's date). ``event_id`` is a hash of the batch, the model and the
-    lake version plus the input line, so re-predicting the same file gives the same ids."""
+    lake version plus the input line, so re-predicting the same file gives the same ids. ``size_above_limit``:
+    the order is above ``pretrade.MAX_SIZE_ADV`` of ADV (the models extrapolate; the Pre-trade page warns)."""
     if model not in MODELS:
         raise PredictionError(f"unknown model {model!r} (one of {MODELS})")
     produced = produced or dt.datetime.now(dt.UTC)
@@ -444,7 +445,8 @@ def predict_orders(
         "order_id",
         pl.col("order_id").is_null().alias("hypothetical"),
         "line", "symbol", "side", "quantity", "asof", "arrival_ts", "algo", "urgency",
-        pl.col("pov_used").alias("pov"), "adv", "size_pct_adv", "daily_volatility", "spread_bps",
+        pl.col("pov_used").alias("pov"), "adv", "size_pct_adv",
+        (pl.col("size_pct_adv") > pretrade.MAX_SIZE_ADV).alias("size_above_limit"), "daily_volatility", "spread_bps",
         (pl.col("quantity") * pl.col("last_close")).alias("notional"),
         pl.lit(model).alias("model"), pl.lit(model_name).alias("model_name"),
         pl.lit(model_version or "published").alias("model_version"),

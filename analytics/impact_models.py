@@ -44,12 +44,15 @@ sigmoid(u)); Huber loss on residuals in units of the order's daily sigma (the mi
 one volatile name does not dominate), delta = 1.345 * the MAD scale of the target; rows
 weighted equally by default (every order is one observation of the law) or by filled notional (``weights=
 "notional"``: on a few thousand orders a handful of large ones then decide the law; on the demo desk it put
-LIQSEEK's multiplier on its lower bound where 1.6 is planted); robust Levenberg-Marquardt (IRLS Huber weights, optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial resample weights
-over orders (an order's permanent and cost rows share its mid path, so they are resampled together: resampling the
-rows alone covered 83-87% at a nominal 95%, tests/test_impact_models.py), all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are bootstrap percentiles. Above
-``BOOT_MAX_ROWS`` (50K) rows: the fit starts on a 50K-row subsample and is polished on every row (``POLISH_STEPS``),
-and the bootstrap is m-out-of-n (50K-row resamples of whole orders, deviations rescaled by sqrt(m / n)), so 1M orders fit in about
-the time and memory of 50K plus a few passes.
+LIQSEEK's multiplier on its lower bound where 1.6 is planted); robust Levenberg-Marquardt (IRLS Huber weights,
+optax.losses.huber_loss as the objective) in a ``lax.scan``; uncertainty by a seeded bootstrap of multinomial
+resample weights over ORDERS (an order's permanent and cost rows share its mid path, so they are resampled
+together: resampling the rows alone covered 83-87% at a nominal 95% on a shared-path desk, tests/
+test_impact_models.py), all resamples solved at once with ``jax.vmap`` from the full-data fit. Intervals are
+bootstrap percentiles. Above ``BOOT_MAX_ROWS`` (50K) rows: the fit starts on a 50K-row subsample and is polished
+on every row (``POLISH_STEPS``), and the bootstrap is m-out-of-n (resamples of 50K rows' worth of whole orders,
+deviations rescaled by sqrt(m / n), in orders), so 1M orders fit in about the time and memory of 50K plus a few
+passes.
 """
 
 from __future__ import annotations

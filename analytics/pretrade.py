@@ -308,10 +308,16 @@ def size_warning(size_adv: float, limit: float = MAX_SIZE_ADV) -> str | None:
     )
 
 
+DISAGREE_RATIO = 1.5  # two models' expected costs this far apart (larger / smaller) disagree ...
+DISAGREE_MIN_BPS = 10.0  # ... when they also differ by at least this much (1 vs 2 bps is no disagreement)
+
+
 def disagreements(est: pl.DataFrame) -> pl.DataFrame:
     """Per algo, every pair of models whose estimates disagree: one model's point estimate outside the other's
-    90% band (``*_lo_bps``..``*_hi_bps``). Columns algo, model_a, bps_a, model_b, bps_b, ratio (the larger over
-    the smaller estimate; null when one is <= 0), in bps, positive = cost. Empty when the models agree."""
+    90% band (``*_lo_bps``..``*_hi_bps``), or the larger estimate at least DISAGREE_RATIO times the smaller
+    (both positive) and DISAGREE_MIN_BPS above it (the outcome bands hold one order's noise, wide enough to hide
+    a factor of two between two expectations). Columns algo, model_a, bps_a, model_b, bps_b, ratio (the larger
+    over the smaller estimate; null when one is <= 0), in bps, positive = cost. Empty when the models agree."""
     have = [m for m in MODELS if f"{m}_bps" in est.columns and f"{m}_lo_bps" in est.columns]
     parts = []
     for i, m1 in enumerate(have):
@@ -322,8 +328,9 @@ def disagreements(est: pl.DataFrame) -> pl.DataFrame:
                 | (e2 < pl.col(f"{m1}_lo_bps")) | (e2 > pl.col(f"{m1}_hi_bps"))
             )  # fmt: skip
             big, small = pl.max_horizontal(e1, e2), pl.min_horizontal(e1, e2)
+            apart = (small > 0) & (big >= DISAGREE_RATIO * small) & (big - small >= DISAGREE_MIN_BPS)
             parts.append(
-                est.filter(outside.fill_null(False)).select(
+                est.filter((outside | apart).fill_null(False)).select(
                     "algo",
                     pl.lit(MODELS[m1]).alias("model_a"),
                     e1.alias("bps_a"),
@@ -335,6 +342,15 @@ def disagreements(est: pl.DataFrame) -> pl.DataFrame:
     schema = {"algo": pl.String, "model_a": pl.String, "bps_a": pl.Float64, "model_b": pl.String,
               "bps_b": pl.Float64, "ratio": pl.Float64}  # fmt: skip
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+def model_disagreements(est: pl.DataFrame, algo: str) -> pl.DataFrame:
+    """:func:`disagreements` of :func:`model_estimates` rows (one order priced by each model: model,
+    expected_cost_bps, lo_bps, hi_bps) for ``algo``."""
+    cols = [pl.lit(r["expected_cost_bps"]).alias(f"{r['model']}_bps") for r in est.iter_rows(named=True)] + [
+        pl.lit(r[k]).alias(f"{r['model']}_{k}") for r in est.iter_rows(named=True) for k in ("lo_bps", "hi_bps")
+    ]
+    return disagreements(pl.DataFrame({"algo": [algo]}).with_columns(cols))
 
 
 # ---------------------------------------------------------------------------------------------------

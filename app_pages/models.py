@@ -35,6 +35,12 @@ spread = c[4].number_input("Spread (bps)", 0.1, 200.0, 5.0, 0.5, key="m_spread")
 now = dt.datetime.combine(f.end or dt.date.today(), dt.time(15, 0), dt.UTC)
 est = pretrade.model_estimates(champs, size, vol, pov, algo, spread, now)
 charts.show(charts.estimate_bands(est))
+for r in pretrade.model_disagreements(est, algo).iter_rows(named=True):
+    st.warning(
+        f"The models disagree: {r['model_a']} {r['bps_a']:.1f} bps vs {r['model_b']} {r['bps_b']:.1f} bps (one "
+        f"outside the other's 90% band, or {pretrade.DISAGREE_RATIO:g}× apart).",
+        icon="⚠️",
+    )
 st.dataframe(est, hide_index=True, width="stretch", column_config=charts.number_formats(est), key="m_estimates")
 st.caption(
     "Each model's target is in the table: market impact (fills vs the arrival mid, spread excluded) unless it "

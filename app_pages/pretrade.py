@@ -73,7 +73,8 @@ if not dis.is_empty():
     r0 = dis.row(0, named=True)
     st.warning(
         f"The models disagree: for {r0['algo']}, {r0['model_a']} {r0['bps_a']:.0f} bps vs {r0['model_b']} "
-        f"{r0['bps_b']:.0f} bps (one outside the other's 90% band; {dis.height} such pair(s) below). Their forms "
+        f"{r0['bps_b']:.0f} bps (one outside the other's 90% band, or {pretrade.DISAGREE_RATIO:g}× apart; "
+        f"{dis.height} such pair(s) below). Their forms "
         "differ most for large orders; weigh them by their holdout errors on the Cost models page.",
         icon="⚠️",
     )

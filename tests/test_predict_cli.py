@@ -39,7 +39,7 @@ def test_mixed_file_predicts_the_good_rows_and_reports_the_rest(lake, symbols, t
         "order_id,symbol,side,quantity,date,algo,urgency,pov\n"
         f"P1,{a},buy,50000,2026-03-04,VWAP,HIGH,\n"  # line 2
         f"P2,{b},SELL,10000,2026-03-04,POV,,0.1\n"  # line 3
-        f",{a},BUY,20000,,,,\n"  # line 4: hypothetical, undated (today)
+        f",{a},BUY,50000000,,,,\n"  # line 4: hypothetical, undated (today), far above 25% of ADV
         "P4,NOPE,BUY,100,2026-03-04,VWAP,,\n"  # line 5: unknown symbol
         f"P5,{a},HOLD,100,2026-03-04,VWAP,,\n"  # line 6: bad side
         f"P6,{a},BUY,-5,2026-03-04,VWAP,,\n"  # line 7: quantity <= 0
@@ -58,6 +58,8 @@ def test_mixed_file_predicts_the_good_rows_and_reports_the_rest(lake, symbols, t
     assert pred["order_id"].to_list() == ["P1", "P2", None] and pred["hypothetical"].to_list() == [False, False, True]
     assert set(pred["event_type"]) == {"ExecutionCostPredictionEvent"}
     assert pred["pov"][1] == pytest.approx(0.1)  # the order's own participation is used
+    assert pred["size_above_limit"].to_list() == (pred["quantity"] / pred["adv"] > 0.25).to_list() == [False, False,
+                                                                                                        True]  # fmt: skip
     assert (pred["cost_lo_bps"] <= pred["expected_cost_bps"]).all() and (
         pred["expected_cost_bps"] <= pred["cost_hi_bps"]
     ).all()

@@ -195,3 +195,18 @@ def test_model_estimates_prices_the_order_with_every_champion():
     ref = im.pretrade_estimate("istar", pl.DataFrame({"size_adv": [0.05], "sigma_daily": [0.02], "pov": [0.10]}))
     assert est["expected_cost_bps"][0] == pytest.approx(ref["expected_cost_bps"][0])
     assert (est["lo_bps"] <= est["expected_cost_bps"]).all() and (est["expected_cost_bps"] <= est["hi_bps"]).all()
+
+
+def test_model_disagreements_of_one_order_priced_by_each_model():
+    est = pl.DataFrame({"model": ["istar", "almgren"], "expected_cost_bps": [300.0, 609.0], "lo_bps": [250.0, 511.0],
+                        "hi_bps": [350.0, 707.0]})  # fmt: skip
+    assert pretrade.model_disagreements(est, "VWAP").rows() == [("VWAP", "I-Star", 300.0, "Almgren", 609.0,
+                                                                pytest.approx(609 / 300))]  # fmt: skip
+    close = est.with_columns(pl.Series("expected_cost_bps", [300.0, 320.0]), pl.Series("lo_bps", [250.0, 270.0]))
+    assert pretrade.model_disagreements(close, "VWAP").is_empty()
+    # inside each other's (wide) bands, but 2.5x apart and 60 bps: a disagreement; 2 vs 5 bps: too small to matter
+    wide = pl.DataFrame({"model": ["istar", "almgren"], "expected_cost_bps": [40.0, 100.0], "lo_bps": [-60.0, 0.0],
+                         "hi_bps": [140.0, 200.0]})  # fmt: skip
+    assert pretrade.model_disagreements(wide, "VWAP")["ratio"].to_list() == [pytest.approx(2.5)]
+    small = wide.with_columns(pl.Series("expected_cost_bps", [2.0, 5.0]))
+    assert pretrade.model_disagreements(small, "VWAP").is_empty()

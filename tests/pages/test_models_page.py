@@ -141,3 +141,20 @@ def test_pretrade_page_prices_every_algo_and_recommends(own_lake):
     at.number_input(key="pt_qty").set_value(500_000).run()
     bigger = frame_with(at, "algo", "istar_bps", "almgren_bps", "pov")
     assert (bigger["istar_bps"].to_numpy() > est["istar_bps"].to_numpy()).all()
+
+
+def test_models_disagreement_is_shown_when_one_estimate_is_outside_the_others_band(sim_env):
+    """Issue 16: at a large order the models' estimates part; the page warns exactly when one model's estimate
+    lies outside another's 90% band, or the two are 1.5x and 10 bps apart (checked on its own table)."""
+    at = open_app(PAGE)
+    for size in (1.0, 100.0):
+        at.number_input(key="m_size").set_value(size).run()
+        assert not at.exception
+        est = frame_with(at, "model", "expected_cost_bps", "lo_bps").set_index("model")
+        i, a = est.loc["istar"], est.loc["almgren"]
+        lo, hi = sorted((i["expected_cost_bps"], a["expected_cost_bps"]))
+        outside = (not (i["lo_bps"] <= a["expected_cost_bps"] <= i["hi_bps"])
+                   or not (a["lo_bps"] <= i["expected_cost_bps"] <= a["hi_bps"])
+                   or (lo > 0 and hi >= 1.5 * lo and hi - lo >= 10))  # fmt: skip
+        shown = any("The models disagree" in w.value for w in at.warning)
+        assert shown == outside, (size, est)
