@@ -13,7 +13,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import streamlit as st
 
 from analytics.demo import ensure_demo_lake
-from ui import filters, state
+from ui import filters, live_status, state
 
 st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="wide")
 
@@ -57,4 +57,5 @@ pages = {
 }
 nav = st.navigation(pages)
 filters.sidebar()
+live_status.sidebar()
 nav.run()
