@@ -15,7 +15,7 @@ import streamlit as st
 
 from analytics.demo import ensure_demo_lake
 from analytics.store import LakeCorrupt
-from ui import filters, state
+from ui import filters, live_status, state
 
 st.set_page_config(page_title="Post-trade analytics", page_icon="📈", layout="wide")
 
@@ -64,6 +64,7 @@ pages = {
 nav = st.navigation(pages)
 try:
     filters.sidebar()
+    live_status.sidebar()
     nav.run()
 except LakeCorrupt as e:  # a missing, short or changed data file: one clear message naming it and the fix
     st.error(f"The lake cannot be read: {e}")

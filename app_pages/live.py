@@ -51,19 +51,6 @@ ORDER_COLS = {
 
 
 @st.fragment(run_every=1.0)
-def sidebar_status() -> None:
-    snap = read_snapshot(root)
-    if snap is None:
-        st.caption("Live engine: never ran on this lake")
-        return
-    s = snap["status"]
-    st.caption(f"Live engine: {'running' if s['running'] else 'stopped'} · {s['source']}")
-    st.metric("Events/s", f"{s['events_per_s']:.0f}")
-    st.metric("Lag", "—" if s["lag_ms"] is None else f"{s['lag_ms']:.0f} ms")
-    st.caption(f"Last event {s['last_event_ts'] or '—'} · lake v{s['last_commit_version']}")
-
-
-@st.fragment(run_every=1.0)
 def live_view() -> None:
     snap = read_snapshot(root)
     if snap is None:
@@ -109,6 +96,4 @@ def alert_feed(feed: pl.DataFrame) -> None:
     a3.button("Snooze 15 min", key="live_snooze", on_click=alerts.act, args=(live_dir(root), pick, "snooze", 900))
 
 
-with st.sidebar:
-    sidebar_status()
 live_view()

@@ -172,8 +172,8 @@ def main() -> None:
             print(json.dumps(r))
     print()
     print(
-        "state: publish -> the refresh whose state holds the order/fill; alert: publish -> alert (alerts tripped by "
-        "a published fill); intake: trigger receipt -> alert (all alerts)"
+        "state: publish -> the refresh whose state holds the order/fill; alert: publish -> alert (order rules, "
+        "tripped by a published fill); intake: trigger receipt -> alert (all rules; a sequence gap waits its grace)"
     )
     print(f"{'source':6} {'speed':>5} {'events':>7} {'ev/s':>6} {'state P50':>10} {'state P99':>10} {'alerts':>6} "
           f"{'alert P50':>10} {'alert P99':>10} {'intake P99':>10} {'RSS MB':>13}")  # fmt: skip

@@ -43,6 +43,7 @@ from analytics.live.state import board, live_tca
 from analytics.store import Lake, write_text_atomic
 
 STATE_FILE = "state.json"
+STATUS_FILE = "status.json"
 PENDING_FILE = "pending.json"
 ENGINE_FILE = "engine.json"
 HEARTBEAT_STALE_S = 5.0  # a snapshot older than this: the engine is not running
@@ -281,8 +282,11 @@ class Engine:
         }
 
     def snapshot(self) -> None:
-        doc = {"status": self.status(), "orders": _records(self.orders_state), "board": _records(self.board_state)}
+        """``state.json`` (status, blotter, board) and ``status.json`` (the status alone, for every page's sidebar)."""
+        status = self.status()
+        doc = {"status": status, "orders": _records(self.orders_state), "board": _records(self.board_state)}
         write_text_atomic(self.dir / STATE_FILE, json.dumps(doc, default=str, separators=(",", ":")))
+        write_text_atomic(self.dir / STATUS_FILE, json.dumps(status, default=str))
         self.changed = False
 
     # -- the loop ----------------------------------------------------------------------------------------
@@ -335,6 +339,16 @@ class Engine:
             self.snapshot()
             await self.source.close()
             (self.dir / ENGINE_FILE).unlink(missing_ok=True)
+
+
+def read_status(lake_root: Path) -> dict | None:
+    """The engine's last status (``running`` = heartbeat within HEARTBEAT_STALE_S); None if none ran here."""
+    try:
+        st = json.loads((live_dir(lake_root) / STATUS_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    st["running"] = time.time() - float(st.get("heartbeat", 0)) < HEARTBEAT_STALE_S
+    return st
 
 
 def read_snapshot(lake_root: Path) -> dict | None:

@@ -52,6 +52,10 @@ def test_live_page_shows_blotter_board_and_alerts(live_env):
         ("quarantine_spike", "intake"), ("stale_quote", "quotes:ABC")]  # fmt: skip
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Working orders"] == "2" and metrics["Open alerts"] == "2"
+    # the engine status in the sidebar (every page)
+    assert any("Live engine" in c.value and "running" in c.value for c in at.sidebar.caption)
+    other = open_app("app_pages/data.py")
+    assert any("Live engine" in c.value for c in other.sidebar.caption)
     picked = at.selectbox(key="live_alert_pick").value
     at.button(key="live_ack").click().run()
     assert not at.exception
