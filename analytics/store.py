@@ -388,10 +388,11 @@ class Lake:
     @contextlib.contextmanager
     def _named_damage(self, entries: list[FileEntry]):
         """DuckDB reads a file's footer as soon as a view or relation names it: a damaged file then raises a raw
-        parser error. Turn it into :class:`LakeCorrupt` naming the file (by its hash) when one is damaged."""
+        parser error (pyarrow an OSError when it reads the newest file's schema). Turn it into :class:`LakeCorrupt`
+        naming the file (by its hash) when one is damaged; anything else is raised as it was."""
         try:
             yield
-        except duckdb.Error:
+        except (duckdb.Error, OSError, ValueError):  # pyarrow: ArrowInvalid is a ValueError
             self.check_hashes(entries, cached=False)
             raise
 

@@ -240,8 +240,9 @@ def test_drift_is_notional_weighted_realised_minus_expected_and_out_of_sample_on
     assert (d["n"], d["model_version"]) == (2, "published")
     assert d["gap_bps"] == pytest.approx(4.0) and d["bias_bps"] == pytest.approx(-4.0)
     assert d["realised_bps"] == pytest.approx((10 * 3 + 2) / 4) and d["mae_bps"] == pytest.approx(4.0)
-    se = math.sqrt((3e6**2) * (6 - 4) ** 2 + (1e6**2) * (-2 - 4) ** 2) / 4e6  # the sandwich SE, by hand
-    assert (d["gap_lo_bps"], d["gap_hi_bps"]) == pytest.approx((4 - 1.959964 * se, 4 + 1.959964 * se), rel=1e-5)
+    # the sandwich SE by hand, with the small-sample factor n / (n - 1) = 2, and Student t on 1 df (12.7062)
+    se = math.sqrt((3e6**2) * (6 - 4) ** 2 + (1e6**2) * (-2 - 4) ** 2) / 4e6 * math.sqrt(2)
+    assert (d["gap_lo_bps"], d["gap_hi_bps"]) == pytest.approx((4 - 12.7062 * se, 4 + 12.7062 * se), rel=1e-4)
 
 
 def test_without_a_champion_the_published_parameters_are_the_one_to_beat(lake):
