@@ -45,7 +45,9 @@ ORDER_COLS = {
     "arrival_price": st.column_config.NumberColumn(format="%.4f"),
     "avg_fill_price": st.column_config.NumberColumn(format="%.4f"),
     "is_total_bps": BPS, "arrival_cost_bps": BPS, "vwap_interval_cost_bps": BPS,
-    "participation_rate": st.column_config.NumberColumn(format="%.3f"), "markout_cost_bps_1s": BPS,
+    "participation_rate": st.column_config.NumberColumn(format="%.3f"), "impact_cost_bps": BPS,
+    "expected_impact_bps": BPS, "impact_z": st.column_config.NumberColumn("impact z", format="%.1f σ"),
+    "markout_cost_bps_1s": BPS,
     "markout_cost_bps_60s": BPS,
 }  # fmt: skip
 
@@ -66,7 +68,9 @@ def live_view() -> None:
     c[3].metric("Open alerts", int(feed["open"].sum()) if feed.height else 0)
     st.subheader("Working orders")
     if orders.height:
-        shown = orders.sort("working", "arrival_ts", descending=[True, True]).select(list(ORDER_COLS))
+        shown = orders.sort("working", "arrival_ts", descending=[True, True]).select(
+            [c for c in ORDER_COLS if c in orders.columns]
+        )
         st.dataframe(shown, column_config=ORDER_COLS, hide_index=True, height=300)
     st.subheader("Today by venue, broker, algo")
     tabs = st.tabs(["Venue", "Broker", "Algo"])

@@ -89,6 +89,11 @@ def test_engine_alerts_on_the_planted_feed_anomalies(sim, tmp_path):
         if j > i:
             eng.pending = [json.loads(x) | {"_recv": time.time()} for x in f.lines[i:j]]
             eng.refresh()
+    # every order carries its NEW-time I-Star expectation and the deviation from it in its own sigmas
+    o = eng.orders_state
+    assert o["expected_impact_bps"].null_count() == 0 and (o["sigma_impact_bps"] > 0).all()
+    z = (o["impact_cost_bps"] - o["expected_impact_bps"]) / o["sigma_impact_bps"]
+    assert ((z - o["impact_z"]).abs().drop_nulls() < 1e-12).all()
     raised = [json.loads(x) for x in (live_dir(lake.root) / "alerts.jsonl").read_text().splitlines()]
     truth = {t["rule"]: t for t in f.truth}
     stale = [a for a in raised if a["rule"] == "stale_quote" and a["subject"] == truth["stale_quote"]["subject"]]

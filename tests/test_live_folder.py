@@ -31,7 +31,11 @@ def test_folder_end_to_end_and_restart(tmp_path):
         wait_for(lambda: counts(lake)["quotes"] == 6)
         assert counts(lake) == {"orders": 1, "fills": 5, "quotes": 6, "trades": 5}
         # The snapshot shows the working order with its fills (published every second).
-        snap = wait_for(lambda: (s := snapshot(lake)) and s["orders"] and s["orders"][0]["filled_qty"] == 500 and s)
+        # (the snapshot is rewritten every second: wait for one taken after the commits)
+        snap = wait_for(
+            lambda: (s := snapshot(lake)) and s["orders"] and s["orders"][0]["filled_qty"] == 500
+            and s["status"]["events_committed"] == len(ev1) and s
+        )  # fmt: skip
         assert snap["orders"][0]["arrival_price"] == pytest.approx(100.0)
         assert snap["status"]["last_commit_version"] >= 1
         assert stop_engine(proc) == 0

@@ -1,12 +1,14 @@
 """The NATS JetStream source end to end against a real ``nats-server`` (Debian's; ./test.sh installs it) on a free
-loopback port with a temporary store: published -> committed -> acknowledged; the engine killed (SIGKILL) before
-its commit -> nothing in the lake, nothing acknowledged -> the restarted engine gets the redelivery -> the lake
-holds every event exactly once."""
+loopback port with a temporary store: published -> committed -> acknowledged; messages held for a commit longer than
+ack_wait are kept alive (in-progress acknowledgements), not redelivered; the engine killed (SIGKILL) before its
+commit -> nothing in the lake, nothing acknowledged -> the restarted engine gets the redelivery -> the lake holds
+every event exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import pytest
 
@@ -74,11 +76,15 @@ def test_nats_publish_commit_ack_and_redelivery(server, tmp_path):
         if proc.poll() is None:
             proc.kill()
     # A slow-committing engine receives the next messages, then dies before its commit.
+    (lake / "live" / "state.json").unlink()  # wait for the new engine's own snapshot
     proc = start_engine(lake, url, 60.0, rules, tmp_path / "engine.log")
     try:
         wait_for(lambda: (s := snapshot(lake)) and s["status"]["heartbeat"])
         _publish(server.url, events(3, start=4))  # 3 fills, 4 quotes, 3 trades: 10 messages
         wait_for(lambda: (s := snapshot(lake)) and s["status"]["events_received"] == 10)
+        # Held past twice ack_wait: kept alive by in-progress acknowledgements, so nothing is redelivered meanwhile.
+        time.sleep(5)
+        assert snapshot(lake)["status"]["events_received"] == 10
         stop_engine(proc, signal.SIGKILL)
     finally:
         if proc.poll() is None:

@@ -212,8 +212,12 @@ class Engine:
         frames = {t: b.frame(t) for t in LIVE_TABLES}
         o, fm = live_tca(frames["orders"], frames["fills"], frames["quotes"], frames["trades"], frames["decisions"],
                          self.clock, final)  # fmt: skip
-        self.orders_state, self.board_state = o, board(fm)
         self._alerts(frames, o, fm)
+        # The pre-trade expectation fixed at NEW (published I-Star) and the deviation in its own sigmas.
+        o = o.join(self.exp, on="order_id", how="left").with_columns(
+            ((pl.col("impact_cost_bps") - pl.col("expected_impact_bps")) / pl.col("sigma_impact_bps")).alias("impact_z")
+        )
+        self.orders_state, self.board_state = o, board(fm)
         now = time.time()
         recvs = [e["_recv"] for e in new]
         self.lag_ms = (now - min(recvs)) * 1000 if recvs else self.lag_ms

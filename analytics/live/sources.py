@@ -2,8 +2,10 @@
 
 Both deliver whole lines (one JSON event each) with a token; the engine hands the tokens of a batch back through
 :meth:`committed` only after the batch's lake commit, so nothing is acknowledged before it is durable:
-- NATS: the token is the message; ``committed`` acknowledges it (an unacknowledged message is redelivered after
-  ``ack_wait_s``: a crash redelivers, and the lake's keys make the redelivery a no-op).
+- NATS: the token is the message's stream sequence; ``committed`` acknowledges the message (its latest delivery).
+  Messages held for their commit are kept alive with in-progress acknowledgements every ack_wait_s / 3, and a
+  redelivery of a held message is not spooled twice; after a crash the server redelivers what was not
+  acknowledged (after ``ack_wait_s``), and the lake's keys (or the pending segment, see engine.py) make it a no-op.
 - Folder: the token is (file, byte offset after the line); ``committed`` records the offsets in
   ``<lake>/live/offsets.json`` (atomic rewrite), where a restart resumes. Only whole lines (ending in a newline)
   are read: a line being appended is read when its newline arrives. Files whose name starts with ``_`` or ``.``
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -133,6 +136,8 @@ class NatsSource:
         self.nc = None
         self.sub = None
         self.done_seqs: set[int] = set()  # stream sequences committed but maybe not acknowledged (after a crash)
+        self.held: dict[int, object] = {}  # stream sequence -> its latest delivery, received and not yet committed
+        self.last_keepalive = time.time()
 
     async def open(self) -> None:
         import nats
@@ -161,6 +166,12 @@ class NatsSource:
     async def poll(self, timeout: float) -> list[tuple[bytes, object]]:
         from nats.errors import TimeoutError as NatsTimeout
 
+        # Held messages wait for their commit: tell the server they are in progress well before ack_wait runs out,
+        # so that it does not redeliver them meanwhile.
+        if self.held and time.time() - self.last_keepalive > float(self.cfg["ack_wait_s"]) / 3:
+            for m in self.held.values():
+                await m.in_progress()
+            self.last_keepalive = time.time()
         try:
             msgs = await self.sub.fetch(int(self.cfg["fetch_batch"]), timeout=timeout)
         except (TimeoutError, NatsTimeout):
@@ -171,15 +182,21 @@ class NatsSource:
             if seq in self.done_seqs:  # committed before a crash, redelivered: acknowledge, do not spool again
                 await m.ack()
                 continue
-            out.append((m.data, m))
+            if seq in self.held:  # redelivered while waiting for its commit: spooled already; ack the latest delivery
+                self.held[seq] = m
+                continue
+            self.held[seq] = m
+            out.append((m.data, seq))
         return out
 
     def pending_state(self, tokens: list) -> dict:
-        return {"stream_seqs": [m.metadata.sequence.stream for m in tokens]}
+        return {"stream_seqs": list(tokens)}
 
     async def committed(self, tokens: list, state: dict | None = None) -> None:
-        for m in tokens:
-            await m.ack()
+        for seq in tokens:
+            m = self.held.pop(seq, None)
+            if m is not None:
+                await m.ack()
         if tokens:
             await self.nc.flush()
 

@@ -9,7 +9,7 @@ import pytest
 
 from analytics.live import alerts, control
 from analytics.live.config import load
-from analytics.live.engine import Engine, live_dir
+from analytics.live.engine import Engine, live_dir, read_status
 from analytics.live.sources import parse_source
 from tests.live_helpers import events, wait_for
 from tests.pages.conftest import frame_with, open_app
@@ -70,8 +70,10 @@ def test_live_page_starts_and_stops_the_engine(app_env):
     at = open_app("app_pages/live.py")
     assert not at.exception
     at.button(key="live_start_engine").click().run()
-    st_ = control.status(app_env.root)["engine"]
-    assert st_["running"]
+    wait_for(lambda: control.status(app_env.root)["engine"]["running"], timeout=30)
+    # the engine it started writes its own status (heartbeat) within seconds
+    wait_for(lambda: (s := read_status(app_env.root)) and s["running"] and s["pid"] == control.status(app_env.root)[
+        "engine"]["pid"], timeout=60)  # fmt: skip
     at.button(key="live_stop_engine").click().run()
     assert not at.exception
     # SIGTERM: the engine commits and exits (within seconds; longer on a loaded machine)
