@@ -26,6 +26,7 @@ data, ``(symbol, venue, seq)`` for market data that carries ``seq``); the same k
 is quarantined as ``conflict``.
 
 Referential and plausibility rules (reason codes, beside the row rules of :mod:`analytics.validate`):
+``duplicate_key`` (a key twice in one JSON object),
 ``unknown_order`` / ``unknown_fill`` (held past the hold limit), ``order_mismatch`` (a fill's symbol or side
 differs from its order's), ``fill_before_order`` (a fill dated before its order's NEW), ``overfill`` (the
 order's fills would add up to more than its quantity, across batches), ``conflict`` (same key, different
@@ -192,12 +193,18 @@ def _walk(folder: Path) -> tuple[list[Path], list[dict]]:
     return sorted(found), sorted(skipped, key=lambda x: x["path"])
 
 
-def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple[list[Source], list[dict]]:
+def discover(
+    paths: Iterable[str | Path], type_name: str | None = None, display_names: dict[str, str] | None = None
+) -> tuple[list[Source], list[dict]]:
     """Expand folders, check every path is readable and its format known: (the sources, the files found in
     folders and skipped, each with a reason). Raises :class:`IngestError` before anything is read or
     written."""
     if type_name is not None and type_name not in TABLES:
         raise IngestError(f"unknown --type {type_name!r}; one of: {', '.join(TABLES)}")
+
+    def shown(p: Path) -> str:  # the name the user gave the file (an upload lives under a name we chose)
+        return (display_names or {}).get(str(p), str(p))
+
     files: list[Path] = []
     skipped: list[dict] = []
     for p in map(Path, paths):
@@ -212,20 +219,22 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple
             skipped.extend(skip)
         elif p.is_file():
             if format_of(p.name) is None:
-                raise IngestError(f"{p}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv or .parquet)")
+                raise IngestError(
+                    f"{shown(p)}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv, .parquet, .jsonl.gz or .csv.gz)"
+                )
             files.append(p)
         elif p.exists():
-            raise IngestError(f"{p}: not a regular file or folder")
+            raise IngestError(f"{shown(p)}: not a regular file or folder")
         else:
-            raise IngestError(f"{p}: no such file or folder")
+            raise IngestError(f"{shown(p)}: no such file or folder")
     out = []
     for i, f in enumerate(files):
         try:
             with open(f, "rb"):
                 pass
         except OSError as e:
-            raise IngestError(f"{f}: cannot be read ({e.strerror})") from e
-        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, str(f)))
+            raise IngestError(f"{shown(f)}: cannot be read ({e.strerror})") from e
+        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, shown(f)))
     return out, skipped
 
 
@@ -1227,10 +1236,7 @@ def ingest(
     Raises :class:`IngestError` for an unreadable path or format, before the lake is touched.
     """
     lake = lake or Lake()
-    sources, skipped = discover(paths, type_name)
-    for s in sources:
-        if display_names and str(s.path) in display_names:
-            s.display = display_names[str(s.path)]
+    sources, skipped = discover(paths, type_name, display_names)
     v0 = lake.version()
     with lake.writer() as w:
         b = _Batch(lake, w, sources, limits, now or dt.datetime.now(dt.UTC))
@@ -1348,3 +1354,23 @@ def _readable_parquet(src: Source) -> bool:
         return True
     except Exception as e:  # pyarrow raises several types for a broken file
         raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e
+
+
+def purge_quarantine(lake: Lake, before: dt.date) -> tuple[int, int]:
+    """Retention: drop the quarantine rows ingested before ``before`` (UTC date) from the next lake version;
+    returns (rows removed, rows kept). The kept rows are rewritten as one new file and the table's older
+    files leave the manifest (earlier versions still list them until the store sweeps them). Held rows and
+    their tombstones are not touched: an expired held row stays resolvable."""
+    cutoff = dt.datetime.combine(before, dt.time(), dt.UTC)
+    with lake.writer() as w:
+        con = lake.connect(w.base)
+        try:
+            q = query(con, "SELECT * FROM quarantine")
+        finally:
+            con.close()
+        keep = q.filter(pl.col("ingested_at") >= cutoff)
+        removed = q.height - keep.height
+        if removed:
+            w.replace("quarantine")
+            w.append("quarantine", keep.select([pl.col(c).cast(d) for c, d in QUARANTINE_SCHEMA.items()]))
+    return removed, keep.height

@@ -442,10 +442,16 @@ class Writer:
         self.new: dict[str, list[FileEntry]] = {}
         self._n = 0
         self.committed_version: int | None = None
+        self.replaced: set[str] = set()  # tables whose files in the base are dropped at commit (retention)
 
     @property
     def changed(self) -> bool:
-        return any(self.new.values())
+        return any(self.new.values()) or bool(self.replaced)
+
+    def replace(self, table: str) -> None:
+        """The next version lists only the files of ``table`` appended by this writer (the quarantine's
+        retention rewrites it); older versions keep theirs."""
+        self.replaced.add(table)
 
     def append(self, table: str, df: pl.DataFrame) -> None:
         """Write ``df`` (already in the table's schema) as new files, split by partition."""
@@ -490,7 +496,7 @@ class Writer:
             return
         for dirpath in {(self.lake.root / e.path).parent for es in self.new.values() for e in es}:
             _fsync_dir(dirpath)
-        tables = {t: list(es) for t, es in self.base.tables.items()}
+        tables = {t: list(es) for t, es in self.base.tables.items() if t not in self.replaced}
         for t, es in self.new.items():
             tables.setdefault(t, []).extend(es)
         v = self.base.version + 1

@@ -306,3 +306,54 @@ def test_folder_lists_every_file_it_skips_reads_gzip_and_stays_inside(lake, file
     assert "outside the folder" in by["linked.jsonl"]["reason"] and "not followed" in by["linked_dir"]["reason"]
     assert "metadata" in by["_fills_c.jsonl"]["reason"] and "unknown format" in by["fills_a.json"]["reason"]
     assert sorted(lake.read("fills")["event_id"].to_list()) == ["f1", "f2"]
+
+
+def test_quarantine_purge_before_a_date(lake, files, ev, capsys):
+    """Issue 15 item 14: retention. Rows quarantined on 2026-03-03 (a bad quote, a junk line) and 2026-03-05
+    (two bad quotes, and the fill held since 03-03, expired then as unknown_order); purge --before 2026-03-04
+    keeps the three of 03-05; the held row itself is not touched."""
+    from analytics.__main__ import main
+
+    ingest([files.jsonl("a.jsonl", [ev.quote(bid=-1), "junk", ev.fill()])], lake, now=T)  # 2 rejected, 1 held
+    later = T + dt.timedelta(days=2)
+    ingest([files.jsonl("b.jsonl", [ev.quote(bid=-2), ev.quote(ask=-3)])], lake, now=later)
+    assert lake.read("quarantine").height == 5
+    assert main(["quarantine", "purge", "--before", "2026-03-04", "--lake", str(lake.root)]) == 0
+    assert "removed 2 row(s)" in capsys.readouterr().out
+    q = lake.read("quarantine").sort("reason")
+    assert q.select("reason", pl.col("source_file").str.split("/").list.last()).rows() == [
+        ("non_positive", "b.jsonl"),
+        ("non_positive", "b.jsonl"),
+        ("unknown_order", "a.jsonl"),
+    ]
+    assert lake.read("held_fills").height == 1
+    assert main(["quarantine", "purge", "--before", "2026-02-30", "--lake", str(lake.root)]) == 2
+
+
+def test_upload_names_every_table_the_cli_does_and_messages_name_the_users_file(lake, files, ev, tmp_path):
+    """Issue 15 item 15: the Data page took the first word only (benchmark_weights_* -> 'benchmark': no
+    table) and messages named the temp file. The page now uses ingest.table_hint and display_names."""
+    from analytics.ingest import IngestError, table_hint
+
+    assert table_hint("benchmark_weights_2026-03.csv") == "benchmark_weights"
+    assert table_hint("factor_returns.csv") == "factor_returns"
+    assert table_hint("factor_exposures-2026.parquet") == "factor_exposures"
+    assert table_hint("fills_2026-03-02.jsonl.gz") == "fills"
+    assert table_hint("misc.csv") is None
+    tmp = files.raw("upload_000.csv", b"a,b\n1,2\n")  # the page's own name; the user called it "my prices.csv"
+    try:
+        ingest([tmp], lake, display_names={str(tmp): "my prices.csv"})
+    except IngestError as e:
+        assert str(e).startswith("my prices.csv: cannot tell which table") and "upload_000" not in str(e)
+    else:
+        raise AssertionError("a file naming no table must be refused")
+    bad = files.raw("upload_001.unknown", b"x")
+    try:
+        ingest([bad], lake, display_names={str(bad): "prices.xlsx"})
+    except IngestError as e:
+        assert str(e).startswith("prices.xlsx: unknown format") and "upload_001" not in str(e)
+    w = files.csv(
+        "benchmark_weights_000.csv", [{"date": "2026-03-02", "benchmark_id": "B", "symbol": "A", "weight": 1}]
+    )
+    res = ingest([w], lake, display_names={str(w): "benchmark_weights_march.csv"})
+    assert res.tables["benchmark_weights"].accepted == 1 and res.files[0]["path"] == "benchmark_weights_march.csv"
