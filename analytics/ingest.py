@@ -803,6 +803,16 @@ class _Batch:
         )
         self.con.unregister("inc_raw")
         out = df.join(status, on="_ord", how="left")
+        if "seq" in t.key:  # market data without seq: recognised by content against the lake
+            loose = out.filter(pl.col("_status").eq("new") & pl.col("seq").is_null())
+            seen = self.content_seen(table, loose)
+            if seen.len():
+                out = out.with_columns(
+                    pl.when(pl.col("_ord").is_in(seen.implode()))
+                    .then(pl.lit("duplicate"))
+                    .otherwise("_status")
+                    .alias("_status")
+                )
         self.count(pl.col("_src"), table, "duplicate", out.filter(pl.col("_status") == "duplicate"))
         self._reject_rows(
             table,
@@ -812,6 +822,33 @@ class _Batch:
         )
         self.echoes = out.filter(pl.col("_status") == "echo").select("_src", "_ord", "_first_ord")
         return out.filter(pl.col("_status") == "new").drop("_status", "_first_ord").sort("_ord")
+
+    def content_seen(self, table: str, df: pl.DataFrame) -> pl.Series:
+        """``_ord`` of the rows of ``df`` (typed market data with ``_hash``, no ``seq``) whose content the lake
+        already holds: a re-sent feed without sequence numbers (issue 15 item 11).
+
+        Rows are compared as a multiset of content hashes over the lake's rows of the same days and symbols:
+        a content the lake holds n times makes at most the first n equal rows of the batch duplicates (two
+        equal trades in one second are two trades; the same file sent twice is all duplicates). Costs nothing
+        when the lake has no file of this table in the rows' date range (a first load)."""
+        none = pl.Series("_ord", [], dtype=pl.Int64)
+        if df.height == 0:
+            return none
+        lo, hi = df["ts"].min().date(), df["ts"].max().date()
+        if not self.lake.files(table, lo, hi, self.w.base):
+            return none
+        self.con.register("c_in", df.select("_ord", "_hash", "symbol").to_arrow())
+        rel = self.lake.scan(self.con, table, lo, hi)
+        lake_counts = rel.query(
+            "lk",
+            f"""SELECT {_hash_sql(table)} AS _hash, count(*) AS n FROM lk
+                WHERE symbol IN (SELECT DISTINCT symbol FROM c_in) AND seq IS NULL GROUP BY 1""",
+        ).pl()
+        self.con.unregister("c_in")
+        if lake_counts.height == 0:
+            return none
+        d = df.select("_ord", "_hash").join(lake_counts, on="_hash", how="inner")
+        return d.filter(pl.int_range(pl.len()).over("_hash", order_by="_ord") < pl.col("n"))["_ord"]
 
     def references(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
         """Referential, uniqueness and plausibility rules against the lake and this batch's accepted rows.
@@ -1139,6 +1176,13 @@ class _Batch:
                 (pl.col("_line") + src.index * _ORD_FILE_STRIDE).alias("_ord"),
             )
             good = self.validated(table, chunk).with_columns(pl.lit(None, pl.String).alias("_hash"))
+            lo, hi = (good["ts"].min(), good["ts"].max()) if good.height else (None, None)
+            if lo is not None and self.lake.files(table, lo.date(), hi.date(), self.w.base):
+                good = good.drop("_hash").with_columns(self._hashes(table, good))
+                seen = self.content_seen(table, good)
+                dup = pl.col("_ord").is_in(seen.implode())
+                self.count(src.index, table, "duplicate", good.filter(dup))
+                good = good.filter(~dup)
             self.count(src.index, table, "accepted", good)
             self.w.append(table, self._stored(table, good))
 

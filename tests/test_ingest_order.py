@@ -357,3 +357,24 @@ def test_upload_names_every_table_the_cli_does_and_messages_name_the_users_file(
     )
     res = ingest([w], lake, display_names={str(w): "benchmark_weights_march.csv"})
     assert res.tables["benchmark_weights"].accepted == 1 and res.files[0]["path"] == "benchmark_weights_march.csv"
+
+
+def test_market_data_without_seq_resent_is_recognised_by_content(lake, files, ev):
+    """Issue 15 item 11: 13,197 trades without seq went in twice. The same trades in other bytes (another
+    format, another file) are duplicates; equal trades within one feed stay distinct events (multiset)."""
+    t1 = ev.bare(ev.trade(ts="2026-03-02T14:30:00Z"))
+    t2 = ev.bare(ev.trade(ts="2026-03-02T14:30:01Z", price=100.02))
+    feed = [t1, t1, t2]  # two equal trades in one second: two trades
+    r = ingest([files.csv("trades_a.csv", feed)], lake)
+    assert (r.tables["trades"].accepted, r.tables["trades"].duplicate) == (3, 0)
+    # Re-sent as Parquet (the streaming path), and as JSON Lines with one more trade at the end.
+    pq = files.parquet(
+        "trades_b.parquet", pl.DataFrame(feed).with_columns(pl.col("ts").str.to_datetime(time_zone="UTC"))
+    )
+    r = ingest([pq], lake)
+    assert (r.tables["trades"].accepted, r.tables["trades"].duplicate) == (0, 3)
+    t3 = ev.trade(ts="2026-03-02T14:30:02Z")
+    r = ingest([files.jsonl("trades_c.jsonl", [ev.trade(ts="2026-03-02T14:30:00Z")] * 3 + [t3])], lake)
+    # The lake holds t1 twice: two of the three t1 are duplicates, the third is a new trade; t3 is new.
+    assert (r.tables["trades"].accepted, r.tables["trades"].duplicate) == (2, 2)
+    assert lake.read("trades").height == 5
