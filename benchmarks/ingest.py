@@ -135,19 +135,20 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="git revision to compare with (default: merge base with main)")
     ap.add_argument("--jsonl-gb", type=float, default=1.0, help="size of the JSON Lines file (0 = skip)")
     ap.add_argument("--skip-w1", action="store_true")
+    ap.add_argument("--repeat", type=int, default=2, help="W1 runs per code, interleaved; the fastest is kept")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark lakes")
     args = ap.parse_args()
     bench = ROOT / "data" / "bench"
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=bench if bench.exists() else None))
+    rev = (
+        args.baseline
+        or subprocess.run(
+            ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     try:
+        base = baseline_code(rev, tmp / "base")
         if not args.skip_w1:
-            rev = (
-                args.baseline
-                or subprocess.run(
-                    ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True
-                ).stdout.strip()
-            )
-            base = baseline_code(rev, tmp / "base")
             cfg = {**W1, "days": args.days}
             src = bench / f"w1-{args.days}d"
             sim_s = simulate_once(src, cfg)
@@ -157,14 +158,16 @@ def main() -> None:
                 f"input: {size / 1e9:.2f} GB in {sum(1 for _ in src.rglob('*.*'))} files"
                 + (f", simulated in {sim_s:.1f} s" if sim_s else " (cached)")
             )
-            figures = {}
-            for label, code in (("baseline " + rev[:10], base), ("this checkout", ROOT)):
-                lake = tmp / f"lake-{len(figures)}"
+            figures: dict[str, tuple[float, float]] = {}
+            runs = [("baseline " + rev[:10], base), ("this checkout", ROOT)] * args.repeat
+            for k, (label, code) in enumerate(runs):
+                lake = tmp / f"lake-{k}"
                 secs, gb, res = run_ingest([src], lake, code)
                 rows = res["totals"]["read"]
-                figures[label] = (secs, gb)
+                best = figures.get(label, (float("inf"), 0.0))
+                figures[label] = (min(best[0], secs), max(best[1], gb))
                 print(f"{label}: {secs:.1f} s wall, {rows:,} rows, {rows / secs:,.0f} rows/s, peak RSS {gb:.2f} GB")
-                if code == ROOT:
+                if code == ROOT and k == len(runs) - 1:
                     for t, c in res["tables"].items():
                         print(
                             f"  {t:<18} read {c['read']:>12,}  accepted {c['accepted']:>12,}  "
@@ -178,19 +181,22 @@ def main() -> None:
                 if not args.keep:
                     shutil.rmtree(lake, ignore_errors=True)
             (b_s, b_gb), (n_s, n_gb) = figures.values()
+            print(f"fastest of {args.repeat}: baseline {b_s:.1f} s, this {n_s:.1f} s")
             print(f"ratio this / baseline: time {n_s / b_s:.2f}, peak RSS {n_gb / b_gb:.2f}")
             print(f"target W1 within 20 s: {'met' if n_s <= 20 else 'MISSED'} ({n_s:.1f} s)")
         if args.jsonl_gb > 0:
             path = tmp / "events.jsonl"
             n_o, n_f = write_jsonl(path, args.jsonl_gb)
             gb_in = path.stat().st_size / 1e9
-            lake = tmp / "lake-jsonl"
-            secs, gb, res = run_ingest([path], lake)
-            t = res["totals"]
-            print(
-                f"JSON Lines: {gb_in:.2f} GB, {n_o:,} orders + {n_f:,} fills: {secs:.1f} s wall, "
-                f"peak RSS {gb:.2f} GB ({gb / gb_in:.1f}x the file); accepted {t['accepted']:,}"
-            )
+            print(f"JSON Lines: {gb_in:.2f} GB, {n_o:,} orders + {n_f:,} fills")
+            for label, code in (("baseline " + rev[:10], base), ("this checkout", ROOT)):
+                lake = tmp / f"lake-jsonl-{label[:4]}"
+                secs, gb, res = run_ingest([path], lake, code)
+                print(
+                    f"  {label}: {secs:.1f} s wall, peak RSS {gb:.2f} GB ({gb / gb_in:.1f}x the file); "
+                    f"accepted {res['totals']['accepted']:,}"
+                )
+                shutil.rmtree(lake, ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
