@@ -18,6 +18,8 @@ Accounting, per table and per file: ``read = accepted + duplicate + quarantined 
   ``held_released`` records ``accepted`` after ``expired``). ``IngestResult.held_before`` reports what
   became of rows held by earlier batches; they are not part of this batch's ``read``.
 Lines that cannot be attributed to a table (not JSON, no known ``event_type``) count under ``unknown``.
+JSON Lines are read in blocks of :data:`JSONL_BLOCK_BYTES` and row rules run per block, so the raw text of a
+large file is never held whole (the quarantine reads a released block's lines again when it needs them).
 A file whose exact bytes were ingested before is a no-op reported with its rows' standing (accepted and
 duplicates as duplicate, quarantined as quarantined, held as held while they wait).
 
