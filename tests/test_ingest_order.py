@@ -415,3 +415,45 @@ def test_json_lines_read_in_blocks_give_the_same_result_as_whole(tmp_path, files
         (11, "order_mismatch"),
     ]
     assert q[3][2] == json.dumps(rows[4])  # the line as received, read again from the file
+
+
+def test_any_split_and_order_of_batches_ends_in_the_one_batch_result(tmp_path, ev):
+    """The claim of the ingest docstring: holding is a function of (batch, lake snapshot), so events sent in
+    any order, split into any micro-batches within the hold limit, end in the same lake as one batch."""
+    import random
+
+    from analytics.store import Lake
+
+    events = []
+    for o in range(4):
+        events.append(ev.order(event_id=f"o{o}", order_id=f"O{o}"))
+        events.append(ev.order_action("DONE", event_id=f"d{o}", order_id=f"O{o}"))
+        for k in range(3):
+            fid = f"F{o}{k}"
+            events.append(ev.fill(event_id=f"f{o}{k}", fill_id=fid, order_id=f"O{o}", quantity=100 + k))
+            events.append(ev.settlement(event_id=f"s{o}{k}", fill_id=fid))
+
+    def final(lake):
+        return {t: sorted(lake.read(t)["event_id"].to_list()) for t in ("orders", "fills", "settlements", "quarantine")}
+
+    def write(path, rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    one = Lake(tmp_path / "one")
+    ingest([write(tmp_path / "all.jsonl", events)], one)
+    expected = final(one)
+    assert [len(expected[t]) for t in ("orders", "fills", "settlements", "quarantine")] == [8, 12, 12, 0]
+    rng = random.Random(7)
+    for trial in range(3):
+        shuffled = rng.sample(events, len(events))
+        cuts = sorted(rng.sample(range(1, len(events)), 4))
+        lake = Lake(tmp_path / f"split{trial}")
+        for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(events)], strict=True)):
+            res = ingest([write(tmp_path / f"t{trial}_b{i}.jsonl", shuffled[a:b])], lake, now=T)
+            assert res.to_dict()["totals"]["quarantined"] == 0
+        assert final(lake) == expected, trial
+        # Nothing is left waiting: every row that was held has been released as accepted.
+        held = {e for t in ("orders", "fills", "settlements") for e in lake.read(f"held_{t}")["event_id"]}
+        released = lake.read("held_released")
+        assert held == set(released.filter(pl.col("outcome") == "accepted")["event_id"]), trial
