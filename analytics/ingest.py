@@ -1485,3 +1485,24 @@ def purge_quarantine(lake: Lake, before: dt.date) -> tuple[int, int]:
             w.replace("quarantine")
             w.append("quarantine", keep.select([pl.col(c).cast(d) for c, d in QUARANTINE_SCHEMA.items()]))
     return removed, keep.height
+
+
+def held_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per table, rows held now (waiting for their parent, within the hold limit), expired (quarantined as
+    ``unknown_order``/``unknown_fill`` and still waiting) and resolved (quarantined, then accepted when the
+    parent came: their quarantine rows are resolved). ``con``: a connection from :meth:`Lake.connect`."""
+    parts = " UNION ALL ".join(
+        f"SELECT '{t}' AS \"table\", event_id, _hash FROM {quote_ident(held_table(t))}" for t in HOLDABLE
+    )  # table names from the schema, never user text
+    return query(
+        con,
+        f"""WITH h AS (SELECT DISTINCT * FROM ({parts})),
+                 r AS (SELECT "table", event_id, _hash, bool_or(outcome = 'expired') AS expired,
+                              bool_or(outcome = 'accepted') AS accepted, bool_or(outcome <> 'expired') AS final
+                       FROM held_released GROUP BY ALL)
+            SELECT h."table",
+                   count(*) FILTER (WHERE r.event_id IS NULL)::BIGINT AS held,
+                   count(*) FILTER (WHERE r.expired AND NOT r.final)::BIGINT AS expired,
+                   count(*) FILTER (WHERE r.expired AND r.accepted)::BIGINT AS resolved
+            FROM h LEFT JOIN r USING ("table", event_id, _hash) GROUP BY 1 ORDER BY 1""",
+    )

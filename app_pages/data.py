@@ -9,7 +9,7 @@ import polars as pl
 import streamlit as st
 
 from analytics import catalog
-from analytics.ingest import FORMATS, IngestError, format_of, ingest, table_hint
+from analytics.ingest import FORMATS, IngestError, format_of, held_status, ingest, table_hint
 from analytics.schema import TABLES
 from ui import state
 
@@ -55,6 +55,16 @@ with tab_ingests:
             st.dataframe(catalog.ingest_files(con, batch), hide_index=True, width="stretch")
 
 with tab_quarantine:
+    held = held_status(con)
+    if held.height:
+        st.caption(
+            "Out of order: "
+            + "; ".join(
+                f"{r['table']}: {r['held']:,} held, {r['expired']:,} quarantined and still waiting, "
+                f"{r['resolved']:,} quarantined then accepted (resolved)"
+                for r in held.iter_rows(named=True)
+            )
+        )
     counts = catalog.quarantine_counts(con)
     if counts.is_empty():
         st.success("The quarantine is empty: every row ingested so far passed the contract's rules.")

@@ -457,3 +457,22 @@ def test_any_split_and_order_of_batches_ends_in_the_one_batch_result(tmp_path, e
         held = {e for t in ("orders", "fills", "settlements") for e in lake.read(f"held_{t}")["event_id"]}
         released = lake.read("held_released")
         assert held == set(released.filter(pl.col("outcome") == "accepted")["event_id"]), trial
+
+
+def test_held_status_counts_held_expired_and_resolved(lake, files, ev):
+    from analytics.ingest import held_status
+
+    ingest([files.jsonl("a.jsonl", fills_of(ev, 3) + [ev.fill(event_id="z", fill_id="Z", order_id="O9")])], lake, now=T)
+    ingest(
+        [files.jsonl("b.jsonl", [ev.fill(event_id="y", fill_id="Y", order_id="O8")])],
+        lake,
+        now=T + dt.timedelta(hours=30),
+    )
+    # At +30 h: the four of a.jsonl expired (quarantined); y is held. Then O1 arrives: f0..f2 resolved.
+    ingest([files.jsonl("c.jsonl", [ev.order()])], lake, now=T + dt.timedelta(hours=31))
+    con = lake.connect()
+    try:
+        got = held_status(con).rows()
+    finally:
+        con.close()
+    assert got == [("fills", 1, 1, 3)]
