@@ -1406,7 +1406,8 @@ def ingest(
                 if progress:
                     progress(0.8 + 0.15 * k / len(INGEST_ORDER), f"validating {table}")
                 frames = pending.pop(table, None)
-                b.process(table, pl.concat(frames, how="diagonal_relaxed") if frames else None)
+                b.process(table, pl.concat(frames, how="diagonal_relaxed", rechunk=False) if frames else None)
+                del frames
         if b.quarantine:
             w.append("quarantine", pl.concat(b.quarantine))
         if b.tombstones:

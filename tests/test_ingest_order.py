@@ -462,7 +462,7 @@ def test_any_split_and_order_of_batches_ends_in_the_one_batch_result(tmp_path, e
 def test_held_status_counts_held_expired_and_resolved(lake, files, ev):
     from analytics.ingest import held_status
 
-    ingest([files.jsonl("a.jsonl", fills_of(ev, 3) + [ev.fill(event_id="z", fill_id="Z", order_id="O9")])], lake, now=T)
+    ingest([files.jsonl("a.jsonl", [*fills_of(ev, 3), ev.fill(event_id="z", fill_id="Z", order_id="O9")])], lake, now=T)
     ingest(
         [files.jsonl("b.jsonl", [ev.fill(event_id="y", fill_id="Y", order_id="O8")])],
         lake,
