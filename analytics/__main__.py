@@ -5,6 +5,7 @@ Commands:
   lake [--lake DIR] [--json]                           tables, row counts, date ranges, quarantine
   lake verify [--lake DIR] [--json]                    check every file of the current version (size, SHA-256)
   lake repair [--to VERSION] [--lake DIR] [--json]     make CURRENT name the newest valid version (or roll back)
+  quarantine purge --before DATE [--lake DIR]          drop quarantine rows ingested before DATE
   simulate --out DIR [--days N] [--symbols N] ...      write a simulated desk's contract files
   tca [--start D] [--end D] [--out FILE] [--lake DIR]  per-order TCA, stored in the lake and exported
   demo [--lake DIR]                                    build the demo lake (simulate --faults + ingest)
@@ -120,6 +121,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"{len(already)} file(s) already ingested before (no-op)")
     changed = "" if res.version != res.version_before else " (unchanged)"
     print(f"lake {lake.root} version {res.version}{changed}")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from analytics.ingest import purge_quarantine
+
+    try:
+        before = dt.date.fromisoformat(args.before)
+    except ValueError:
+        print(f"quarantine: error: --before {args.before!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    lake = Lake(args.lake)
+    removed, kept = purge_quarantine(lake, before)
+    print(f"quarantine: removed {removed} row(s) ingested before {before}, kept {kept}; lake version {lake.version()}")
     return 0
 
 
@@ -659,6 +674,13 @@ def build_parser() -> argparse.ArgumentParser:
         "quarantined (arrival time; default 24; 0 = at once)",
     )
     pi.set_defaults(func=cmd_ingest)
+
+    pqa = sub.add_parser("quarantine", help="quarantine retention: purge --before DATE")
+    pqs = pqa.add_subparsers(dest="action", required=True)
+    pqp = pqs.add_parser("purge", help="drop quarantine rows ingested before DATE (UTC) from the next version")
+    pqp.add_argument("--before", required=True, metavar="DATE")
+    _lake_arg(pqp)
+    pqp.set_defaults(func=cmd_quarantine)
 
     pl_ = sub.add_parser("lake", help="tables and counts; verify (sizes, hashes); repair (CURRENT, rollback)")
     pl_.add_argument("action", nargs="?", choices=["summary", "verify", "repair"], default="summary")

@@ -18,6 +18,8 @@ Accounting, per table and per file: ``read = accepted + duplicate + quarantined 
   ``held_released`` records ``accepted`` after ``expired``). ``IngestResult.held_before`` reports what
   became of rows held by earlier batches; they are not part of this batch's ``read``.
 Lines that cannot be attributed to a table (not JSON, no known ``event_type``) count under ``unknown``.
+JSON Lines are read in blocks of :data:`JSONL_BLOCK_BYTES` and row rules run per block, so the raw text of a
+large file is never held whole (the quarantine reads a released block's lines again when it needs them).
 A file whose exact bytes were ingested before is a no-op reported with its rows' standing (accepted and
 duplicates as duplicate, quarantined as quarantined, held as held while they wait).
 
@@ -26,6 +28,7 @@ data, ``(symbol, venue, seq)`` for market data that carries ``seq``); the same k
 is quarantined as ``conflict``.
 
 Referential and plausibility rules (reason codes, beside the row rules of :mod:`analytics.validate`):
+``duplicate_key`` (a key twice in one JSON object),
 ``unknown_order`` / ``unknown_fill`` (held past the hold limit), ``order_mismatch`` (a fill's symbol or side
 differs from its order's), ``fill_before_order`` (a fill dated before its order's NEW), ``overfill`` (the
 order's fills would add up to more than its quantity, across batches), ``conflict`` (same key, different
@@ -192,12 +195,18 @@ def _walk(folder: Path) -> tuple[list[Path], list[dict]]:
     return sorted(found), sorted(skipped, key=lambda x: x["path"])
 
 
-def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple[list[Source], list[dict]]:
+def discover(
+    paths: Iterable[str | Path], type_name: str | None = None, display_names: dict[str, str] | None = None
+) -> tuple[list[Source], list[dict]]:
     """Expand folders, check every path is readable and its format known: (the sources, the files found in
     folders and skipped, each with a reason). Raises :class:`IngestError` before anything is read or
     written."""
     if type_name is not None and type_name not in TABLES:
         raise IngestError(f"unknown --type {type_name!r}; one of: {', '.join(TABLES)}")
+
+    def shown(p: Path) -> str:  # the name the user gave the file (an upload lives under a name we chose)
+        return (display_names or {}).get(str(p), str(p))
+
     files: list[Path] = []
     skipped: list[dict] = []
     for p in map(Path, paths):
@@ -212,20 +221,22 @@ def discover(paths: Iterable[str | Path], type_name: str | None = None) -> tuple
             skipped.extend(skip)
         elif p.is_file():
             if format_of(p.name) is None:
-                raise IngestError(f"{p}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv or .parquet)")
+                raise IngestError(
+                    f"{shown(p)}: unknown format {p.suffix!r} (expected .jsonl, .ndjson, .csv, .parquet, .jsonl.gz or .csv.gz)"
+                )
             files.append(p)
         elif p.exists():
-            raise IngestError(f"{p}: not a regular file or folder")
+            raise IngestError(f"{shown(p)}: not a regular file or folder")
         else:
-            raise IngestError(f"{p}: no such file or folder")
+            raise IngestError(f"{shown(p)}: no such file or folder")
     out = []
     for i, f in enumerate(files):
         try:
             with open(f, "rb"):
                 pass
         except OSError as e:
-            raise IngestError(f"{f}: cannot be read ({e.strerror})") from e
-        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, str(f)))
+            raise IngestError(f"{shown(f)}: cannot be read ({e.strerror})") from e
+        out.append(Source(f, format_of(f.name), type_name, table_hint(f.name), i, shown(f)))
     return out, skipped
 
 
@@ -270,12 +281,63 @@ def _unparseable(src: Source, rows: pl.DataFrame, detail: str, raw: pl.Expr) -> 
     )
 
 
-def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
+JSONL_BLOCK_BYTES = 64 << 20  # JSON Lines are read in blocks of about this many bytes (bounded memory)
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _jsonl_blocks(path: Path, block: int | None = None) -> Iterable[tuple[int, list[bytes]]]:
+    """(number of the first line, the lines) of a JSON Lines file, a block of whole lines at a time, with
+    the line rules of :func:`_jsonl_lines` (BOM, CR, CRLF), so that line numbers never depend on the block
+    size."""
+    block = block or JSONL_BLOCK_BYTES
+    first, carry, start = 1, b"", True
+    with _open(path) as fh:
+        while True:
+            data = fh.read(block)
+            if data and data.endswith(b"\r"):  # keep a CRLF pair in one block
+                data += fh.read(1)
+            if start:
+                data, start = data.removeprefix(b"\xef\xbb\xbf"), False
+            buf = carry + data
+            if not data:
+                if buf:
+                    yield first, _jsonl_lines(buf)
+                return
+            if b"\r" in buf:
+                buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                carry = buf
+                continue
+            lines, carry = buf[:cut].split(b"\n"), buf[cut + 1 :]
+            yield first, lines
+            first += len(lines)
+
+
+def _pick_lines(path: Path, wanted: set[int]) -> pl.DataFrame:
+    """(line, text) of the lines numbered ``wanted`` of a JSON Lines file, read again block by block (for
+    the quarantine's raw content of rows rejected after their block was released)."""
+    out: list[tuple[int, str]] = []
+    for first, lines in _jsonl_blocks(path):
+        for n in sorted(w for w in wanted if first <= w < first + len(lines)):
+            out.append((n, _utf8_or_none(lines[n - first])))
+    return pl.DataFrame(out, schema={"line": pl.Int64, "text": pl.String}, orient="row")
+
+
+def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Iterable[Parsed]:
+    """JSON Lines, a block of lines at a time (:data:`JSONL_BLOCK_BYTES`): one :class:`Parsed` per block."""
+    for first, lines in _jsonl_blocks(src.path):
+        yield _parse_jsonl_block(src, con, lines, first)
+
+
+def _parse_jsonl_block(src: Source, con: duckdb.DuckDBPyConnection, lines: list[bytes], first: int) -> Parsed:
     """JSON Lines: each line one event; ``event_type`` (and ``kind`` for market data) picks the table,
     else the file's table hint. Blank lines are ignored; anything else that is not a JSON object is
-    quarantined as ``unparseable``. Row frames carry ``_line`` but not the line itself: the text of every
-    line is kept once, in ``Parsed.lines``, for the few rows that end up in the quarantine."""
-    lines = _jsonl_lines(_read_bytes(src.path))
+    quarantined as ``unparseable``. Row frames carry ``_line`` but not the line itself: the text of the
+    block's lines is kept once, in ``Parsed.lines``, for the few rows that end up in the quarantine."""
     raw = pl.Series("raw", lines, dtype=pl.Binary)
     try:
         text = raw.cast(pl.String)
@@ -283,7 +345,7 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     except pl.exceptions.ComputeError:  # a line is not UTF-8: the cast raises even with strict=False
         text = pl.Series([_utf8_or_none(b) for b in lines], dtype=pl.String)
     del lines
-    lf = pl.DataFrame({"line": pl.int_range(1, len(text) + 1, eager=True, dtype=pl.Int64), "text": text})
+    lf = pl.DataFrame({"line": pl.int_range(first, first + len(text), eager=True, dtype=pl.Int64), "text": text})
     del text
     parsed = Parsed()
     if raw is not None:
@@ -374,14 +436,6 @@ def _read_jsonl(src: Source, con: duckdb.DuckDBPyConnection) -> Parsed:
     con.unregister("jl")
     con.unregister("jbad")
     return parsed
-
-
-def _read_bytes(path: Path) -> bytes:
-    """A file's bytes, gunzipped when its name ends in ``.gz``."""
-    if path.name.lower().endswith(".gz"):
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    return path.read_bytes()
 
 
 def _jsonl_lines(data: bytes) -> list[bytes]:
@@ -639,6 +693,11 @@ class _Batch:
         itself exactly as received."""
         for idx, lines in self.raw_lines.items():
             if q["_src"].eq(idx).any():
+                first = lines["line"].min() if lines.height else None
+                want = {n for n in q.filter(pl.col("_src") == idx)["line"].to_list() if first is None or n < first}
+                if want:  # rejected after their block was released: read those lines again
+                    src = next(s for s in self.sources if s.index == idx)
+                    lines = pl.concat([lines, _pick_lines(src.path, want)])
                 own = lines.select(pl.lit(idx, pl.Int64).alias("_src"), "line", pl.col("text").alias("_text"))
                 q = (
                     q.join(own, on=["_src", "line"], how="left")
@@ -794,6 +853,16 @@ class _Batch:
         )
         self.con.unregister("inc_raw")
         out = df.join(status, on="_ord", how="left")
+        if "seq" in t.key:  # market data without seq: recognised by content against the lake
+            loose = out.filter(pl.col("_status").eq("new") & pl.col("seq").is_null())
+            seen = self.content_seen(table, loose)
+            if seen.len():
+                out = out.with_columns(
+                    pl.when(pl.col("_ord").is_in(seen.implode()))
+                    .then(pl.lit("duplicate"))
+                    .otherwise("_status")
+                    .alias("_status")
+                )
         self.count(pl.col("_src"), table, "duplicate", out.filter(pl.col("_status") == "duplicate"))
         self._reject_rows(
             table,
@@ -803,6 +872,33 @@ class _Batch:
         )
         self.echoes = out.filter(pl.col("_status") == "echo").select("_src", "_ord", "_first_ord")
         return out.filter(pl.col("_status") == "new").drop("_status", "_first_ord").sort("_ord")
+
+    def content_seen(self, table: str, df: pl.DataFrame) -> pl.Series:
+        """``_ord`` of the rows of ``df`` (typed market data with ``_hash``, no ``seq``) whose content the lake
+        already holds: a re-sent feed without sequence numbers (issue 15 item 11).
+
+        Rows are compared as a multiset of content hashes over the lake's rows of the same days and symbols:
+        a content the lake holds n times makes at most the first n equal rows of the batch duplicates (two
+        equal trades in one second are two trades; the same file sent twice is all duplicates). Costs nothing
+        when the lake has no file of this table in the rows' date range (a first load)."""
+        none = pl.Series("_ord", [], dtype=pl.Int64)
+        if df.height == 0:
+            return none
+        lo, hi = df["ts"].min().date(), df["ts"].max().date()
+        if not self.lake.files(table, lo, hi, self.w.base):
+            return none
+        self.con.register("c_in", df.select("_ord", "_hash", "symbol").to_arrow())
+        rel = self.lake.scan(self.con, table, lo, hi)
+        lake_counts = rel.query(
+            "lk",
+            f"""SELECT {_hash_sql(table)} AS _hash, count(*) AS n FROM lk
+                WHERE symbol IN (SELECT DISTINCT symbol FROM c_in) AND seq IS NULL GROUP BY 1""",
+        ).pl()
+        self.con.unregister("c_in")
+        if lake_counts.height == 0:
+            return none
+        d = df.select("_ord", "_hash").join(lake_counts, on="_hash", how="inner")
+        return d.filter(pl.int_range(pl.len()).over("_hash", order_by="_ord") < pl.col("n"))["_ord"]
 
     def references(self, table: str, df: pl.DataFrame) -> pl.DataFrame:
         """Referential, uniqueness and plausibility rules against the lake and this batch's accepted rows.
@@ -946,11 +1042,21 @@ class _Batch:
             .group_by("order_id")
             .agg(pl.col("o_qty").max())
         )
-        filled = sizes.select("order_id", "o_filled")
-        d = (
-            df.join(qty, on="order_id", how="left")
-            .join(filled, on="order_id", how="left")
+        # Only orders whose lake total plus this batch's fills pass their quantity need the fill-by-fill
+        # walk below (nearly always none): the per-order sums are small, the fills are not copied.
+        totals = (
+            df.group_by("order_id")
+            .agg(pl.col("quantity").sum().alias("batch_qty"))
+            .join(qty, on="order_id", how="left")
+            .join(sizes.select("order_id", "o_filled"), on="order_id", how="left")
             .with_columns(pl.col("o_filled").fill_null(0.0))
+        )
+        suspect = totals.filter(pl.col("o_filled") + pl.col("batch_qty") > pl.col("o_qty") * (1 + 1e-9))
+        if suspect.height == 0:
+            return df
+        d = (
+            df.filter(pl.col("order_id").is_in(suspect["order_id"].implode()))
+            .join(suspect.select("order_id", "o_qty", "o_filled"), on="order_id", how="left")
             .sort("ts", "_ord")
         )
         cap = pl.col("o_qty") * (1 + 1e-9)
@@ -1101,7 +1207,8 @@ class _Batch:
         """Validate, deduplicate, check references and write one table's rows of the batch, together with
         the rows of that table still held from earlier batches (which may now find their parent)."""
         self.rejected_ords = []
-        df = self.validated(table, df) if df is not None else None
+        if df is not None and TABLES[table].weight_group:
+            df = self.validated(table, df)
         pend = self.pending(table) if table in HOLDABLE else None
         if pend is not None:
             df = pend if df is None else pl.concat([pend, df], how="diagonal_relaxed")
@@ -1130,6 +1237,13 @@ class _Batch:
                 (pl.col("_line") + src.index * _ORD_FILE_STRIDE).alias("_ord"),
             )
             good = self.validated(table, chunk).with_columns(pl.lit(None, pl.String).alias("_hash"))
+            lo, hi = (good["ts"].min(), good["ts"].max()) if good.height else (None, None)
+            if lo is not None and self.lake.files(table, lo.date(), hi.date(), self.w.base):
+                good = good.drop("_hash").with_columns(self._hashes(table, good))
+                seen = self.content_seen(table, good)
+                dup = pl.col("_ord").is_in(seen.implode())
+                self.count(src.index, table, "duplicate", good.filter(dup))
+                good = good.filter(~dup)
             self.count(src.index, table, "accepted", good)
             self.w.append(table, self._stored(table, good))
 
@@ -1227,10 +1341,7 @@ def ingest(
     Raises :class:`IngestError` for an unreadable path or format, before the lake is touched.
     """
     lake = lake or Lake()
-    sources, skipped = discover(paths, type_name)
-    for s in sources:
-        if display_names and str(s.path) in display_names:
-            s.display = display_names[str(s.path)]
+    sources, skipped = discover(paths, type_name, display_names)
     with lake.writer() as w:
         b = _Batch(lake, w, sources, limits, now or dt.datetime.now(dt.UTC))
         done = b.ingested_files()
@@ -1253,9 +1364,9 @@ def ingest(
             seen_now.add(src.sha256)
             file_status[src.index] = "ingested"
             if src.fmt == "jsonl":
-                parsed = _read_jsonl(src, b.con)
+                blocks = _read_jsonl(src, b.con)
             elif src.fmt == "csv":
-                parsed = _read_csv(src, b.con)
+                blocks = [_read_csv(src, b.con)]
             else:
                 parsed = Parsed()
                 schema_cols = pq.read_schema(src.path).names if _readable_parquet(src) else []
@@ -1268,27 +1379,34 @@ def ingest(
                     _split_by_event_type(df, parsed)
                 else:
                     parsed.add(table, _with_extra(df, table))
-            if parsed.lines is not None:
-                b.raw_lines[src.index] = parsed.lines
-            for rej in parsed.rejects:
-                b.reject_parsed(src, rej)
-            for table, frames in parsed.frames.items():
-                for f in frames:
-                    if src.fmt != "jsonl":
-                        b.src_cols.setdefault(table, {})[src.index] = [c for c in f.columns if not c.startswith("_")]
-                    pending.setdefault(table, []).append(
-                        f.with_columns(
+                del df
+                blocks = [parsed]
+            for parsed in blocks:
+                if parsed.lines is not None:
+                    b.raw_lines[src.index] = parsed.lines  # this block's lines (earlier ones are re-read)
+                for rej in parsed.rejects:
+                    b.reject_parsed(src, rej)
+                for table, frames in parsed.frames.items():
+                    for f in frames:
+                        if src.fmt != "jsonl":
+                            cols = [c for c in f.columns if not c.startswith("_")]
+                            b.src_cols.setdefault(table, {})[src.index] = cols
+                        f = f.with_columns(
                             pl.lit(src.index, pl.Int64).alias("_src"),
                             (pl.col("_line").cast(pl.Int64) + src.index * _ORD_FILE_STRIDE).alias("_ord"),
                         )
-                    )
+                        # Row rules run as each block is read, so only typed rows are kept (the raw text
+                        # is released); weight groups are judged over the whole batch, at the end.
+                        pending.setdefault(table, []).append(f if TABLES[table].weight_group else b.validated(table, f))
+                del parsed
         for k, table in enumerate(INGEST_ORDER):
             # Tables that can hold rows run on every batch: their held rows may find their parent now.
             if table in pending or table in HOLDABLE:
                 if progress:
                     progress(0.8 + 0.15 * k / len(INGEST_ORDER), f"validating {table}")
                 frames = pending.pop(table, None)
-                b.process(table, pl.concat(frames, how="diagonal_relaxed") if frames else None)
+                b.process(table, pl.concat(frames, how="diagonal_relaxed", rechunk=False) if frames else None)
+                del frames
         if b.quarantine:
             w.append("quarantine", pl.concat(b.quarantine))
         if b.tombstones:
@@ -1347,3 +1465,44 @@ def _readable_parquet(src: Source) -> bool:
         return True
     except Exception as e:  # pyarrow raises several types for a broken file
         raise IngestError(f"{src.display}: not a readable Parquet file ({e})") from e
+
+
+def purge_quarantine(lake: Lake, before: dt.date) -> tuple[int, int]:
+    """Retention: drop the quarantine rows ingested before ``before`` (UTC date) from the next lake version;
+    returns (rows removed, rows kept). The kept rows are rewritten as one new file and the table's older
+    files leave the manifest (earlier versions still list them until the store sweeps them). Held rows and
+    their tombstones are not touched: an expired held row stays resolvable."""
+    cutoff = dt.datetime.combine(before, dt.time(), dt.UTC)
+    with lake.writer() as w:
+        con = lake.connect(w.base)
+        try:
+            q = query(con, "SELECT * FROM quarantine")
+        finally:
+            con.close()
+        keep = q.filter(pl.col("ingested_at") >= cutoff)
+        removed = q.height - keep.height
+        if removed:
+            w.replace("quarantine")
+            w.append("quarantine", keep.select([pl.col(c).cast(d) for c, d in QUARANTINE_SCHEMA.items()]))
+    return removed, keep.height
+
+
+def held_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per table, rows held now (waiting for their parent, within the hold limit), expired (quarantined as
+    ``unknown_order``/``unknown_fill`` and still waiting) and resolved (quarantined, then accepted when the
+    parent came: their quarantine rows are resolved). ``con``: a connection from :meth:`Lake.connect`."""
+    parts = " UNION ALL ".join(
+        f"SELECT '{t}' AS \"table\", event_id, _hash FROM {quote_ident(held_table(t))}" for t in HOLDABLE
+    )  # table names from the schema, never user text
+    return query(
+        con,
+        f"""WITH h AS (SELECT DISTINCT * FROM ({parts})),
+                 r AS (SELECT "table", event_id, _hash, bool_or(outcome = 'expired') AS expired,
+                              bool_or(outcome = 'accepted') AS accepted, bool_or(outcome <> 'expired') AS final
+                       FROM held_released GROUP BY ALL)
+            SELECT h."table",
+                   count(*) FILTER (WHERE r.event_id IS NULL)::BIGINT AS held,
+                   count(*) FILTER (WHERE r.expired AND NOT r.final)::BIGINT AS expired,
+                   count(*) FILTER (WHERE r.expired AND r.accepted)::BIGINT AS resolved
+            FROM h LEFT JOIN r USING ("table", event_id, _hash) GROUP BY 1 ORDER BY 1""",
+    )

@@ -947,6 +947,7 @@ class Writer:
         self._n = 0
         self._at_commit: list[tuple[str, Callable[[int], pl.DataFrame]]] = []
         self.committed_version: int | None = None
+        self.replaced: set[str] = set()  # tables whose files in the base are dropped at commit (retention)
         self.version_before: int = base.version
         self.rebased = 0
         wdir = lake.root / WRITERS_DIR
@@ -961,7 +962,12 @@ class Writer:
 
     @property
     def changed(self) -> bool:
-        return any(self.new.values())
+        return any(self.new.values()) or bool(self.replaced)
+
+    def replace(self, table: str) -> None:
+        """The next version lists only the files of ``table`` appended by this writer (the quarantine's
+        retention rewrites it); older versions keep theirs."""
+        self.replaced.add(table)
 
     def append_at_commit(self, table: str, rows: Callable[[int], pl.DataFrame]) -> None:
         """Rows whose content names the version being committed (the ingest log): ``rows(version)`` is called
@@ -1038,7 +1044,7 @@ class Writer:
             late = [e for t, rows in self._at_commit for e in self._write(t, rows(v))]
             for d in {(self.lake.root / e.path).parent for _, e in late}:
                 _fsync_dir(d)
-            tables = {t: list(es) for t, es in base.tables.items()}
+            tables = {t: list(es) for t, es in base.tables.items() if t not in self.replaced}
             for t, es in [*self.new.items(), *((t, [e]) for t, e in late)]:
                 tables.setdefault(t, []).extend(es)
             m = Manifest(v, dt.datetime.now(dt.UTC).isoformat(), tables, batch=self.batch_id)

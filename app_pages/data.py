@@ -9,8 +9,8 @@ import polars as pl
 import streamlit as st
 
 from analytics import catalog
-from analytics.ingest import FORMATS, IngestError, ingest
-from analytics.schema import TABLES, table_for_name
+from analytics.ingest import FORMATS, IngestError, format_of, held_status, ingest, table_hint
+from analytics.schema import TABLES
 from ui import state
 
 lake = state.lake()
@@ -55,6 +55,16 @@ with tab_ingests:
             st.dataframe(catalog.ingest_files(con, batch), hide_index=True, width="stretch")
 
 with tab_quarantine:
+    held = held_status(con)
+    if held.height:
+        st.caption(
+            "Out of order: "
+            + "; ".join(
+                f"{r['table']}: {r['held']:,} held, {r['expired']:,} quarantined and still waiting, "
+                f"{r['resolved']:,} quarantined then accepted (resolved)"
+                for r in held.iter_rows(named=True)
+            )
+        )
     counts = catalog.quarantine_counts(con)
     if counts.is_empty():
         st.success("The quarantine is empty: every row ingested so far passed the contract's rules.")
@@ -84,7 +94,10 @@ with tab_upload:
         "are no-ops, and the batch is committed atomically."
     )
     uploads = st.file_uploader(
-        "Files", type=[s.lstrip(".") for s in FORMATS], accept_multiple_files=True, key="upload_files"
+        "Files",
+        type=[*(s.lstrip(".") for s in FORMATS), "gz"],
+        accept_multiple_files=True,
+        key="upload_files",
     )
     table_choice = st.selectbox(
         "Table (when neither the file name nor an event_type column says)",
@@ -95,11 +108,14 @@ with tab_upload:
         with tempfile.TemporaryDirectory(prefix="upload-") as tmp, st.status("Ingesting…") as status:
             paths, names = [], {}
             for i, up in enumerate(uploads):
-                # The upload's name never chooses the path: only its (whitelisted) extension and the
-                # table its first word names are kept, for format and table detection.
-                suffix = Path(up.name).suffix.lower()
-                word = table_for_name(Path(up.name).name.split(".")[0].replace("-", "_").split("_")[0])
-                path = Path(tmp) / f"{word or 'upload'}_{i:03d}{suffix}"
+                # The upload's name never chooses the path: only its (whitelisted) format and the table it
+                # names (the same rule as the CLI's: benchmark_weights_*, factor_* included) are kept.
+                name = Path(up.name).name
+                fmt = format_of(name)
+                suffix = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", None: ".unknown"}[fmt]
+                if name.lower().endswith(".gz"):
+                    suffix += ".gz"
+                path = Path(tmp) / f"{table_hint(name) or 'upload'}_{i:03d}{suffix}"
                 path.write_bytes(up.getvalue())
                 paths.append(path)
                 names[str(path)] = up.name
@@ -124,7 +140,8 @@ with tab_upload:
         t = last["totals"]
         st.success(
             f"Read {t['read']:,} rows: {t['accepted']:,} accepted, {t['duplicate']:,} duplicate, "
-            f"{t['quarantined']:,} quarantined. Lake version {last['version']}."
+            f"{t['quarantined']:,} quarantined, {t.get('held', 0):,} held (waiting for their order or fill). "
+            f"Lake version {last['version']}."
         )
         st.dataframe(
             pl.DataFrame([{"table": k, **v} for k, v in last["tables"].items()]),
