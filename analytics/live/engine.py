@@ -172,14 +172,15 @@ class Engine:
         """A fresh book for ``day`` with the day's rows already in the lake (a restart keeps the morning), and the
         market contexts (ADV, daily sigma from the daily bars before ``day``) of the expectations."""
         self.book = DayBook(day)
-        self.observed_from = None  # the earliest event time seen today (the lake's rows of the day count)
+        self.observed_from = None  # the earliest market data time seen today (the lake's rows of the day count)
         self.exp = self.exp.clear()
         for t in LIVE_TABLES:
             df = self.lake.read(t, day, day)
             if df.height:
                 self.book.add(t, df.drop([c for c in ("_batch", "_hash") if c in df.columns]))
-                first = df["ts"].min()
-                self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
+                if t in ("quotes", "trades"):
+                    first = df["ts"].min()
+                    self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
         from analytics.pretrade import market_contexts
 
         con = self.lake.connect()
@@ -203,7 +204,11 @@ class Engine:
                 self.book.add(t, df)
         if ts_max is not None and (self.clock is None or ts_max > self.clock):
             self.clock = ts_max
-        ts_min = min((df["ts"].min() for df in typed.values() if df.height), default=None)
+        # Observation starts with the first market data seen today (desk events may carry older times: a NEW
+        # delivered late, an order that started before a replay's window).
+        ts_min = min(
+            (typed[t]["ts"].min() for t in ("quotes", "trades") if t in typed and typed[t].height), default=None
+        )
         if ts_min is not None and self.book is not None and ts_min.date() == self.book.day:
             self.observed_from = ts_min if self.observed_from is None else min(self.observed_from, ts_min)
         if self.book is None:
@@ -246,7 +251,11 @@ class Engine:
             parts.append(al.participation_limit(o, trig, c["participation_limit"]))
             rules.add("participation_limit")
         if c["stale_quote"]["enabled"]:
-            parts.append(al.stale_quote(o, frames["quotes"], self.clock, recv, c["stale_quote"], self.observed_from))
+            parts.append(
+                al.stale_quote(
+                    o, frames["quotes"], self.clock, recv, c["stale_quote"], self.observed_from or self.clock
+                )
+            )
             rules.add("stale_quote")
         if c["sequence_gap"]["enabled"]:
             market = pl.concat(

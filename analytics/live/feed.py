@@ -153,15 +153,23 @@ def _plant(
         .agg(pl.col("ts").min().alias("end"))
     )
     life = new.join(end, on="order_id").with_columns((pl.col("end") - pl.col("ts")).alias("dur"))
-    # The most quoted name with an order working long enough: a silence there is unmistakable.
+    # The most quoted name with an order working long enough: a silence there is unmistakable. The silence starts a
+    # third into the order's life, at least a minute after the stream's first quote (the engine must have seen the
+    # name's cadence), and ends before the order and the stream do.
+    q0, q1 = quotes["ts"].min(), quotes["ts"].max()
+    lead = dt.timedelta(seconds=60)
     long = (
-        life.filter(pl.col("dur") > dt.timedelta(seconds=3 * stale_s))
+        life.with_columns(
+            pl.max_horizontal(pl.col("ts") + pl.col("dur") / 3, pl.lit(q0) + lead).alias("s0") if q0 is not None
+            else (pl.col("ts") + pl.col("dur") / 3).alias("s0")
+        )
+        .filter(pl.col("s0") + dt.timedelta(seconds=stale_s) < pl.min_horizontal("end", pl.lit(q1)))
         .join(busy, on="symbol")
         .sort("n_quotes", "dur", descending=True)
-    )
+    )  # fmt: skip
     if long.height:
         o = long.row(0, named=True)
-        start = o["ts"] + (o["end"] - o["ts"]) / 3
+        start = o["s0"]
         stop = start + dt.timedelta(seconds=stale_s)
         gone = (pl.col("symbol") == o["symbol"]) & pl.col("ts").is_between(start, stop, closed="left")
         # A quote just before the gap, so that the alert's clock starts at a known time.
