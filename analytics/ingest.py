@@ -67,7 +67,7 @@ from analytics.schema import (
     held_table,
     table_for_name,
 )
-from analytics.store import Lake, query, quote_ident, sql_literal
+from analytics.store import Lake, StaleBaseError, query, quote_ident, sql_literal
 from analytics.validate import DEFAULT_LIMITS, Limits, typed_frame, validate
 
 FORMATS = {
@@ -1341,8 +1341,37 @@ def ingest(
     Raises :class:`IngestError` for an unreadable path or format, before the lake is touched.
     """
     lake = lake or Lake()
+    paths = list(paths)
+    return _retry_on_stale_base(
+        lambda: _ingest_once(paths, lake, type_name, display_names, progress, limits, now or dt.datetime.now(dt.UTC))
+    )
+
+
+BATCH_ATTEMPTS = 5  # a batch re-run on a newer version when another writer committed under it (a broken lock)
+
+
+def _retry_on_stale_base(run: Callable):
+    """Run ``run()`` and re-run it from scratch when its writer finds that another writer committed after it read
+    its base (:class:`StaleBaseError`: nothing of the attempt was committed; its files are swept later)."""
+    for attempt in range(BATCH_ATTEMPTS):
+        try:
+            return run()
+        except StaleBaseError:
+            if attempt == BATCH_ATTEMPTS - 1:
+                raise
+
+
+def _ingest_once(
+    paths: list,
+    lake: Lake,
+    type_name: str | None,
+    display_names: dict[str, str] | None,
+    progress: Callable[[float, str], None] | None,
+    limits: Limits,
+    now: dt.datetime,
+) -> IngestResult:
     sources, skipped = discover(paths, type_name, display_names)
-    with lake.writer() as w:
+    with lake.writer(rebase=False) as w:
         b = _Batch(lake, w, sources, limits, now or dt.datetime.now(dt.UTC))
         done = b.ingested_files()
         pending: dict[str, list[pl.DataFrame]] = {}
@@ -1472,8 +1501,11 @@ def purge_quarantine(lake: Lake, before: dt.date) -> tuple[int, int]:
     returns (rows removed, rows kept). The kept rows are rewritten as one new file and the table's older
     files leave the manifest (earlier versions still list them until the store sweeps them). Held rows and
     their tombstones are not touched: an expired held row stays resolvable."""
-    cutoff = dt.datetime.combine(before, dt.time(), dt.UTC)
-    with lake.writer() as w:
+    return _retry_on_stale_base(lambda: _purge_once(lake, dt.datetime.combine(before, dt.time(), dt.UTC)))
+
+
+def _purge_once(lake: Lake, cutoff: dt.datetime) -> tuple[int, int]:
+    with lake.writer(rebase=False) as w:
         con = lake.connect(w.base)
         try:
             q = query(con, "SELECT * FROM quarantine")

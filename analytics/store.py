@@ -23,9 +23,10 @@ Commit protocol (one writer at a time under an ``flock`` on ``_lock``, and safe 
    losing that race it waits and retries, at most ``COMMIT_ATTEMPTS`` times, then raises
    :class:`CommitConflictError`. ``Writer.version_before`` / ``Writer.committed_version`` record what it
    really committed on (rows that name their version, like the ingest log, are written then:
-   :meth:`Writer.append_at_commit`). A rebase does not re-run the ingest's duplicate check against the
-   newer version: with the lock working it never happens; without it, two batches carrying the same rows
-   both land (nothing is lost, a row may be stored twice).
+   :meth:`Writer.append_at_commit`). A writer whose rows were decided against its base (an ingest's
+   duplicate, reference and overfill checks, a table rewrite) does not rebase: it raises
+   :class:`StaleBaseError`, commits nothing, and ingest re-runs the whole batch on the newer version, so a
+   row is never stored twice even when the lock is broken.
 4. It atomically replaces ``CURRENT`` (the commit point). A crash or kill before that leaves the lake exactly
    as it was.
 
@@ -613,10 +614,13 @@ class Lake:
 
     # -- writing ---------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def writer(self) -> Iterator[Writer]:
+    def writer(self, rebase: bool = True) -> Iterator[Writer]:
         """Exclusive writer: serialises with other writers (flock on ``_lock``), refuses to run on a lake whose
         ``CURRENT`` or manifest cannot be read (:class:`LakeCorrupt`), removes what killed writers left, and
-        commits the new files (compare-and-swap, see the module docstring) only if the block completes."""
+        commits the new files (compare-and-swap, see the module docstring) only if the block completes.
+        ``rebase=False``: a writer whose new rows were decided against its base (ingest) raises
+        :class:`StaleBaseError` when another writer committed in between, instead of listing its files on the
+        newer version (which could store a row twice); a writer that replaces a table never rebases."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._mdir.mkdir(exist_ok=True)
         with open(self.root / "_lock", "a+") as lock:
@@ -625,7 +629,7 @@ class Lake:
             try:
                 started = time.time()
                 base = self.manifest(self.version())  # raises LakeCorrupt: nothing is swept on a guess
-                w = Writer(self, base, started)
+                w = Writer(self, base, started, rebase=rebase)
                 self._remove_orphans(started, keep=w.batch_id)
                 yield w
                 w._commit()
@@ -815,6 +819,12 @@ class CommitConflictError(RuntimeError):
     """A commit kept losing the compare-and-swap on ``CURRENT`` to other writers."""
 
 
+class StaleBaseError(CommitConflictError):
+    """``CURRENT`` moved after a writer read its base, and the writer's work depends on that base (an ingest's
+    duplicate, reference and overfill checks; a rewrite of a table): nothing was committed, and the caller
+    re-runs its work on the newer version (:func:`analytics.ingest.ingest` does, by itself)."""
+
+
 REPAIR_HINT = (
     "restore the newest valid version with `python -m analytics lake repair` "
     "(or roll back with `python -m analytics lake repair --to VERSION`)"
@@ -939,9 +949,10 @@ class Writer:
     actually committed on top of (``base.version`` unless another writer got in first and the new files were
     rebased) and ``committed_version`` the version it produced (None: nothing to commit)."""
 
-    def __init__(self, lake: Lake, base: Manifest, started: float | None = None):
+    def __init__(self, lake: Lake, base: Manifest, started: float | None = None, rebase: bool = True):
         self.lake = lake
         self.base = base
+        self.rebase = rebase
         self.batch_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.new: dict[str, list[FileEntry]] = {}
         self._n = 0
@@ -1038,6 +1049,11 @@ class Writer:
         for attempt in range(COMMIT_ATTEMPTS):
             cur = self.lake.version()
             if cur != base.version:
+                if not self.rebase or self.replaced:
+                    raise StaleBaseError(
+                        f"batch {self.batch_id} was built on version {base.version} but version {cur} is current "
+                        "now (another writer committed in between; is the `_lock` file being removed?)"
+                    )
                 base = self.lake._read_manifest(cur) if cur else Manifest()
                 self.rebased += 1
             v = base.version + 1

@@ -152,6 +152,35 @@ def test_deleted_lock_two_writers_that_both_read_n_both_commit(two_versions):
     assert fresh.verify()["ok"]
 
 
+def test_two_ingests_of_the_same_events_under_a_broken_lock_store_each_row_once(lake, files, ev, monkeypatch):
+    """flock ignored; while ingest A (two orders) is about to commit, ingest B of the same file commits first.
+    Listing A's files on B's version would store both orders twice. A finds CURRENT moved, commits nothing and
+    re-runs its whole batch on B's version: both orders are then duplicates, each stored once."""
+    from analytics.ingest import ingest
+
+    monkeypatch.setattr(store.fcntl, "flock", lambda *a, **k: None)
+    path = files.jsonl("o.jsonl", [ev.order(event_id="o1", order_id="O1"), ev.order(event_id="o2", order_id="O2")])
+    commit = store.Writer._commit
+    raced: list = []
+
+    def racing_commit(self):
+        if not raced:
+            raced.append(None)
+            raced[0] = ingest([path], Lake(lake.root))  # writer B, nested: lands between A's read and commit
+        commit(self)
+
+    monkeypatch.setattr(store.Writer, "_commit", racing_commit)
+    res = ingest([path], lake)
+    assert raced[0].version == 1 and raced[0].tables["orders"].accepted == 2
+    assert res.tables["orders"].duplicate == 2 and res.tables["orders"].accepted == 0
+    fresh = Lake(lake.root)
+    assert sorted(fresh.read("orders")["event_id"].to_list()) == ["o1", "o2"] and fresh.version() == 1
+    with fresh.writer():  # the aborted attempt's files are swept, none is listed
+        pass
+    on_disk = {str(p.relative_to(lake.root)) for p in (lake.root / "tables").rglob("*.parquet")}
+    assert on_disk == {e.path for e in fresh.manifest().all_entries()}
+
+
 def test_a_manifest_is_never_overwritten_and_a_stuck_commit_fails_loudly(two_versions, monkeypatch):
     """v3.json appears (another writer between its manifest and CURRENT) and CURRENT never moves: the commit
     retries a bounded number of times, then raises; v3.json is untouched and CURRENT still says 2."""
