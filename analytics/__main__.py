@@ -127,11 +127,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from analytics.ingest import purge_quarantine
 
-    try:
-        before = dt.date.fromisoformat(args.before)
-    except ValueError:
-        print(f"quarantine: error: --before {args.before!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        return 2
+    before = args.before
     lake = Lake(args.lake)
     removed, kept = purge_quarantine(lake, before)
     print(f"quarantine: removed {removed} row(s) ingested before {before}, kept {kept}; lake version {lake.version()}")
@@ -238,7 +234,7 @@ def _simulate_live(args: argparse.Namespace) -> int:
     kw = {k: getattr(args, k) for k in ("symbols", "orders_per_day", "seed", "fills_per_order", "quotes_per_day",
                                          "trades_per_day") if getattr(args, k) is not None}  # fmt: skip
     if args.start:
-        kw["start"] = dt.date.fromisoformat(args.start)
+        kw["start"] = args.start  # a date already (_date_arg)
     cfg = SimConfig(days=1, **kw)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="live-sim-"))
     simulate(out, cfg)
@@ -678,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     pqa = sub.add_parser("quarantine", help="quarantine retention: purge --before DATE")
     pqs = pqa.add_subparsers(dest="action", required=True)
     pqp = pqs.add_parser("purge", help="drop quarantine rows ingested before DATE (UTC) from the next version")
-    pqp.add_argument("--before", required=True, metavar="DATE")
+    pqp.add_argument("--before", required=True, type=_date_arg, metavar="DATE")
     _lake_arg(pqp)
     pqp.set_defaults(func=cmd_quarantine)
 

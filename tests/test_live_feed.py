@@ -103,12 +103,14 @@ def test_engine_alerts_on_the_planted_feed_anomalies(sim, tmp_path):
 
 
 def test_simulate_live_cli_to_a_folder(tmp_path, run_cli):
+    """As the Live page starts the demo feed: with ``--start`` (the page passes the day after the lake's last)."""
     inbox = tmp_path / "inbox"
     r = run_cli("simulate", "--live", "--speed", "100000", "--to", f"dir:{inbox}", "--out", str(tmp_path / "sim"),
-                "--symbols", "4", "--orders-per-day", "5", "--fills-per-order", "3", "--json")  # fmt: skip
+                "--start", "2026-03-09", "--symbols", "4", "--orders-per-day", "5", "--fills-per-order", "3",
+                "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    lines = (inbox / f"live-{DAY}.jsonl").read_text().splitlines()
+    lines = (inbox / "live-2026-03-09.jsonl").read_text().splitlines()
     assert len(lines) == out["events"] > 0
     truth = json.loads((inbox / "_live_ground_truth.json").read_text())
     assert {t["rule"] for t in truth["anomalies"]} >= {"sequence_gap", "quarantine_spike"}
