@@ -38,7 +38,7 @@ c[0].metric("Traded notional", charts.compact(head["filled_notional"]), _pct(hea
 c[1].metric("Orders", f"{head['orders']:,}", _pct(head["orders_change"]), help=f"{head['fills']:,} fills")
 c[2].metric(
     "Implementation shortfall",
-    f"{head['is_total_bps']:+.1f} bps",
+    _d_bps(head["is_total_bps"]) or "—",  # no priced order in the period (no quote at arrival): no figure
     _d_bps(head["is_total_bps_change"]),
     delta_color="inverse",
     help="Σ IS cost / Σ paper notional (Perold); a rise is a cost increase",
