@@ -7,6 +7,7 @@ every event exactly once."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import time
 
@@ -43,7 +44,14 @@ def _publish(url: str, evs: list[dict]) -> None:
             await js.publish(SUBJECT, json.dumps(e).encode())
         await nc.drain()
 
-    asyncio.run(go())
+    _run(go)
+
+
+def _run(go):
+    """Run the coroutine function ``go`` to completion in a thread of its own: the browser tests' sync Playwright
+    keeps an event loop running in the main thread for the whole session, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(go())).result()
 
 
 def _consumer(url: str) -> tuple[int, int]:
@@ -56,7 +64,7 @@ def _consumer(url: str) -> tuple[int, int]:
         await nc.drain()
         return info.delivered.stream_seq, info.num_ack_pending
 
-    return asyncio.run(go())
+    return _run(go)
 
 
 def test_nats_publish_commit_ack_and_redelivery(server, tmp_path):
