@@ -74,6 +74,7 @@ def test_live_page_starts_and_stops_the_engine(app_env):
     # the engine it started writes its own status (heartbeat) within seconds
     wait_for(lambda: (s := read_status(app_env.root)) and s["running"] and s["pid"] == control.status(app_env.root)[
         "engine"]["pid"], timeout=60)  # fmt: skip
+    at.run()  # the page as it is now (the run after the click may have drawn before the child was seen alive)
     at.button(key="live_stop_engine").click().run()
     assert not at.exception
     # SIGTERM: the engine commits and exits (within seconds; longer on a loaded machine)
