@@ -285,8 +285,9 @@ def recommend(est: pl.DataFrame, almgren: im.ImpactFit | None = None, level: flo
         "expected_bps": best["almgren_bps"],
         "runner_up": nxt["algo"] if nxt else None,
         "saving_bps": (nxt["almgren_bps"] - best["almgren_bps"]) if nxt else None,
-        "saving_lo_bps": float(lo[1]) if nxt else None,
-        "saving_hi_bps": float(hi[1]) if nxt else None,
+        # None, not NaN, when there is no interval (no runner-up, or published parameters without draws)
+        "saving_lo_bps": float(lo[1]) if nxt and len(draws) else None,
+        "saving_hi_bps": float(hi[1]) if nxt and len(draws) else None,
         "equivalent": equivalent,
         "recommended": len(equivalent) == 1 and ranked.height > 1,
         "basis": basis,

@@ -104,6 +104,7 @@ def test_recommend_only_when_the_saving_is_distinguishable_from_zero():
     assert r["saving_lo_bps"] == pytest.approx(np.quantile(_hand_saving(unsure), 0.025)) and r["saving_lo_bps"] < 0
     pub = pretrade.recommend(_two_algos(im.published("almgren")), im.published("almgren"))
     assert not pub["recommended"] and sorted(pub["equivalent"]) == ["POV", "VWAP"] and "published" in pub["basis"]
+    assert pub["saving_lo_bps"] is None and pub["saving_hi_bps"] is None  # no draws: no interval, and no NaN shown
 
 
 def test_istar_has_an_outcome_band_like_almgren():
