@@ -28,6 +28,7 @@ import importlib
 import json
 import os
 import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -36,6 +37,7 @@ import polars as pl
 
 from analytics.ingest import ingest
 from analytics.live import alerts as al
+from analytics.live import baseline as bl
 from analytics.live.book import LIVE_TABLES, DayBook, typed_events
 from analytics.live.config import RULES
 from analytics.live.sources import SourceSpec, make_source
@@ -83,6 +85,8 @@ class Engine:
         self.contexts = pl.DataFrame(schema={"symbol": pl.String, "adv": pl.Float64, "sigma_daily": pl.Float64})
         self.orders_state = pl.DataFrame()
         self.board_state = pl.DataFrame()
+        self.baseline = bl.empty()  # today's trailing baselines (analytics.live.baseline), set by a thread
+        self.baseline_day: dt.date | None = None
         self.pending: list[dict] = []  # received, not yet in the state
         self.seg_n = 0
         self.seg_fh = None
@@ -181,6 +185,7 @@ class Engine:
                 if t in ("quotes", "trades"):
                     first = df["ts"].min()
                     self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
+        self._start_baseline(day)
         from analytics.pretrade import market_contexts
 
         con = self.lake.connect()
@@ -190,6 +195,24 @@ class Engine:
             self.contexts = market_contexts(con, probes) if syms else self.contexts
         finally:
             con.close()
+
+    def _start_baseline(self, day: dt.date) -> None:
+        """Compute the day's trailing baselines in a background thread (tca.ensure may compute stored TCA of the
+        window first): the board shows no baseline, and venue_markout uses its configured constants, until done."""
+        self.baseline, self.baseline_day = bl.empty(), None
+
+        def work() -> None:
+            try:
+                b = bl.compute(self.lake, day, int(self.ecfg["baseline_days"]))
+            except Exception:  # a baseline is context: the live state goes on without it
+                traceback.print_exc()
+                return
+            if self.book is not None and self.book.day == day:
+                self.baseline, self.baseline_day = b, day
+                self.changed = True
+
+        self._baseline_thread = threading.Thread(target=work, name=f"baseline-{day}", daemon=True)
+        self._baseline_thread.start()
 
     def refresh(self, final: bool = False) -> None:
         """Fold the received events into the day and recompute the state and the alert rules."""
@@ -222,7 +245,7 @@ class Engine:
         o = o.join(self.exp, on="order_id", how="left").with_columns(
             ((pl.col("impact_cost_bps") - pl.col("expected_impact_bps")) / pl.col("sigma_impact_bps")).alias("impact_z")
         )
-        self.orders_state, self.board_state = o, board(fm)
+        self.orders_state, self.board_state = o, bl.with_baseline(board(fm), self.baseline)
         now = time.time()
         recvs = [e["_recv"] for e in new]
         self.lag_ms = (now - min(recvs)) * 1000 if recvs else self.lag_ms
@@ -266,7 +289,7 @@ class Engine:
             parts.append(al.sequence_gap(market, self.clock, c["sequence_gap"]))
             rules.add("sequence_gap")
         if c["venue_markout"]["enabled"]:
-            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv))
+            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv, baseline=self.baseline))
             rules.add("venue_markout")
         breaches = pl.concat([p.cast(al.BREACH_SCHEMA) for p in parts]) if parts else al._empty()
         self.alerts.update(breaches, rules)
