@@ -97,6 +97,14 @@ def live_view() -> None:
         part = board.filter(pl.col("dimension") == dim).drop("dimension") if board.height else board
         tab.dataframe(part.select([c for c in BOARD_COLS if c in part.columns]), hide_index=True,
                       column_config=BOARD_COLS)  # fmt: skip
+    pf = snap.get("portfolios")
+    if pf is not None and pf.height:
+        st.subheader("Portfolios intraday")
+        st.caption("P&L of today's fills of each portfolio's decisions marked to live mids; drawdown from the "
+                   "day's peak (currency, and bps of traded notional).")  # fmt: skip
+        money = st.column_config.NumberColumn(format="%.0f")
+        st.dataframe(pf, hide_index=True, column_config={"pnl": money, "notional": money, "peak": money,
+                     "drawdown": money, "pnl_bps": BPS, "drawdown_bps": BPS})  # fmt: skip
     alert_feed(feed)
 
 

@@ -389,6 +389,45 @@ def venue_markout(
     )
 
 
+def strategy_drawdown(cur: pl.DataFrame, cfg: dict, recv: float | None = None) -> pl.DataFrame:
+    """Portfolios / strategies whose intraday P&L (``analytics.live.pnl``: Σ s (mid - p) q over today's fills of
+    their decisions, marked to live mids) has fallen from the day's peak by more than ``max_drawdown_bps`` of their
+    traded notional and by at least ``min_drawdown`` (currency). ``cur``: ``DrawdownTracker.update``'s frame
+    (portfolio_id, strategy, pnl, notional, peak, drawdown, drawdown_bps). Subject ``PORTFOLIO/STRATEGY``; value =
+    drawdown_bps, expected = 0, threshold = max_drawdown_bps; ``trigger_ts`` = ``recv`` (the arrival of the event
+    that moved the clock or a mid)."""
+    if cur.height == 0:
+        return _empty()
+    d = cur.filter((pl.col("drawdown_bps") > cfg["max_drawdown_bps"]) & (pl.col("drawdown") >= cfg["min_drawdown"]))
+    subject = pl.concat_str(pl.col("portfolio_id"), pl.lit("/"), pl.col("strategy"))
+    return d.select(
+        pl.lit("strategy_drawdown").alias("rule"),
+        pl.lit("portfolio").alias("subject_type"),
+        subject.alias("subject"),
+        pl.lit("drawdown_bps").alias("metric"),
+        pl.col("drawdown_bps").alias("value"),
+        pl.lit(0.0).alias("expected"),
+        pl.lit(float(cfg["max_drawdown_bps"])).alias("threshold"),
+        pl.concat_str(
+            pl.lit("Portfolio "),
+            subject,
+            pl.lit(" is down "),
+            _fmt(pl.col("drawdown"), 0),
+            pl.lit(" from its intraday peak P&L of "),
+            _fmt(pl.col("peak"), 0),
+            pl.lit(" ("),
+            _fmt(pl.col("drawdown_bps")),
+            pl.lit(" bps of its "),
+            _fmt(pl.col("notional"), 0),
+            pl.lit(" traded today; P&L now "),
+            _fmt(pl.col("pnl"), 0),
+            pl.lit(")."),
+        ).alias("message"),
+        pl.lit([], pl.List(pl.String)).alias("trigger_event_ids"),
+        pl.lit(recv, pl.Float64).alias("trigger_ts"),
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # The open-alert book and the log
 # ---------------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ State: after each received batch (at most every ``max_refresh_s``) the day's liv
 board and the alert rules are recomputed from the in-memory day (``book.DayBook``; on start and at a new day the
 day's rows already in the lake are loaded, so a restart does not forget the morning). Every
 ``snapshot_interval_s`` ``live/state.json`` is rewritten atomically for the app: engine status (events/s, lag,
-last event ts, last commit version, heartbeat), the working-orders blotter and today's board.
+last event ts, last commit version, heartbeat), the working-orders blotter, today's board (with the trailing
+baselines of ``baseline``, computed in a background thread at start and at a new day) and the portfolios' intraday
+P&L and drawdown (``pnl``).
 
 Stops on SIGTERM / SIGINT after a final commit. Listens on nothing.
 """
@@ -40,6 +42,7 @@ from analytics.live import alerts as al
 from analytics.live import baseline as bl
 from analytics.live.book import LIVE_TABLES, DayBook, typed_events
 from analytics.live.config import RULES
+from analytics.live.pnl import DrawdownTracker, strategy_fills
 from analytics.live.sources import SourceSpec, make_source
 from analytics.live.state import board, live_tca
 from analytics.store import Lake, write_text_atomic
@@ -87,6 +90,8 @@ class Engine:
         self.board_state = pl.DataFrame()
         self.baseline = bl.empty()  # today's trailing baselines (analytics.live.baseline), set by a thread
         self.baseline_day: dt.date | None = None
+        self.drawdown = DrawdownTracker(cfg["strategy_drawdown"]["sample_s"])
+        self.portfolios_state = pl.DataFrame()  # per (portfolio_id, strategy): intraday pnl, peak, drawdown
         self.pending: list[dict] = []  # received, not yet in the state
         self.seg_n = 0
         self.seg_fh = None
@@ -185,6 +190,7 @@ class Engine:
                 if t in ("quotes", "trades"):
                     first = df["ts"].min()
                     self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
+        self.drawdown = DrawdownTracker(self.cfg["strategy_drawdown"]["sample_s"])
         self._start_baseline(day)
         from analytics.pretrade import market_contexts
 
@@ -288,6 +294,13 @@ class Engine:
             )  # fmt: skip
             parts.append(al.sequence_gap(market, self.clock, c["sequence_gap"]))
             rules.add("sequence_gap")
+        cur = self.drawdown.update(
+            strategy_fills(frames["fills"], frames["orders"], frames["decisions"]), frames["quotes"], self.clock
+        )
+        self.portfolios_state = cur
+        if c["strategy_drawdown"]["enabled"]:
+            parts.append(al.strategy_drawdown(cur, c["strategy_drawdown"], recv))
+            rules.add("strategy_drawdown")
         if c["venue_markout"]["enabled"]:
             parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv, baseline=self.baseline))
             rules.add("venue_markout")
@@ -320,7 +333,8 @@ class Engine:
     def snapshot(self) -> None:
         """``state.json`` (status, blotter, board) and ``status.json`` (the status alone, for every page's sidebar)."""
         status = self.status()
-        doc = {"status": status, "orders": _records(self.orders_state), "board": _records(self.board_state)}
+        doc = {"status": status, "orders": _records(self.orders_state), "board": _records(self.board_state),
+               "portfolios": _records(self.portfolios_state)}  # fmt: skip
         write_text_atomic(self.dir / STATE_FILE, json.dumps(doc, default=str, separators=(",", ":")))
         write_text_atomic(self.dir / STATUS_FILE, json.dumps(status, default=str))
         self.changed = False
@@ -389,7 +403,7 @@ def read_status(lake_root: Path) -> dict | None:
 
 def read_snapshot(lake_root: Path) -> dict | None:
     """The engine's last snapshot: ``status`` (dict, with ``running`` = heartbeat within HEARTBEAT_STALE_S),
-    ``orders`` and ``board`` (frames). None when no engine has run on this lake."""
+    ``orders``, ``board`` and ``portfolios`` (frames). None when no engine has run on this lake."""
     p = live_dir(lake_root) / STATE_FILE
     if not p.is_file():
         return None
@@ -400,6 +414,7 @@ def read_snapshot(lake_root: Path) -> dict | None:
         "status": st,
         "orders": pl.DataFrame(doc["orders"], infer_schema_length=None),
         "board": pl.DataFrame(doc["board"], infer_schema_length=None),
+        "portfolios": pl.DataFrame(doc.get("portfolios", []), infer_schema_length=None),
     }
 
 
