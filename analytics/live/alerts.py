@@ -463,9 +463,12 @@ def _iso(t: float) -> str:
 class AlertBook:
     """Open alerts keyed by (rule, subject), persisted under ``folder`` (``<lake>/live``)."""
 
-    def __init__(self, folder: Path, severities: dict[str, str]):
+    def __init__(self, folder: Path, severities: dict[str, str], deliver=None):
+        """``deliver``: called with the list of raised alerts after they are logged (``delivery.Delivery.submit``:
+        it only enqueues)."""
         self.folder = Path(folder)
         self.severities = severities
+        self.deliver = deliver
         self.open: dict[tuple[str, str], dict] = {}
         cleared = {a["alert_id"] for a in _read_lines(self.folder / ACTIONS_FILE) if a.get("action") == "clear"}
         for a in _read_lines(self.folder / ALERTS_FILE):
@@ -500,6 +503,8 @@ class AlertBook:
             cleared.append({"alert_id": self.open.pop(key)["alert_id"], "action": "clear", "ts": _iso(now)})
         _append(self.folder / ALERTS_FILE, raised)
         _append(self.folder / ACTIONS_FILE, cleared)
+        if raised and self.deliver is not None:
+            self.deliver(raised)
         return raised
 
 

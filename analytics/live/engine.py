@@ -42,6 +42,7 @@ from analytics.live import alerts as al
 from analytics.live import baseline as bl
 from analytics.live.book import LIVE_TABLES, DayBook, typed_events
 from analytics.live.config import RULES
+from analytics.live.delivery import Delivery
 from analytics.live.pnl import DrawdownTracker, strategy_fills
 from analytics.live.sources import SourceSpec, make_source
 from analytics.live.state import board, live_tca
@@ -82,7 +83,8 @@ class Engine:
         self.book: DayBook | None = None
         self.clock: dt.datetime | None = None
         self.observed_from: dt.datetime | None = None
-        self.alerts = al.AlertBook(self.dir, {r: cfg[r]["severity"] for r in RULES})
+        self.delivery = Delivery(cfg["delivery"])  # refuses a non-loopback host not allowed (no network at run time)
+        self.alerts = al.AlertBook(self.dir, {r: cfg[r]["severity"] for r in RULES}, self.delivery.submit)
         self.exp = pl.DataFrame(schema={"order_id": pl.String, "expected_impact_bps": pl.Float64,
                                         "sigma_impact_bps": pl.Float64})  # fmt: skip
         self.contexts = pl.DataFrame(schema={"symbol": pl.String, "adv": pl.Float64, "sigma_daily": pl.Float64})
@@ -327,6 +329,7 @@ class Engine:
             "last_commit_version": self.last_commit["version"],
             "last_commit": self.last_commit,
             "open_alerts": len(self.alerts.open),
+            "alert_delivery": self.delivery.stats,  # per sink: delivered, retries, dropped
             "ready": self.ready,  # warmed up (the expectations' JAX import done): steady-state latency from here
         }
 
@@ -388,6 +391,7 @@ class Engine:
             await self.commit()
             self.snapshot()
             await self.source.close()
+            await asyncio.to_thread(self.delivery.close, float(self.cfg["delivery"]["timeout_s"]))
             (self.dir / ENGINE_FILE).unlink(missing_ok=True)
 
 
