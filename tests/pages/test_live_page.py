@@ -29,6 +29,9 @@ def live_env(app_env, tmp_path):
             "base_markout_cost_bps_60s_lo": [0.5], "base_markout_cost_bps_60s_hi": [2.5]}  # fmt: skip
     eng.baseline = pl.concat([baseline.empty(), pl.DataFrame(hand)], how="diagonal_relaxed")
     eng.refresh()  # ... on the board
+    eng.portfolios_state = pl.DataFrame({"portfolio_id": ["P1"], "strategy": ["MOM"], "pnl": [-210.0],
+                                         "notional": [20010.0], "pnl_bps": [-104.9], "peak": [90.0],
+                                         "drawdown": [300.0], "drawdown_bps": [149.9]})  # fmt: skip
     eng.snapshot()
     eng.alerts.update(
         alerts.quarantine_spike(100, 30, "b1", time.time(), load()["quarantine_spike"]), {"quarantine_spike"}
@@ -58,6 +61,8 @@ def test_live_page_shows_blotter_board_and_alerts(live_env):
     shown = venue.iloc[0]
     assert (shown["base_markout_cost_bps_60s"], shown["base_markout_cost_bps_60s_lo"]) == (1.5, 0.5)
     assert shown["base_markout_cost_bps_60s_hi"] == 2.5 and pd.isna(shown["base_arrival_cost_bps"])
+    pf = frame_with(at, "portfolio_id", "drawdown_bps")  # portfolios intraday, from the snapshot
+    assert list(pf["portfolio_id"]) == ["P1"] and pf.iloc[0]["drawdown"] == 300.0
     feed = frame_with(at, "rule", "subject", "message")
     # the planted spike only: O1's symbol ABC has no valid quote today (its only one was crossed), but the engine
     # watches quotes from the first market data it saw today (AAA's, at the clock), so ABC is not yet stale
