@@ -267,7 +267,7 @@ def _simulate_live(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from analytics.live import engine
+    from analytics.live import delivery, engine
     from analytics.live.config import load
     from analytics.live.sources import parse_source
 
@@ -280,6 +280,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     cfg = load(lake.root, Path(args.rules) if args.rules else None)
     if args.commit_interval is not None:
         cfg["engine"]["commit_interval_s"] = args.commit_interval
+    try:
+        delivery.validate(cfg["delivery"])
+    except ValueError as e:
+        print(f"live: error: {e}", file=sys.stderr)
+        return 2
     print(f"live: {spec} -> {lake.root} (commit every {cfg['engine']['commit_interval_s']} s)", file=sys.stderr)
     engine.run(lake, spec, cfg, Path(args.latency_log) if args.latency_log else None)
     return 0

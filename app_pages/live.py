@@ -52,6 +52,21 @@ ORDER_COLS = {
 }  # fmt: skip
 
 
+BOARD_COLS = {
+    "key": None, "orders": None, "fills": None, "notional": st.column_config.NumberColumn(format="%.0f"),
+    "arrival_cost_bps": st.column_config.NumberColumn("arrival today", format="%.1f bps"),
+    "base_arrival_cost_bps": st.column_config.NumberColumn("arrival 20d", format="%.1f bps"),
+    "base_arrival_cost_bps_lo": st.column_config.NumberColumn("lo", format="%.1f"),
+    "base_arrival_cost_bps_hi": st.column_config.NumberColumn("hi", format="%.1f"),
+    "markout_cost_bps_1s": st.column_config.NumberColumn("markout 1s today", format="%.1f bps"),
+    "markout_cost_bps_60s": st.column_config.NumberColumn("markout 60s today", format="%.1f bps"),
+    "base_markout_cost_bps_60s": st.column_config.NumberColumn("markout 60s 20d", format="%.1f bps"),
+    "base_markout_cost_bps_60s_lo": st.column_config.NumberColumn("lo ", format="%.1f"),
+    "base_markout_cost_bps_60s_hi": st.column_config.NumberColumn("hi ", format="%.1f"),
+    "markout_fills_60s": None, "base_days": None, "base_orders": None,
+}  # fmt: skip
+
+
 @st.fragment(run_every=1.0)
 def live_view() -> None:
     snap = read_snapshot(root)
@@ -74,10 +89,22 @@ def live_view() -> None:
         st.dataframe(shown, column_config=ORDER_COLS, hide_index=True, height=300)
     st.subheader("Today by venue, broker, algo")
     tabs = st.tabs(["Venue", "Broker", "Algo"])
+    st.caption(
+        "Baseline: the last 20 order days' stored TCA (fill-weighted), with an order-clustered 95% interval "
+        "(lo, hi); blank until computed, or without history."
+    )
     for tab, dim in zip(tabs, ("venue", "broker", "algo"), strict=True):
         part = board.filter(pl.col("dimension") == dim).drop("dimension") if board.height else board
-        tab.dataframe(part, hide_index=True, column_config={
-            "arrival_cost_bps": BPS, "markout_cost_bps_1s": BPS, "markout_cost_bps_60s": BPS})  # fmt: skip
+        tab.dataframe(part.select([c for c in BOARD_COLS if c in part.columns]), hide_index=True,
+                      column_config=BOARD_COLS)  # fmt: skip
+    pf = snap.get("portfolios")
+    if pf is not None and pf.height:
+        st.subheader("Portfolios intraday")
+        st.caption("P&L of today's fills of each portfolio's decisions marked to live mids; drawdown from the "
+                   "day's peak (currency, and bps of traded notional).")  # fmt: skip
+        money = st.column_config.NumberColumn(format="%.0f")
+        st.dataframe(pf, hide_index=True, column_config={"pnl": money, "notional": money, "peak": money,
+                     "drawdown": money, "pnl_bps": BPS, "drawdown_bps": BPS})  # fmt: skip
     alert_feed(feed)
 
 

@@ -215,3 +215,30 @@ def test_alert_book_one_open_alert_until_it_clears(tmp_path):
     with open(tmp_path / al.ALERTS_FILE, "a") as fh:
         fh.write('{"alert_id": "AL-x", "ru')
     assert al.read(tmp_path).height == 2
+
+
+def test_venue_markout_against_the_venues_own_baseline_interval():
+    # the stream of test_venue_markout (today's 95% lower bound lo); the trailing baseline's upper end replaces the
+    # constant for a venue that has one, the constant stays for a venue without history
+    ev = [_quote(0), _new(1, qty=100000, pov=0.5)]
+    for k in range(20):
+        ev += [_fill(10 + k, k, 100, 100.05), _quote(70 + k, mid=99.95 + 0.01 * k)]
+    f, _o, fm, _trig = _state(ev, 200)
+    xs = [(100.05 - (99.95 + 0.01 * k)) / 100.05 * 1e4 for k in range(20)]
+    mean = sum(xs) / 20
+    lo = mean - 1.959963984540054 * math.sqrt(sum((x - mean) ** 2 for x in xs) / 20) / math.sqrt(20)
+    cfg = CFG["venue_markout"] | {"default_baseline_bps": 1000.0}  # the constant alone would never alert
+
+    def base(venue, m, hi):
+        return pl.DataFrame({"dimension": ["venue"], "key": [venue], "base_markout_cost_bps_60s": [m],
+                             "base_markout_cost_bps_60s_hi": [hi]})  # fmt: skip
+
+    b = al.venue_markout(fm, f["fills"], cfg, baseline=base("XNAS", lo - 3, lo - 0.01))
+    assert b.height == 1 and b["threshold"][0] == pytest.approx(lo - 0.01) and b["expected"][0] == pytest.approx(lo - 3)
+    assert "trailing baseline" in b["message"][0]
+    assert al.venue_markout(fm, f["fills"], cfg, baseline=base("XNAS", lo - 3, lo + 0.01)).height == 0
+    # another venue's history, or a baseline without an interval (one order), leaves XNAS on the constant
+    assert al.venue_markout(fm, f["fills"], cfg, baseline=base("ARCA", 0.0, 0.1)).height == 0
+    assert al.venue_markout(fm, f["fills"], cfg, baseline=base("XNAS", 0.0, None)).height == 0
+    b = al.venue_markout(fm, f["fills"], cfg | {"default_baseline_bps": lo - 0.01}, baseline=base("ARCA", 0.0, 0.1))
+    assert b.height == 1 and b["threshold"][0] == pytest.approx(lo - 0.01) and "configured" in b["message"][0]

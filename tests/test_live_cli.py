@@ -39,3 +39,10 @@ def test_alerts_command(tmp_path, run_cli):
 def test_live_refuses_an_unknown_source(tmp_path, run_cli):
     r = run_cli("live", "--lake", str(tmp_path / "lake"), "--source", "kafka://x:1/y")
     assert r.returncode == 2 and "nats://HOST:PORT/SUBJECT or dir:PATH" in r.stderr
+
+
+def test_live_refuses_a_non_loopback_alert_sink(tmp_path, run_cli):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[delivery]\nwebhook_url = "https://hooks.example.com/desk"\n')
+    r = run_cli("live", "--lake", str(tmp_path / "lake"), "--rules", str(rules))
+    assert r.returncode == 2 and "not loopback" in r.stderr and "allow_hosts" in r.stderr

@@ -304,11 +304,20 @@ def quarantine_spike(read: int, quarantined: int, batch_id: str | None, recv: fl
 
 
 def venue_markout(
-    fm: pl.DataFrame, fills: pl.DataFrame, cfg: dict, recv: float | None = None, horizon: str = "60s"
+    fm: pl.DataFrame,
+    fills: pl.DataFrame,
+    cfg: dict,
+    recv: float | None = None,
+    horizon: str = "60s",
+    baseline: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Venues whose ``markout_cost_bps_<horizon>`` today (quantity-weighted over fills whose horizon elapsed) has
     the lower end of its 95% interval, mean - 1.96 sd / sqrt(n) (sd: the quantity-weighted sd of the fills'
-    markouts, n: fills), above the venue's baseline, with n >= min_fills. What trips it is a horizon elapsing on
+    markouts, n: fills), above the venue's baseline, with n >= min_fills. The baseline: the upper end of the venue's
+    own trailing interval when ``baseline`` (``analytics.live.baseline``: rows with dimension = "venue", key and
+    ``base_markout_cost_bps_<horizon>`` with ``_hi``) has one for it (today's interval lies wholly above the
+    baseline's: ``expected`` = the baseline mean, ``threshold`` = its upper end); else the configured constant
+    (``baselines`` by venue, else ``default_baseline_bps``) for both. What trips it is a horizon elapsing on
     the event clock: ``trigger_ts`` = ``recv`` (the clock-moving event's arrival) when given, else the latest
     fill's; ``trigger_event_ids`` = the venue's latest fills (context)."""
     col = f"markout_cost_bps_{horizon}"
@@ -325,15 +334,36 @@ def venue_markout(
         pl.col("event_id").sort_by("_recv").tail(3).alias("trigger_event_ids"),
         pl.col("_recv").max().alias("trigger_ts"),
     )
-    baseline = (
+    constant = (
         pl.col("venue").replace_strict(base, default=cfg["default_baseline_bps"], return_dtype=pl.Float64)
         if base
         else pl.lit(float(cfg["default_baseline_bps"]))
     )
-    d = d.with_columns(baseline.alias("expected"), (pl.col("m") - Z95 * pl.col("sd") / pl.col("n").sqrt()).alias("lo"))
+    d = d.with_columns(
+        constant.alias("expected"),
+        constant.alias("threshold"),
+        (pl.col("m") - Z95 * pl.col("sd") / pl.col("n").sqrt()).alias("lo"),
+        pl.lit(None, pl.Float64).alias("base_hi"),
+    )
+    if baseline is not None and baseline.height:
+        bcol = f"base_markout_cost_bps_{horizon}"
+        b = baseline.filter((pl.col("dimension") == "venue") & pl.col(f"{bcol}_hi").is_not_null()).select(
+            pl.col("key").alias("venue"), pl.col(bcol).alias("_bm"), pl.col(f"{bcol}_hi").alias("_bhi")
+        )
+        d = d.join(b, on="venue", how="left").with_columns(
+            pl.coalesce("_bm", "expected").alias("expected"),
+            pl.coalesce("_bhi", "threshold").alias("threshold"),
+            pl.col("_bhi").alias("base_hi"),
+        )
     if recv is not None:
         d = d.with_columns(pl.lit(recv, pl.Float64).alias("trigger_ts"))
-    d = d.filter((pl.col("n") >= cfg["min_fills"]) & (pl.col("lo") > pl.col("expected")))
+    d = d.filter((pl.col("n") >= cfg["min_fills"]) & (pl.col("lo") > pl.col("threshold")))
+    against = (
+        pl.when(pl.col("base_hi").is_not_null())
+        .then(pl.concat_str(pl.lit("above its trailing baseline of "), _fmt(pl.col("expected")), pl.lit(
+            " bps (95% interval up to "), _fmt(pl.col("threshold")), pl.lit(" bps).")))
+        .otherwise(pl.concat_str(pl.lit("above its configured baseline of "), _fmt(pl.col("expected")), pl.lit(" bps.")))
+    )  # fmt: skip
     return d.select(
         pl.lit("venue_markout").alias("rule"),
         pl.lit("venue").alias("subject_type"),
@@ -341,7 +371,7 @@ def venue_markout(
         pl.lit(col).alias("metric"),
         pl.col("m").alias("value"),
         "expected",
-        pl.col("expected").alias("threshold"),
+        "threshold",
         pl.concat_str(
             pl.lit("Venue "),
             "venue",
@@ -351,12 +381,50 @@ def venue_markout(
             _fmt(pl.col("lo")),
             pl.lit(" bps, "),
             pl.col("n").cast(pl.String),
-            pl.lit(" fills), above its baseline of "),
-            _fmt(pl.col("expected")),
-            pl.lit(" bps."),
+            pl.lit(" fills), "),
+            against,
         ).alias("message"),
         "trigger_event_ids",
         "trigger_ts",
+    )
+
+
+def strategy_drawdown(cur: pl.DataFrame, cfg: dict, recv: float | None = None) -> pl.DataFrame:
+    """Portfolios / strategies whose intraday P&L (``analytics.live.pnl``: Σ s (mid - p) q over today's fills of
+    their decisions, marked to live mids) has fallen from the day's peak by more than ``max_drawdown_bps`` of their
+    traded notional and by at least ``min_drawdown`` (currency). ``cur``: ``DrawdownTracker.update``'s frame
+    (portfolio_id, strategy, pnl, notional, peak, drawdown, drawdown_bps). Subject ``PORTFOLIO/STRATEGY``; value =
+    drawdown_bps, expected = 0, threshold = max_drawdown_bps; ``trigger_ts`` = ``recv`` (the arrival of the event
+    that moved the clock or a mid)."""
+    if cur.height == 0:
+        return _empty()
+    d = cur.filter((pl.col("drawdown_bps") > cfg["max_drawdown_bps"]) & (pl.col("drawdown") >= cfg["min_drawdown"]))
+    subject = pl.concat_str(pl.col("portfolio_id"), pl.lit("/"), pl.col("strategy"))
+    return d.select(
+        pl.lit("strategy_drawdown").alias("rule"),
+        pl.lit("portfolio").alias("subject_type"),
+        subject.alias("subject"),
+        pl.lit("drawdown_bps").alias("metric"),
+        pl.col("drawdown_bps").alias("value"),
+        pl.lit(0.0).alias("expected"),
+        pl.lit(float(cfg["max_drawdown_bps"])).alias("threshold"),
+        pl.concat_str(
+            pl.lit("Portfolio "),
+            subject,
+            pl.lit(" is down "),
+            _fmt(pl.col("drawdown"), 0),
+            pl.lit(" from its intraday peak P&L of "),
+            _fmt(pl.col("peak"), 0),
+            pl.lit(" ("),
+            _fmt(pl.col("drawdown_bps")),
+            pl.lit(" bps of its "),
+            _fmt(pl.col("notional"), 0),
+            pl.lit(" traded today; P&L now "),
+            _fmt(pl.col("pnl"), 0),
+            pl.lit(")."),
+        ).alias("message"),
+        pl.lit([], pl.List(pl.String)).alias("trigger_event_ids"),
+        pl.lit(recv, pl.Float64).alias("trigger_ts"),
     )
 
 
@@ -395,9 +463,12 @@ def _iso(t: float) -> str:
 class AlertBook:
     """Open alerts keyed by (rule, subject), persisted under ``folder`` (``<lake>/live``)."""
 
-    def __init__(self, folder: Path, severities: dict[str, str]):
+    def __init__(self, folder: Path, severities: dict[str, str], deliver=None):
+        """``deliver``: called with the list of raised alerts after they are logged (``delivery.Delivery.submit``:
+        it only enqueues)."""
         self.folder = Path(folder)
         self.severities = severities
+        self.deliver = deliver
         self.open: dict[tuple[str, str], dict] = {}
         cleared = {a["alert_id"] for a in _read_lines(self.folder / ACTIONS_FILE) if a.get("action") == "clear"}
         for a in _read_lines(self.folder / ALERTS_FILE):
@@ -432,6 +503,8 @@ class AlertBook:
             cleared.append({"alert_id": self.open.pop(key)["alert_id"], "action": "clear", "ts": _iso(now)})
         _append(self.folder / ALERTS_FILE, raised)
         _append(self.folder / ACTIONS_FILE, cleared)
+        if raised and self.deliver is not None:
+            self.deliver(raised)
         return raised
 
 

@@ -14,6 +14,7 @@ RULES = (
     "sequence_gap",
     "quarantine_spike",
     "venue_markout",
+    "strategy_drawdown",
 )
 
 

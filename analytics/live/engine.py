@@ -13,7 +13,9 @@ State: after each received batch (at most every ``max_refresh_s``) the day's liv
 board and the alert rules are recomputed from the in-memory day (``book.DayBook``; on start and at a new day the
 day's rows already in the lake are loaded, so a restart does not forget the morning). Every
 ``snapshot_interval_s`` ``live/state.json`` is rewritten atomically for the app: engine status (events/s, lag,
-last event ts, last commit version, heartbeat), the working-orders blotter and today's board.
+last event ts, last commit version, heartbeat), the working-orders blotter, today's board (with the trailing
+baselines of ``baseline``, computed in a background thread at start and at a new day) and the portfolios' intraday
+P&L and drawdown (``pnl``).
 
 Stops on SIGTERM / SIGINT after a final commit. Listens on nothing.
 """
@@ -28,6 +30,7 @@ import importlib
 import json
 import os
 import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -36,8 +39,11 @@ import polars as pl
 
 from analytics.ingest import ingest
 from analytics.live import alerts as al
+from analytics.live import baseline as bl
 from analytics.live.book import LIVE_TABLES, DayBook, typed_events
 from analytics.live.config import RULES
+from analytics.live.delivery import Delivery
+from analytics.live.pnl import DrawdownTracker, strategy_fills
 from analytics.live.sources import SourceSpec, make_source
 from analytics.live.state import board, live_tca
 from analytics.store import Lake, write_text_atomic
@@ -77,12 +83,17 @@ class Engine:
         self.book: DayBook | None = None
         self.clock: dt.datetime | None = None
         self.observed_from: dt.datetime | None = None
-        self.alerts = al.AlertBook(self.dir, {r: cfg[r]["severity"] for r in RULES})
+        self.delivery = Delivery(cfg["delivery"])  # refuses a non-loopback host not allowed (no network at run time)
+        self.alerts = al.AlertBook(self.dir, {r: cfg[r]["severity"] for r in RULES}, self.delivery.submit)
         self.exp = pl.DataFrame(schema={"order_id": pl.String, "expected_impact_bps": pl.Float64,
                                         "sigma_impact_bps": pl.Float64})  # fmt: skip
         self.contexts = pl.DataFrame(schema={"symbol": pl.String, "adv": pl.Float64, "sigma_daily": pl.Float64})
         self.orders_state = pl.DataFrame()
         self.board_state = pl.DataFrame()
+        self.baseline = bl.empty()  # today's trailing baselines (analytics.live.baseline), set by a thread
+        self.baseline_day: dt.date | None = None
+        self.drawdown = DrawdownTracker(cfg["strategy_drawdown"]["sample_s"])
+        self.portfolios_state = pl.DataFrame()  # per (portfolio_id, strategy): intraday pnl, peak, drawdown
         self.pending: list[dict] = []  # received, not yet in the state
         self.seg_n = 0
         self.seg_fh = None
@@ -181,6 +192,8 @@ class Engine:
                 if t in ("quotes", "trades"):
                     first = df["ts"].min()
                     self.observed_from = first if self.observed_from is None else min(self.observed_from, first)
+        self.drawdown = DrawdownTracker(self.cfg["strategy_drawdown"]["sample_s"])
+        self._start_baseline(day)
         from analytics.pretrade import market_contexts
 
         con = self.lake.connect()
@@ -190,6 +203,24 @@ class Engine:
             self.contexts = market_contexts(con, probes) if syms else self.contexts
         finally:
             con.close()
+
+    def _start_baseline(self, day: dt.date) -> None:
+        """Compute the day's trailing baselines in a background thread (tca.ensure may compute stored TCA of the
+        window first): the board shows no baseline, and venue_markout uses its configured constants, until done."""
+        self.baseline, self.baseline_day = bl.empty(), None
+
+        def work() -> None:
+            try:
+                b = bl.compute(self.lake, day, int(self.ecfg["baseline_days"]))
+            except Exception:  # a baseline is context: the live state goes on without it
+                traceback.print_exc()
+                return
+            if self.book is not None and self.book.day == day:
+                self.baseline, self.baseline_day = b, day
+                self.changed = True
+
+        self._baseline_thread = threading.Thread(target=work, name=f"baseline-{day}", daemon=True)
+        self._baseline_thread.start()
 
     def refresh(self, final: bool = False) -> None:
         """Fold the received events into the day and recompute the state and the alert rules."""
@@ -222,7 +253,7 @@ class Engine:
         o = o.join(self.exp, on="order_id", how="left").with_columns(
             ((pl.col("impact_cost_bps") - pl.col("expected_impact_bps")) / pl.col("sigma_impact_bps")).alias("impact_z")
         )
-        self.orders_state, self.board_state = o, board(fm)
+        self.orders_state, self.board_state = o, bl.with_baseline(board(fm), self.baseline)
         now = time.time()
         recvs = [e["_recv"] for e in new]
         self.lag_ms = (now - min(recvs)) * 1000 if recvs else self.lag_ms
@@ -265,8 +296,15 @@ class Engine:
             )  # fmt: skip
             parts.append(al.sequence_gap(market, self.clock, c["sequence_gap"]))
             rules.add("sequence_gap")
+        cur = self.drawdown.update(
+            strategy_fills(frames["fills"], frames["orders"], frames["decisions"]), frames["quotes"], self.clock
+        )
+        self.portfolios_state = cur
+        if c["strategy_drawdown"]["enabled"]:
+            parts.append(al.strategy_drawdown(cur, c["strategy_drawdown"], recv))
+            rules.add("strategy_drawdown")
         if c["venue_markout"]["enabled"]:
-            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv))
+            parts.append(al.venue_markout(fm, frames["fills"], c["venue_markout"], recv, baseline=self.baseline))
             rules.add("venue_markout")
         breaches = pl.concat([p.cast(al.BREACH_SCHEMA) for p in parts]) if parts else al._empty()
         self.alerts.update(breaches, rules)
@@ -291,13 +329,15 @@ class Engine:
             "last_commit_version": self.last_commit["version"],
             "last_commit": self.last_commit,
             "open_alerts": len(self.alerts.open),
+            "alert_delivery": self.delivery.stats,  # per sink: delivered, retries, dropped
             "ready": self.ready,  # warmed up (the expectations' JAX import done): steady-state latency from here
         }
 
     def snapshot(self) -> None:
         """``state.json`` (status, blotter, board) and ``status.json`` (the status alone, for every page's sidebar)."""
         status = self.status()
-        doc = {"status": status, "orders": _records(self.orders_state), "board": _records(self.board_state)}
+        doc = {"status": status, "orders": _records(self.orders_state), "board": _records(self.board_state),
+               "portfolios": _records(self.portfolios_state)}  # fmt: skip
         write_text_atomic(self.dir / STATE_FILE, json.dumps(doc, default=str, separators=(",", ":")))
         write_text_atomic(self.dir / STATUS_FILE, json.dumps(status, default=str))
         self.changed = False
@@ -351,6 +391,7 @@ class Engine:
             await self.commit()
             self.snapshot()
             await self.source.close()
+            await asyncio.to_thread(self.delivery.close, float(self.cfg["delivery"]["timeout_s"]))
             (self.dir / ENGINE_FILE).unlink(missing_ok=True)
 
 
@@ -366,7 +407,7 @@ def read_status(lake_root: Path) -> dict | None:
 
 def read_snapshot(lake_root: Path) -> dict | None:
     """The engine's last snapshot: ``status`` (dict, with ``running`` = heartbeat within HEARTBEAT_STALE_S),
-    ``orders`` and ``board`` (frames). None when no engine has run on this lake."""
+    ``orders``, ``board`` and ``portfolios`` (frames). None when no engine has run on this lake."""
     p = live_dir(lake_root) / STATE_FILE
     if not p.is_file():
         return None
@@ -377,6 +418,7 @@ def read_snapshot(lake_root: Path) -> dict | None:
         "status": st,
         "orders": pl.DataFrame(doc["orders"], infer_schema_length=None),
         "board": pl.DataFrame(doc["board"], infer_schema_length=None),
+        "portfolios": pl.DataFrame(doc.get("portfolios", []), infer_schema_length=None),
     }
 
 

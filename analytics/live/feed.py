@@ -12,7 +12,9 @@ stream:
   ``stale_quote`` (a symbol with a working order loses its quotes for ``stale_s`` seconds), ``sequence_gap``
   (three consecutive quotes of another symbol are never delivered), ``quarantine_spike`` (a burst of crossed
   quotes, which ingest quarantines), and the simulator's own planted adverse selection at its dark pool
-  (``SimConfig.adverse_bps``, all day: the ``venue_markout`` rule's subject ``DRKB`` when it is above the baseline).
+  (``SimConfig.adverse_bps``, all day: the ``venue_markout`` rule's subject ``DRKB`` when it is above the baseline:
+  the configured constant on a lake without history, as the benchmark's; against DRKB's own trailing baseline, on a
+  lake holding earlier simulated days with the same adverse selection, it is not an anomaly).
 
 :func:`stream` paces the events at ``speed`` x real time into a folder (JSON Lines appended to one file) or a
 NATS JetStream subject.

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
+import polars as pl
 import pytest
 
-from analytics.live import alerts, control
+from analytics.live import alerts, baseline, control
 from analytics.live.config import load
 from analytics.live.engine import Engine, live_dir, read_status
 from analytics.live.sources import parse_source
@@ -21,6 +23,15 @@ def live_env(app_env, tmp_path):
     eng = Engine(app_env, parse_source(f"dir:{tmp_path / 'inbox'}"), load())
     eng.pending = [e | {"_recv": time.time()} for e in events(3, oid="OL1")]
     eng.refresh()
+    eng._baseline_thread.join(120)  # the page lake has no earlier day: no trailing baseline; one set by hand ...
+    assert eng.baseline.height == 0
+    hand = {"dimension": ["venue"], "key": ["XNAS"], "base_markout_cost_bps_60s": [1.5],
+            "base_markout_cost_bps_60s_lo": [0.5], "base_markout_cost_bps_60s_hi": [2.5]}  # fmt: skip
+    eng.baseline = pl.concat([baseline.empty(), pl.DataFrame(hand)], how="diagonal_relaxed")
+    eng.refresh()  # ... on the board
+    eng.portfolios_state = pl.DataFrame({"portfolio_id": ["P1"], "strategy": ["MOM"], "pnl": [-210.0],
+                                         "notional": [20010.0], "pnl_bps": [-104.9], "peak": [90.0],
+                                         "drawdown": [300.0], "drawdown_bps": [149.9]})  # fmt: skip
     eng.snapshot()
     eng.alerts.update(
         alerts.quarantine_spike(100, 30, "b1", time.time(), load()["quarantine_spike"]), {"quarantine_spike"}
@@ -46,6 +57,12 @@ def test_live_page_shows_blotter_board_and_alerts(live_env):
     assert sorted(blotter["order_id"]) == ["O1", "OL1"]
     venue = frame_with(at, "key", "fills", "arrival_cost_bps")
     assert list(venue["key"]) == ["XNAS"] and venue.iloc[0]["fills"] == 3 + 1
+    # beside today's figures, the venue's trailing baseline and its interval
+    shown = venue.iloc[0]
+    assert (shown["base_markout_cost_bps_60s"], shown["base_markout_cost_bps_60s_lo"]) == (1.5, 0.5)
+    assert shown["base_markout_cost_bps_60s_hi"] == 2.5 and pd.isna(shown["base_arrival_cost_bps"])
+    pf = frame_with(at, "portfolio_id", "drawdown_bps")  # portfolios intraday, from the snapshot
+    assert list(pf["portfolio_id"]) == ["P1"] and pf.iloc[0]["drawdown"] == 300.0
     feed = frame_with(at, "rule", "subject", "message")
     # the planted spike only: O1's symbol ABC has no valid quote today (its only one was crossed), but the engine
     # watches quotes from the first market data it saw today (AAA's, at the clock), so ABC is not yet stale
