@@ -168,24 +168,33 @@ def test_quarantine_spike():
     assert al.quarantine_spike(19, 19, "b", 1.0, cfg).height == 0
 
 
-def test_venue_markout():
-    # 20 fills at XNAS, each 100 @ 100.05 with the mid 60 s later at 99.95 + 0.01 k (k = 0..19):
-    # markout_k = (100.05 - mid_k) / 100.05 x 1e4; equal quantities -> plain mean and population sd
-    ev = [_quote(0), _new(1, qty=100000, pov=0.5)]
+def _twenty_orders_at_xnas():
+    """20 orders (one fill each) at XNAS, each 100 @ 100.05 with the mid 60 s later at 99.95 + 0.01 k (k = 0..19):
+    markout_k = (100.05 - mid_k) / 100.05 x 1e4. Plus one order with 20 fills at DRKA, 100 @ 100.05 each: one
+    parent order, so it has no interval (fills of one order are not independent observations) and is never judged.
+    Equal quantities and one fill per order: the order-clustered interval is the plain t interval,
+    mean - t_19 sqrt(sum (x - mean)^2 / (19 x 20)) (CR1 = the n - 1 sample variance; t_19 = 2.093024)."""
+    ev = [_quote(0), _new(1, oid="D1", qty=100000, pov=0.5)]
     for k in range(20):
-        ev += [_fill(10 + k, k, 100, 100.05)]
-        ev += [_quote(70 + k, mid=99.95 + 0.01 * k)]
+        ev += [_new(2, oid=f"O{k}", qty=1000, pov=0.5), _fill(10 + k, 0, 100, 100.05, oid=f"O{k}")]
+        ev += [_fill(10 + k, k, 100, 100.05, oid="D1", venue="DRKA"), _quote(70 + k, mid=99.95 + 0.01 * k)]
     f, _o, fm, _trig = _state(ev, 200)
     xs = [(100.05 - (99.95 + 0.01 * k)) / 100.05 * 1e4 for k in range(20)]
     mean = sum(xs) / 20
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / 20)
-    lo = mean - 1.959963984540054 * sd / math.sqrt(20)
+    lo = mean - 2.093024 * math.sqrt(sum((x - mean) ** 2 for x in xs) / (19 * 20))
+    return f, fm, mean, lo
+
+
+def test_venue_markout():
+    f, fm, mean, lo = _twenty_orders_at_xnas()
     cfg = CFG["venue_markout"]
     b = al.venue_markout(fm, f["fills"], cfg | {"default_baseline_bps": lo - 0.01})
-    assert b["subject"].to_list() == ["XNAS"] and b["value"][0] == pytest.approx(mean)
+    assert b["subject"].to_list() == ["XNAS"] and b["value"][0] == pytest.approx(mean)  # DRKA: one order, no call
     assert al.venue_markout(fm, f["fills"], cfg | {"default_baseline_bps": lo + 0.01}).height == 0
     assert al.venue_markout(fm, f["fills"], cfg | {"baselines": {"XNAS": lo + 0.01}}).height == 0
     assert al.venue_markout(fm, f["fills"], cfg | {"default_baseline_bps": 0.0, "min_fills": 21}).height == 0
+    # DRKA's 20 fills of one order with a markout far above any baseline: still no alert (no independent evidence)
+    assert "DRKA" not in al.venue_markout(fm, f["fills"], cfg | {"default_baseline_bps": -1e9})["subject"].to_list()
 
 
 def test_alert_book_one_open_alert_until_it_clears(tmp_path):
@@ -220,13 +229,7 @@ def test_alert_book_one_open_alert_until_it_clears(tmp_path):
 def test_venue_markout_against_the_venues_own_baseline_interval():
     # the stream of test_venue_markout (today's 95% lower bound lo); the trailing baseline's upper end replaces the
     # constant for a venue that has one, the constant stays for a venue without history
-    ev = [_quote(0), _new(1, qty=100000, pov=0.5)]
-    for k in range(20):
-        ev += [_fill(10 + k, k, 100, 100.05), _quote(70 + k, mid=99.95 + 0.01 * k)]
-    f, _o, fm, _trig = _state(ev, 200)
-    xs = [(100.05 - (99.95 + 0.01 * k)) / 100.05 * 1e4 for k in range(20)]
-    mean = sum(xs) / 20
-    lo = mean - 1.959963984540054 * math.sqrt(sum((x - mean) ** 2 for x in xs) / 20) / math.sqrt(20)
+    f, fm, _mean, lo = _twenty_orders_at_xnas()
     cfg = CFG["venue_markout"] | {"default_baseline_bps": 1000.0}  # the constant alone would never alert
 
     def base(venue, m, hi):

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import polars as pl
 
+from analytics.tca import clustered_mean_ci
+
 ALERTS_FILE = "alerts.jsonl"
 ACTIONS_FILE = "alert_actions.jsonl"
 Z90 = 1.645  # the 90% outcome band of impact_models.predict is +-1.645 sigma (its published resid_q)
-Z95 = 1.959963984540054
 
 BREACH_SCHEMA = {
     "rule": pl.String,
@@ -312,8 +313,10 @@ def venue_markout(
     baseline: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Venues whose ``markout_cost_bps_<horizon>`` today (quantity-weighted over fills whose horizon elapsed) has
-    the lower end of its 95% interval, mean - 1.96 sd / sqrt(n) (sd: the quantity-weighted sd of the fills'
-    markouts, n: fills), above the venue's baseline, with n >= min_fills. The baseline: the upper end of the venue's
+    the lower end of its 95% interval above the venue's baseline, with n >= min_fills. The interval treats the
+    venue's parent orders, not its fills, as the independent units (fills of one order share its price path):
+    :func:`analytics.tca.clustered_mean_ci` (CR1 sandwich, Student t on orders - 1 df); a venue with fills of one
+    order only has no interval and is not judged. The baseline: the upper end of the venue's
     own trailing interval when ``baseline`` (``analytics.live.baseline``: rows with dimension = "venue", key and
     ``base_markout_cost_bps_<horizon>`` with ``_hi``) has one for it (today's interval lies wholly above the
     baseline's: ``expected`` = the baseline mean, ``threshold`` = its upper end); else the configured constant
@@ -327,12 +330,16 @@ def venue_markout(
     w, x = pl.col("quantity"), pl.col(col)
     mean = (w * x).sum() / w.sum()
     f = fm.filter(x.is_not_null()).join(fills.select("event_id", "_recv"), on="event_id", how="left")
-    d = f.group_by("venue").agg(
-        mean.alias("m"),
-        ((w * (x - mean) ** 2).sum() / w.sum()).sqrt().alias("sd"),
-        pl.len().alias("n"),
-        pl.col("event_id").sort_by("_recv").tail(3).alias("trigger_event_ids"),
-        pl.col("_recv").max().alias("trigger_ts"),
+    ci = clustered_mean_ci(f, col, "quantity", by=["venue"], cluster="order_id")
+    d = (
+        f.group_by("venue")
+        .agg(
+            mean.alias("m"),
+            pl.len().alias("n"),
+            pl.col("event_id").sort_by("_recv").tail(3).alias("trigger_event_ids"),
+            pl.col("_recv").max().alias("trigger_ts"),
+        )
+        .join(ci.select("venue", "lo"), on="venue", how="left")
     )
     constant = (
         pl.col("venue").replace_strict(base, default=cfg["default_baseline_bps"], return_dtype=pl.Float64)
@@ -342,7 +349,6 @@ def venue_markout(
     d = d.with_columns(
         constant.alias("expected"),
         constant.alias("threshold"),
-        (pl.col("m") - Z95 * pl.col("sd") / pl.col("n").sqrt()).alias("lo"),
         pl.lit(None, pl.Float64).alias("base_hi"),
     )
     if baseline is not None and baseline.height:
@@ -357,7 +363,7 @@ def venue_markout(
         )
     if recv is not None:
         d = d.with_columns(pl.lit(recv, pl.Float64).alias("trigger_ts"))
-    d = d.filter((pl.col("n") >= cfg["min_fills"]) & (pl.col("lo") > pl.col("threshold")))
+    d = d.filter((pl.col("n") >= cfg["min_fills"]) & pl.col("lo").is_not_null() & (pl.col("lo") > pl.col("threshold")))
     against = (
         pl.when(pl.col("base_hi").is_not_null())
         .then(pl.concat_str(pl.lit("above its trailing baseline of "), _fmt(pl.col("expected")), pl.lit(
