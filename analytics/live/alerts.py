@@ -92,6 +92,38 @@ def order_triggers(orders: pl.DataFrame, fills: pl.DataFrame, n: int = 3) -> pl.
     )
 
 
+def _breaches(
+    d: pl.DataFrame,
+    rule: str,
+    subject_type: str,
+    subject: pl.Expr,
+    metric: str,
+    value: pl.Expr,
+    expected: pl.Expr,
+    threshold: pl.Expr,
+    message: pl.Expr,
+    trigger_ids: pl.Expr | None = None,
+    trigger_ts: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """The breaches of ``rule`` found in ``d``, in :data:`BREACH_SCHEMA`'s columns and order (one place for every
+    rule). ``trigger_ids`` / ``trigger_ts`` default to ``d``'s own ``trigger_event_ids`` / ``trigger_ts``."""
+    return d.select(
+        pl.lit(rule).alias("rule"),
+        pl.lit(subject_type).alias("subject_type"),
+        subject.alias("subject"),
+        pl.lit(metric).alias("metric"),
+        value.alias("value"),
+        expected.alias("expected"),
+        threshold.alias("threshold"),
+        message.alias("message"),
+        (pl.col("trigger_event_ids") if trigger_ids is None else trigger_ids).alias("trigger_event_ids"),
+        (pl.col("trigger_ts") if trigger_ts is None else trigger_ts).alias("trigger_ts"),
+    )
+
+
+_NO_TRIGGER = pl.lit([], pl.List(pl.String))  # a silence or a drawdown has no triggering event
+
+
 # ---------------------------------------------------------------------------------------------------
 # Rules: state -> breaches
 # ---------------------------------------------------------------------------------------------------
@@ -105,14 +137,15 @@ def cost_vs_expectation(state: pl.DataFrame, exp: pl.DataFrame, trig: pl.DataFra
         .with_columns(thr.alias("threshold"))
         .filter(pl.col("impact_cost_bps") > pl.col("threshold"))
     )
-    return d.join(trig, on="order_id", how="left").select(
-        pl.lit("cost_vs_expectation").alias("rule"),
-        pl.lit("order").alias("subject_type"),
-        pl.col("order_id").alias("subject"),
-        pl.lit("impact_cost_bps").alias("metric"),
-        pl.col("impact_cost_bps").alias("value"),
-        pl.col("expected_impact_bps").alias("expected"),
-        "threshold",
+    return _breaches(
+        d.join(trig, on="order_id", how="left"),
+        "cost_vs_expectation",
+        "order",
+        pl.col("order_id"),
+        "impact_cost_bps",
+        pl.col("impact_cost_bps"),
+        pl.col("expected_impact_bps"),
+        pl.col("threshold"),
         pl.concat_str(
             pl.lit("Order "),
             "order_id",
@@ -125,9 +158,7 @@ def cost_vs_expectation(state: pl.DataFrame, exp: pl.DataFrame, trig: pl.DataFra
             pl.lit(" bps (threshold "),
             _fmt(pl.col("threshold")),
             pl.lit(" bps)."),
-        ).alias("message"),
-        "trigger_event_ids",
-        "trigger_ts",
+        ),
     )
 
 
@@ -142,14 +173,15 @@ def participation_limit(state: pl.DataFrame, trig: pl.DataFrame, cfg: dict) -> p
         .with_columns(limit.cast(pl.Float64).alias("threshold"))
         .filter(pl.col("participation_rate") > pl.col("threshold"))
     )
-    return d.join(trig, on="order_id", how="left").select(
-        pl.lit("participation_limit").alias("rule"),
-        pl.lit("order").alias("subject_type"),
-        pl.col("order_id").alias("subject"),
-        pl.lit("participation_rate").alias("metric"),
-        pl.col("participation_rate").alias("value"),
-        pl.col("target_pov").alias("expected"),
-        "threshold",
+    return _breaches(
+        d.join(trig, on="order_id", how="left"),
+        "participation_limit",
+        "order",
+        pl.col("order_id"),
+        "participation_rate",
+        pl.col("participation_rate"),
+        pl.col("target_pov"),
+        pl.col("threshold"),
         pl.concat_str(
             pl.lit("Order "),
             "order_id",
@@ -162,9 +194,7 @@ def participation_limit(state: pl.DataFrame, trig: pl.DataFrame, cfg: dict) -> p
             pl.lit("% of the market volume since arrival, above its limit of "),
             _fmt(pl.col("threshold") * 100),
             pl.lit("%."),
-        ).alias("message"),
-        "trigger_event_ids",
-        "trigger_ts",
+        ),
     )
 
 
@@ -208,14 +238,15 @@ def stale_quote(
             pl.col("order_id").n_unique(),
         )
     )
-    return d.select(
-        pl.lit("stale_quote").alias("rule"),
-        pl.lit("feed").alias("subject_type"),
-        pl.concat_str(pl.lit("quotes:"), "symbol").alias("subject"),
-        pl.lit("quote_age_s").alias("metric"),
-        pl.col("age").alias("value"),
-        pl.lit(None, pl.Float64).alias("expected"),
-        pl.col("limit").alias("threshold"),
+    return _breaches(
+        d,
+        "stale_quote",
+        "feed",
+        pl.concat_str(pl.lit("quotes:"), "symbol"),
+        "quote_age_s",
+        pl.col("age"),
+        pl.lit(None, pl.Float64),
+        pl.col("limit"),
         pl.concat_str(
             pl.lit("No quote for "),
             "symbol",
@@ -224,9 +255,9 @@ def stale_quote(
             pl.lit(" s while "),
             pl.col("order_id").cast(pl.String),
             pl.lit(" order(s) work in it."),
-        ).alias("message"),
-        pl.lit([], pl.List(pl.String)).alias("trigger_event_ids"),
-        pl.lit(recv, pl.Float64).alias("trigger_ts"),
+        ),
+        _NO_TRIGGER,
+        pl.lit(recv, pl.Float64),
     )
 
 
@@ -261,14 +292,15 @@ def sequence_gap(market: pl.DataFrame, clock: dt.datetime | None, cfg: dict) -> 
     )
     subject = pl.concat_str(pl.col("kind"), pl.lit(":"), "symbol", pl.when(pl.col("venue") != "").then(
         pl.concat_str(pl.lit("@"), "venue")).otherwise(pl.lit("")))  # fmt: skip
-    return d.select(
-        pl.lit("sequence_gap").alias("rule"),
-        pl.lit("feed").alias("subject_type"),
-        subject.alias("subject"),
-        pl.lit("missing_seq").alias("metric"),
-        pl.col("missing").cast(pl.Float64).alias("value"),
-        pl.lit(0.0).alias("expected"),
-        pl.lit(0.0).alias("threshold"),
+    return _breaches(
+        d,
+        "sequence_gap",
+        "feed",
+        subject,
+        "missing_seq",
+        pl.col("missing").cast(pl.Float64),
+        pl.lit(0.0),
+        pl.lit(0.0),
         pl.concat_str(
             subject,
             pl.lit(": "),
@@ -276,9 +308,8 @@ def sequence_gap(market: pl.DataFrame, clock: dt.datetime | None, cfg: dict) -> 
             pl.lit(" sequence number(s) missing, first after "),
             pl.col("after").cast(pl.Int64).cast(pl.String),
             pl.lit("."),
-        ).alias("message"),
-        pl.lit([], pl.List(pl.String)).alias("trigger_event_ids"),
-        "trigger_ts",
+        ),
+        _NO_TRIGGER,
     )
 
 
@@ -370,14 +401,15 @@ def venue_markout(
             " bps (95% interval up to "), _fmt(pl.col("threshold")), pl.lit(" bps).")))
         .otherwise(pl.concat_str(pl.lit("above its configured baseline of "), _fmt(pl.col("expected")), pl.lit(" bps.")))
     )  # fmt: skip
-    return d.select(
-        pl.lit("venue_markout").alias("rule"),
-        pl.lit("venue").alias("subject_type"),
-        pl.col("venue").alias("subject"),
-        pl.lit(col).alias("metric"),
-        pl.col("m").alias("value"),
-        "expected",
-        "threshold",
+    return _breaches(
+        d,
+        "venue_markout",
+        "venue",
+        pl.col("venue"),
+        col,
+        pl.col("m"),
+        pl.col("expected"),
+        pl.col("threshold"),
         pl.concat_str(
             pl.lit("Venue "),
             "venue",
@@ -389,9 +421,7 @@ def venue_markout(
             pl.col("n").cast(pl.String),
             pl.lit(" fills), "),
             against,
-        ).alias("message"),
-        "trigger_event_ids",
-        "trigger_ts",
+        ),
     )
 
 
@@ -406,14 +436,15 @@ def strategy_drawdown(cur: pl.DataFrame, cfg: dict, recv: float | None = None) -
         return _empty()
     d = cur.filter((pl.col("drawdown_bps") > cfg["max_drawdown_bps"]) & (pl.col("drawdown") >= cfg["min_drawdown"]))
     subject = pl.concat_str(pl.col("portfolio_id"), pl.lit("/"), pl.col("strategy"))
-    return d.select(
-        pl.lit("strategy_drawdown").alias("rule"),
-        pl.lit("portfolio").alias("subject_type"),
-        subject.alias("subject"),
-        pl.lit("drawdown_bps").alias("metric"),
-        pl.col("drawdown_bps").alias("value"),
-        pl.lit(0.0).alias("expected"),
-        pl.lit(float(cfg["max_drawdown_bps"])).alias("threshold"),
+    return _breaches(
+        d,
+        "strategy_drawdown",
+        "portfolio",
+        subject,
+        "drawdown_bps",
+        pl.col("drawdown_bps"),
+        pl.lit(0.0),
+        pl.lit(float(cfg["max_drawdown_bps"])),
         pl.concat_str(
             pl.lit("Portfolio "),
             subject,
@@ -428,9 +459,9 @@ def strategy_drawdown(cur: pl.DataFrame, cfg: dict, recv: float | None = None) -
             pl.lit(" traded today; P&L now "),
             _fmt(pl.col("pnl"), 0),
             pl.lit(")."),
-        ).alias("message"),
-        pl.lit([], pl.List(pl.String)).alias("trigger_event_ids"),
-        pl.lit(recv, pl.Float64).alias("trigger_ts"),
+        ),
+        _NO_TRIGGER,
+        pl.lit(recv, pl.Float64),
     )
 
 
