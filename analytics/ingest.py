@@ -750,7 +750,7 @@ class _Batch:
         self.quarantine.append(
             new.select(
                 pl.lit(self.w.batch_id).alias("batch_id"),
-                pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("ingested_at"),
+                self._now_lit().alias("ingested_at"),
                 self.source_names(new).alias("source_file"),
                 "line",
                 "table",
@@ -1120,7 +1120,7 @@ class _Batch:
             rows = rows.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias("_held_at"))
         if "_expired" not in rows.columns:
             rows = rows.with_columns(pl.lit(None, pl.Boolean).alias("_expired"))
-        now = pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+        now = self._now_lit()
         rows = rows.with_columns(pl.col("_held_at").fill_null(now), pl.col("_expired").fill_null(False))
         expire = ~pl.col("_expired") & (pl.col("_held_at") + pl.lit(self.limits.hold_limit) <= now)
         new = rows.filter(pl.col("_src") >= 0)
@@ -1143,12 +1143,16 @@ class _Batch:
         self.count(pl.col("_src"), table, "held", rows.filter(~expire & ~pl.col("_expired")))
         self.waiting[table] = rows.select("_ord", (pl.col("_expired") | expire).alias("_expired"))
 
+    def _now_lit(self) -> pl.Expr:
+        """The batch's arrival time as the lake stores timestamps (UTC, microseconds)."""
+        return pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+
     def tombstone(self, table: str, rows: pl.DataFrame, outcome: str) -> None:
         if rows.height:
             self.tombstones.append(
                 rows.select(
                     pl.lit(self.w.batch_id).alias("batch_id"),
-                    pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("released_at"),
+                    self._now_lit().alias("released_at"),
                     pl.lit(table).alias("table"),
                     "event_id",
                     "_hash",
@@ -1307,7 +1311,7 @@ class _Batch:
         )
         return c.join(meta, on="_src").select(
             pl.lit(self.w.batch_id).alias("batch_id"),
-            pl.lit(self.now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("ingested_at"),
+            self._now_lit().alias("ingested_at"),
             pl.lit(version, pl.Int64).alias("version"),
             "source_file",
             "file_sha256",
